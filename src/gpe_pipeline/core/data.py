@@ -1,0 +1,391 @@
+"""Dataset readers: every dataset by name -> normalised tensors with a train and a held-out split.
+
+Images come out as float32 in [-1, 1] with shape (N, C, H, W); vector data as
+(N, D). On-disk datasets are read from torchvision's layouts under `root`
+(MNIST IDX files, the CIFAR-10 python pickles, CelebA's aligned JPEGs with its
+partition file) or from an image folder; nothing is downloaded unless
+`download=True`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+DATASETS = ("digits", "gmm", "mnist", "cifar10", "celeba", "celebahq", "image_folder")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeba": 64, "celebahq": 256, "image_folder": 64}
+
+
+class DatasetFilesError(FileNotFoundError):
+    """A dataset's files are missing or unreadable; the message says where they belong."""
+
+
+@dataclass
+class DataSplits:
+    """A dataset split into train and held-out parts; labels are None for unlabelled data."""
+
+    train: Tensor
+    heldout: Tensor
+    train_labels: Tensor | None = None
+    heldout_labels: Tensor | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def data_shape(name: str, image_size: int | None = None, gmm_dim: int = 500, channels: int = 3) -> list[int]:
+    """The per-example shape a dataset will have after ingest, known before reading any file."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}': set ingest.dataset to one of {list(DATASETS)}")
+    if name == "digits":
+        return [1, 8, 8]
+    if name == "gmm":
+        return [int(gmm_dim)]
+    size = int(image_size or DEFAULT_IMAGE_SIZE[name])
+    return [{"mnist": 1, "cifar10": 3, "celeba": 3, "celebahq": 3}.get(name, channels), size, size]
+
+
+def uint8_to_unit_range(images: Tensor) -> Tensor:
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def _resize(images: Tensor, size: int) -> Tensor:
+    """Resize (N, C, H, W) float images to size x size (antialiased bilinear)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(-1, 1)
+
+
+def _random_split(n: int, heldout_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    if not 0 < heldout_fraction < 1:
+        raise ValueError(f"ingest.heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_heldout = max(1, int(round(n * heldout_fraction)))
+    return order[n_heldout:], order[:n_heldout]
+
+
+# --- digits and gmm: generated or bundled, no files --------------------------------------------
+
+
+def load_digits_images() -> tuple[Tensor, Tensor]:
+    """scikit-learn's bundled 8x8 digits: (1797, 1, 8, 8) in [-1, 1] and labels (1797,)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images.astype(np.float32)).unsqueeze(1) / 8.0 - 1.0  # pixel values are 0..16
+    return images, torch.from_numpy(digits.target.astype(np.int64))
+
+
+def make_gmm(
+    n_samples: int = 4000,
+    dim: int = 500,
+    grid: tuple[int, int] = (4, 4),
+    spacing: float = 2.0,
+    std_on_plane: float = 0.3,
+    std_off_plane: float = 0.01,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """The paper's mixture in R^dim (section 8.1): means on a grid in the first two coordinates.
+
+    Returns points (n_samples, dim) and component labels (n_samples,).
+    """
+    if dim < 2:
+        raise ValueError(f"ingest.gmm.dim must be >= 2, got {dim}")
+    generator = torch.Generator().manual_seed(seed)
+    rows, cols = (int(g) for g in grid)
+    gx = (torch.arange(cols, dtype=torch.float32) - (cols - 1) / 2) * spacing
+    gy = (torch.arange(rows, dtype=torch.float32) - (rows - 1) / 2) * spacing
+    centres = torch.cartesian_prod(gy, gx).flip(1)  # (rows*cols, 2) as (x, y)
+    labels = torch.randint(len(centres), (n_samples,), generator=generator)
+    points = torch.randn(n_samples, dim, generator=generator) * std_off_plane
+    points[:, :2] = centres[labels] + torch.randn(n_samples, 2, generator=generator) * std_on_plane
+    return points, labels
+
+
+# --- MNIST: IDX files ------------------------------------------------------------------------------
+
+
+def read_idx(path: Path) -> Tensor:
+    """Read an IDX file (MNIST's format; plain or .gz) into a uint8 tensor of its stored shape."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise DatasetFilesError(f"cannot read IDX file {path}: {err}") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DatasetFilesError(
+            f"{path} is not an unsigned-byte IDX file (bad magic number): replace it with the original MNIST file"
+        )
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != math.prod(dims):
+        raise DatasetFilesError(f"{path} is truncated: header says {dims}, file holds {len(raw) - offset} bytes")
+    return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8).reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _missing(what: str, expected: Path, how: str) -> DatasetFilesError:
+    return DatasetFilesError(f"{what} not found: expected {expected}. {how}")
+
+
+def load_mnist(root: Path, download: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """MNIST from <root>/MNIST/raw (torchvision layout): uint8 (N, 1, 28, 28) images and labels, train and test."""
+    raw = root / "MNIST" / "raw"
+    stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    if download and any(_find(raw, s) is None for s in stems):
+        from torchvision.datasets import MNIST
+
+        MNIST(str(root), train=True, download=True)
+    paths = []
+    for stem in stems:
+        path = _find(raw, stem)
+        if path is None:
+            raise _missing(
+                "MNIST file",
+                raw / stem,
+                "Copy the four MNIST IDX files there (plain or .gz), or run with --params ingest.download=true on a machine with internet.",
+            )
+        paths.append(path)
+    train_x, train_y, test_x, test_y = (read_idx(p) for p in paths)
+    return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
+
+
+# --- CIFAR-10: python pickles ------------------------------------------------------------------------
+
+
+def _read_cifar_batch(path: Path) -> tuple[Tensor, Tensor]:
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
+        raise DatasetFilesError(f"cannot read CIFAR-10 batch {path}: {err}; replace it with the original file") from err
+    return torch.from_numpy(data.copy()), torch.from_numpy(labels)
+
+
+def load_cifar10(root: Path, download: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """CIFAR-10 from <root>/cifar-10-batches-py (torchvision layout): uint8 (N, 3, 32, 32) and labels, train and test."""
+    folder = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    if download and any(not (folder / n).exists() for n in names):
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(str(root), train=True, download=True)
+    for n in names:
+        if not (folder / n).exists():
+            raise _missing(
+                "CIFAR-10 batch",
+                folder / n,
+                "Unpack cifar-10-python.tar.gz into that folder's parent, or run with --params ingest.download=true on a machine with internet.",
+            )
+    parts = [_read_cifar_batch(folder / n) for n in names]
+    train_x = torch.cat([p[0] for p in parts[:5]])
+    train_y = torch.cat([p[1] for p in parts[:5]])
+    return train_x, train_y, parts[5][0], parts[5][1]
+
+
+# --- image files -------------------------------------------------------------------------------------
+
+
+def read_image(path: Path, image_size: int, channels: int, center_crop: int | None = None) -> Tensor:
+    """One image file -> uint8 (C, image_size, image_size); center-cropped first when asked."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            if center_crop is not None:
+                w, h = img.size
+                c = min(center_crop, w, h)
+                left, top = (w - c) // 2, (h - c) // 2
+                img = img.crop((left, top, left + c, top + c))
+            if img.size != (image_size, image_size):
+                img = img.resize((image_size, image_size), Image.Resampling.BICUBIC)
+            array = np.asarray(img, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise DatasetFilesError(f"cannot read image {path}: {err}; delete or replace the file") from err
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def read_images(paths: list[Path], image_size: int, channels: int, center_crop: int | None = None, workers: int = 8) -> Tensor:
+    """Many image files -> uint8 (N, C, S, S), decoded by a thread pool (PIL releases the GIL while decoding)."""
+    if not paths:
+        return torch.empty(0, channels, image_size, image_size, dtype=torch.uint8)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        images = list(pool.map(lambda p: read_image(p, image_size, channels, center_crop), paths, chunksize=64))
+    return torch.stack(images)
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_image_folder(folder: Path, image_size: int, channels: int = 3) -> tuple[Tensor, Tensor | None]:
+    """Images under `folder`: class sub-folders (torchvision ImageFolder layout) give labels; a flat folder gives none."""
+    if not folder.is_dir():
+        raise _missing("image folder", folder, "Set ingest.path to a folder of images (optionally one sub-folder per class).")
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and list_images(d))
+    flat = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if class_dirs and not flat:
+        paths, labels = [], []
+        for label, d in enumerate(class_dirs):
+            found = list_images(d)
+            paths += found
+            labels += [label] * len(found)
+        label_tensor: Tensor | None = torch.tensor(labels, dtype=torch.long)
+    else:
+        paths, label_tensor = list_images(folder), None
+    if len(paths) < 2:
+        raise _missing("images", folder, f"Put at least 2 image files ({', '.join(IMAGE_SUFFIXES)}) there.")
+    return read_images(paths, image_size, channels), label_tensor
+
+
+def load_celeba(root: Path, image_size: int, download: bool = False) -> tuple[Tensor, Tensor]:
+    """CelebA aligned faces from <root>/celeba (torchvision layout), center-cropped to 148 and resized.
+
+    Returns uint8 train images (partition 0) and held-out images (partition 2, the test split).
+    """
+    base = root / "celeba"
+    images_dir = base / "img_align_celeba"
+    partition_file = base / "list_eval_partition.txt"
+    if download and not (images_dir.is_dir() and partition_file.exists()):
+        from torchvision.datasets import CelebA
+
+        CelebA(str(root), split="all", download=True)
+    if not images_dir.is_dir():
+        raise _missing(
+            "CelebA images",
+            images_dir,
+            "Unzip img_align_celeba.zip from the CelebA site there (with list_eval_partition.txt beside the folder).",
+        )
+    if not partition_file.exists():
+        raise _missing("CelebA partition file", partition_file, "Copy list_eval_partition.txt from the CelebA site there.")
+    train_paths, heldout_paths = [], []
+    for line in partition_file.read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        target = train_paths if parts[1] == "0" else heldout_paths if parts[1] == "2" else None
+        if target is not None:
+            target.append(images_dir / parts[0])
+    missing = [p for p in train_paths + heldout_paths if not p.exists()]
+    if missing:
+        raise _missing(
+            "CelebA image",
+            missing[0],
+            f"{len(missing)} files listed in {partition_file.name} are absent: unzip the whole archive.",
+        )
+    return read_images(train_paths, image_size, 3, center_crop=148), read_images(heldout_paths, image_size, 3, center_crop=148)
+
+
+def load_celebahq(root: Path, image_size: int) -> Tensor:
+    """CelebA-HQ images (any size, resized) from <root>/celebahq, flat or nested."""
+    folder = root / "celebahq"
+    paths = list_images(folder) if folder.is_dir() else []
+    if len(paths) < 2:
+        raise _missing(
+            "CelebA-HQ images",
+            folder,
+            "Put the CelebA-HQ images there (for example the 30,000 images of the 256x256 release); any size is resized to ingest.image_size.",
+        )
+    return read_images(paths, image_size, 3)
+
+
+# --- the one entry point ------------------------------------------------------------------------------
+
+
+def _subsample(x: Tensor, labels: Tensor | None, limit: int | None, seed: int) -> tuple[Tensor, Tensor | None]:
+    if limit is None or len(x) <= limit:
+        return x, labels
+    keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+    return x[keep], None if labels is None else labels[keep]
+
+
+def load_dataset(
+    dataset: str,
+    root: str | Path = "data/01_raw",
+    image_size: int | None = None,
+    heldout_fraction: float = 0.1,
+    seed: int = 0,
+    max_train: int | None = None,
+    max_heldout: int | None = None,
+    download: bool = False,
+    path: str | Path | None = None,
+    channels: int = 3,
+    gmm: dict[str, Any] | None = None,
+) -> DataSplits:
+    """Load a dataset by name into normalised train and held-out tensors with metadata.
+
+    Datasets with an official test split (mnist, cifar10, celeba) hold it out;
+    the others are split at random with `heldout_fraction` and `seed`.
+    """
+    name = dataset
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}': set ingest.dataset to one of {list(DATASETS)}")
+    root = Path(root)
+    size = int(image_size or DEFAULT_IMAGE_SIZE.get(name, 0)) or None
+    train_labels = heldout_labels = None
+    if name in ("digits", "gmm", "celebahq", "image_folder"):
+        if name == "digits":
+            x, labels = load_digits_images()
+        elif name == "gmm":
+            x, labels = make_gmm(**{"seed": seed, **(gmm or {})})
+        elif name == "celebahq":
+            x, labels = uint8_to_unit_range(load_celebahq(root, size)), None
+        else:
+            if path is None:
+                raise ValueError("ingest.path must name the image folder when ingest.dataset is image_folder")
+            images, labels = load_image_folder(Path(path), size, channels)
+            x = uint8_to_unit_range(images)
+        if name == "digits" and size not in (None, 8):
+            x = _resize(x, size)
+        train_idx, heldout_idx = _random_split(len(x), heldout_fraction, seed)
+        train, heldout = x[train_idx], x[heldout_idx]
+        if labels is not None:
+            train_labels, heldout_labels = labels[train_idx], labels[heldout_idx]
+    elif name in ("mnist", "cifar10"):
+        loader = load_mnist if name == "mnist" else load_cifar10
+        train_u8, train_labels, heldout_u8, heldout_labels = loader(root, download)
+        train, heldout = _resize(uint8_to_unit_range(train_u8), size), _resize(uint8_to_unit_range(heldout_u8), size)
+    else:  # celeba
+        train_u8, heldout_u8 = load_celeba(root, size, download)
+        train, heldout = uint8_to_unit_range(train_u8), uint8_to_unit_range(heldout_u8)
+
+    train, train_labels = _subsample(train, train_labels, max_train, seed)
+    heldout, heldout_labels = _subsample(heldout, heldout_labels, max_heldout, seed + 1)
+    if len(train) < 2 or len(heldout) < 1:
+        raise ValueError(f"dataset '{name}' gives {len(train)} train and {len(heldout)} held-out examples: need at least 2 and 1")
+    shape = list(train.shape[1:])
+    metadata = {
+        "dataset": name,
+        "shape": shape,
+        "dim": int(math.prod(shape)),
+        "num_train": len(train),
+        "num_heldout": len(heldout),
+        "num_classes": int(torch.cat([train_labels, heldout_labels]).max()) + 1 if train_labels is not None else 0,
+        "is_image": len(shape) == 3,
+        "value_range": [float(train.min()), float(train.max())],
+        "seed": seed,
+    }
+    return DataSplits(train.contiguous(), heldout.contiguous(), train_labels, heldout_labels, metadata)

@@ -1,0 +1,86 @@
+"""The loss functions of SPEC section 1, one function per formula.
+
+Every function takes a batch with the batch dimension first; images are
+flattened, so `x` may have any trailing shape. Distances are always computed in
+float32: under mixed precision `|a|^2 + |b|^2 - 2ab` cancels badly in half
+precision.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _flat32(x: Tensor) -> Tensor:
+    return x.reshape(x.shape[0], -1).float()
+
+
+def pairwise_squared_distances(a: Tensor, b: Tensor | None = None) -> Tensor:
+    """Squared Euclidean distances |a_i - b_j|^2 in float32.
+
+    a: (N, ...), b: (M, ...) or None for b = a. Returns (N, M), clamped at 0.
+    """
+    a = _flat32(a)
+    b = a if b is None else _flat32(b)
+    sq = (a * a).sum(1, keepdim=True) + (b * b).sum(1).unsqueeze(0) - 2.0 * (a @ b.T)
+    return sq.clamp_min_(0.0)
+
+
+def log_cost(squared_distance: Tensor) -> Tensor:
+    """The GME cost c(a, b) = log(1 + |a - b|^2), given |a - b|^2."""
+    return torch.log1p(squared_distance)
+
+
+def _check_pairs(latents: Tensor, data: Tensor) -> None:
+    if latents.shape[0] != data.shape[0]:
+        raise ValueError(f"latents and data must have the same batch size, got {latents.shape[0]} and {data.shape[0]}")
+    if latents.shape[0] < 2:
+        raise ValueError("a pairwise loss needs a batch of at least 2 points (batch_size >= 2)")
+
+
+def gme_loss(latents: Tensor, data: Tensor) -> Tensor:
+    """Gromov-Monge embedding loss, mean over all B x B pairs (SPEC 1, eq. 4/5).
+
+    latents: (B, d) = T(x); data: (B, ...) = x. Returns a float32 scalar.
+    """
+    _check_pairs(latents, data)
+    return gme_rows_loss(latents, data, latents, data) / latents.shape[0] ** 2
+
+
+def gme_rows_loss(latent_rows: Tensor, data_rows: Tensor, latents: Tensor, data: Tensor) -> Tensor:
+    """Sum of the squared GME residuals of some rows against a whole batch.
+
+    The building block of the distributed GME loss: rank r sums its own rows
+    against the gathered global batch; the global mean is the sum over ranks
+    divided by B^2. latent_rows: (b, d), data_rows: (b, ...), latents: (B, d),
+    data: (B, ...). Returns a float32 scalar (not divided by anything).
+    """
+    residual = log_cost(pairwise_squared_distances(latent_rows, latents)) - log_cost(pairwise_squared_distances(data_rows, data))
+    return residual.square().sum()
+
+
+def mds1_loss(latents: Tensor, data: Tensor) -> Tensor:
+    """Vanilla MDS stress: mean over pairs of (|Tx_i - Tx_j|^2 - |x_i - x_j|^2)^2."""
+    _check_pairs(latents, data)
+    residual = pairwise_squared_distances(latents) - pairwise_squared_distances(data)
+    return residual.square().mean()
+
+
+def mds2_loss(latents: Tensor, data: Tensor) -> Tensor:
+    """Dimension-scaled MDS: mean over pairs of (|Tx_i - Tx_j|^2 / d - |x_i - x_j|^2 / D)^2."""
+    _check_pairs(latents, data)
+    latent_dim = latents[0].numel()
+    data_dim = data[0].numel()
+    residual = pairwise_squared_distances(latents) / latent_dim - pairwise_squared_distances(data) / data_dim
+    return residual.square().mean()
+
+
+def reconstruction_loss(reconstruction: Tensor, target: Tensor) -> Tensor:
+    """Per-element mean squared error mean |x - S(T x)|^2, in float32."""
+    if reconstruction.shape != target.shape:
+        raise ValueError(f"reconstruction shape {tuple(reconstruction.shape)} != target shape {tuple(target.shape)}")
+    return (reconstruction.float() - target.float()).square().mean()
+
+
+ENCODER_LOSSES = {"gme": gme_loss, "mds1": mds1_loss, "mds2": mds2_loss}

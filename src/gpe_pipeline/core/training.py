@@ -1,0 +1,348 @@
+"""The one training loop every trainer uses (encoder, decoder, flow, baselines).
+
+`train(model, loss_fn, data, config, ...)` owns everything that is not the
+loss: device, precision, batching by indexing in-memory tensors, Adam, gradient
+clipping, periodic held-out evaluation with early stopping at a target,
+progress lines, metric logging through a callback (MLflow plugs in there),
+atomic checkpoints with exact resume, and the NaN/inf guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
+EvaluateFn = Callable[[nn.Module], dict[str, float]]
+MetricsCallback = Callable[[dict[str, float], int], None]
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a training loss becomes NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping settings of one trainer; validated on construction."""
+
+    max_steps: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    log_every: int = 100
+    eval_every: int = 500
+    checkpoint_every: int = 1000
+    checkpoint_path: str | None = None
+    target_metric: str | None = None
+    target: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    min_batch_size: int = 1
+    name: str = "train"
+    extra_fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        prefix = f"{self.name}." if self.name else ""
+
+        def need(condition: bool, key: str, rule: str) -> None:
+            if not condition:
+                raise ValueError(f"{prefix}{key} {rule}, got {getattr(self, key)!r}: change {prefix}{key} in the parameters")
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        need(is_int(self.max_steps) and self.max_steps >= 1, "max_steps", "must be an integer >= 1")
+        need(
+            is_int(self.batch_size) and self.batch_size >= self.min_batch_size,
+            "batch_size",
+            f"must be an integer >= {self.min_batch_size}" + (" for a pairwise loss" if self.min_batch_size > 1 else ""),
+        )
+        need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0, "lr", "must be a positive number")
+        self.betas = tuple(float(b) for b in self.betas)
+        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "must be two numbers in [0, 1)")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be null or > 0")
+        for key in ("log_every", "eval_every", "checkpoint_every"):
+            need(is_int(getattr(self, key)) and getattr(self, key) >= 1, key, "must be an integer >= 1")
+        need(self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}")
+        need(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device", "must be auto, cpu or cuda[:N]")
+        need(
+            (self.target is None) == (self.target_metric is None) or self.target is None,
+            "target_metric",
+            "must be set when a target is set",
+        )
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run returns."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    steps: int
+    seconds: float
+    stop_reason: str
+    final_metrics: dict[str, float]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """CUDA when present, else CPU; an explicit 'cpu' or 'cuda:N' is kept."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16 autocast on CUDA when asked (or 'auto'); nothing on CPU, so CPU results never change."""
+    use_bf16 = device.type == "cuda" and precision in ("auto", "bf16")
+    if use_bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class BatchSampler:
+    """Random batches without replacement within an epoch, drawn by indexing in-memory tensors."""
+
+    def __init__(self, num_items: int, batch_size: int, seed: int):
+        if num_items < batch_size:
+            raise ValueError(f"batch_size {batch_size} is larger than the {num_items} training examples: lower batch_size")
+        self.num_items = num_items
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(num_items, generator=self.generator)
+        self.position = 0
+
+    def next_indices(self) -> Tensor:
+        if self.position + self.batch_size > self.num_items:  # drop the ragged tail: every batch is full
+            self.order = torch.randperm(self.num_items, generator=self.generator)
+            self.position = 0
+        indices = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        return indices
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order": self.order, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"]
+        self.position = int(state["position"])
+
+
+def _fingerprint(config: TrainConfig, model: nn.Module, data: Sequence[Tensor]) -> str:
+    """A hash of everything that makes a checkpoint belong to this run (not bookkeeping intervals)."""
+    # Stopping rules and bookkeeping may change between an interruption and the re-run; the rest may not.
+    ignored = ("max_steps", "target", "target_metric", "log_every", "eval_every", "checkpoint_every", "checkpoint_path", "device")
+    relevant = {k: v for k, v in asdict(config).items() if k not in ignored}
+    parameters = [(n, list(p.shape)) for n, p in model.state_dict().items()]
+    data_summary = [(list(t.shape), str(t.dtype), float(t[: min(len(t), 256)].double().sum())) for t in data]
+    blob = json.dumps([relevant, parameters, data_summary], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _rng_state(device: torch.device) -> dict[str, Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def train(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Sequence[Tensor],
+    config: TrainConfig,
+    evaluate: EvaluateFn | None = None,
+    log_metrics: MetricsCallback | None = None,
+    on_step_end: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train `model` on in-memory tensors until max_steps or the held-out target.
+
+    data: tensors sharing their first dimension (N, ...); each step draws a
+    batch of indices and calls loss_fn(model, batch) -> scalar loss.
+    evaluate(model) -> {metric: value} runs every eval_every steps in eval mode.
+    log_metrics(metrics, step) receives losses, held-out metrics and rate.
+    """
+    sizes = {len(t) for t in data}
+    if len(sizes) != 1:
+        raise ValueError(f"training tensors must share their first dimension, got sizes {sorted(sizes)}")
+    device = resolve_device(config.device)
+    name = config.name
+    torch.manual_seed(config.seed)
+    model.to(device)
+    data = [t.to(device) for t in data]
+    sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    fingerprint = _fingerprint(config, model, data)
+
+    history: list[dict[str, float]] = []
+    step = 0
+    elapsed_before = 0.0
+    checkpoint_path = Path(config.checkpoint_path) if config.checkpoint_path else None
+    if checkpoint_path is not None:
+        checkpoint = load_checkpoint(checkpoint_path)
+        if checkpoint is not None and checkpoint.get("fingerprint") != fingerprint:
+            logger.warning("%s: ignoring checkpoint %s: it belongs to other settings or data", name, checkpoint_path)
+        elif checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            sampler.load_state_dict(checkpoint["sampler"])
+            _set_rng_state(checkpoint["rng"], device)
+            step = int(checkpoint["step"])
+            history = list(checkpoint["history"])
+            elapsed_before = float(checkpoint["elapsed"])
+            logger.info("%s: resuming from checkpoint %s at step %d", name, checkpoint_path, step)
+
+    def run_evaluation() -> dict[str, float]:
+        if evaluate is None:
+            return {}
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), autocast_context(device, config.precision):
+            metrics = {f"heldout_{k}": float(v) for k, v in evaluate(model).items()}
+        model.train(was_training)
+        return metrics
+
+    # Losses stay on the device between log lines: one host sync per log interval, not per step.
+    pending_losses: list[Tensor] = []
+    pending_first_step = step + 1
+    start = time.perf_counter()
+    window_start, window_start_step = start, step
+    stop_reason = "max_steps"
+    final_metrics: dict[str, float] = {}
+
+    def flush_losses() -> float:
+        nonlocal pending_losses, pending_first_step
+        if not pending_losses:
+            return float("nan")
+        values = torch.stack(pending_losses).float().cpu()
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            bad_step = pending_first_step + int(bad[0])
+            kept = (
+                f"; the last good checkpoint (step {last_good_checkpoint}) is kept at {checkpoint_path}"
+                if last_good_checkpoint
+                else ""
+            )
+            raise NonFiniteLossError(
+                f"{name}: the loss became {float(values[bad[0]])} at step {bad_step}{kept}: lower {name}.lr or set {name}.grad_clip"
+            )
+        pending_losses = []
+        pending_first_step = step + 1
+        return float(values.mean())
+
+    last_good_checkpoint = step if checkpoint_path is not None and checkpoint_path.exists() and step > 0 else 0
+    model.train()
+    while step < config.max_steps:
+        step += 1
+        indices = sampler.next_indices().to(device)
+        batch = tuple(t[indices] for t in data)
+        with autocast_context(device, config.precision):
+            loss = loss_fn(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        pending_losses.append(loss.detach())
+        if on_step_end is not None:
+            on_step_end(step)
+
+        is_last = step == config.max_steps
+        if step % config.log_every == 0 or step % config.eval_every == 0 or step % config.checkpoint_every == 0 or is_last:
+            record: dict[str, float] = {"step": step}
+            record["train_loss"] = flush_losses()
+            now = time.perf_counter()
+            rate = (step - window_start_step) / max(now - window_start, 1e-9)
+            record["steps_per_sec"] = rate
+            if step % config.eval_every == 0 or is_last:
+                record.update(run_evaluation())
+            record["elapsed_s"] = elapsed_before + now - start
+            history.append(record)
+            if log_metrics is not None:
+                log_metrics({k: v for k, v in record.items() if k != "step"}, step)
+            held = " | ".join(f"{k} {v:.4g}" for k, v in record.items() if k.startswith("heldout_"))
+            logger.info(
+                "%s step %d/%d | loss %.4g%s | %.1f it/s | ETA %s",
+                name,
+                step,
+                config.max_steps,
+                record["train_loss"],
+                f" | {held}" if held else "",
+                rate,
+                _format_eta((config.max_steps - step) / max(rate, 1e-9)),
+            )
+            target_key = f"heldout_{config.target_metric}"
+            if config.target is not None and target_key in record and record[target_key] <= config.target:
+                stop_reason = f"{target_key} {record[target_key]:.4g} <= target {config.target:g}"
+                final_metrics = {k: v for k, v in record.items() if k.startswith("heldout_")}
+                break
+            if is_last:
+                final_metrics = {k: v for k, v in record.items() if k.startswith("heldout_")}
+            if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last:
+                save_checkpoint(
+                    checkpoint_path,
+                    {
+                        "fingerprint": fingerprint,
+                        "step": step,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "sampler": sampler.state_dict(),
+                        "rng": _rng_state(device),
+                        "history": history,
+                        "elapsed": elapsed_before + time.perf_counter() - start,
+                    },
+                )
+                last_good_checkpoint = step
+            window_start, window_start_step = time.perf_counter(), step  # the rate counts training steps only
+
+    seconds = elapsed_before + time.perf_counter() - start
+    logger.info("%s finished at step %d in %.1f s (%s)", name, step, seconds, stop_reason)
+    if checkpoint_path is not None and checkpoint_path.exists():
+        checkpoint_path.unlink()  # the stage completed: a re-run starts fresh rather than resuming a finished run
+    model.eval().cpu()
+    return TrainResult(model, history, step, seconds, stop_reason, final_metrics)

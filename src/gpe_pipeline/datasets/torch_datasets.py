@@ -1,0 +1,103 @@
+"""Catalog entries for torch objects, saved with `torch.save` and loaded with `weights_only=True`.
+
+`TorchModelDataset` stores a model's state dict together with the architecture
+name and arguments that rebuild it (`model.build_spec`), so loading needs no
+code beyond the catalog entry. `TorchTensorDataset` stores a tensor or a dict
+or list of tensors and plain values (cached latents, splits, scale statistics).
+Paths go through fsspec, so `s3://`, `gs://` and other remote stores work.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import PurePosixPath
+from typing import Any
+
+import fsspec
+import torch
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
+from torch import nn
+
+from gpe_pipeline.core.models import model_from_spec
+
+
+class _TorchFileDataset(AbstractVersionedDataset):
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        protocol, path = get_protocol_and_path(filepath, version)
+        self._protocol = protocol
+        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=self._fs.exists,
+            glob_function=self._fs.glob,
+        )
+
+    def _read_payload(self) -> Any:
+        path = get_filepath_str(self._get_load_path(), self._protocol)
+        with self._fs.open(path, "rb") as f:
+            return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+
+    def _write_payload(self, payload: Any) -> None:
+        path = get_filepath_str(self._get_save_path(), self._protocol)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        if self._protocol == "file":  # local files are replaced atomically so a crash never leaves half a model
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            tmp = f"{path}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(buffer.getvalue())
+            os.replace(tmp, path)
+        else:
+            with self._fs.open(path, "wb") as f:
+                f.write(buffer.getvalue())
+        self._invalidate_cache()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
+
+    def _exists(self) -> bool:
+        try:
+            path = get_filepath_str(self._get_load_path(), self._protocol)
+        except DatasetError:
+            return False
+        return self._fs.exists(path)
+
+    def _invalidate_cache(self) -> None:
+        self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
+
+
+class TorchModelDataset(_TorchFileDataset):
+    """An `nn.Module` built by `gpe_pipeline.core.models.build_model`, saved as spec + state dict."""
+
+    def load(self) -> nn.Module:
+        payload = self._read_payload()
+        model = model_from_spec(payload["spec"], payload["state_dict"])
+        return model.eval()
+
+    def save(self, model: nn.Module) -> None:
+        spec = getattr(model, "build_spec", None)
+        if spec is None:
+            raise DatasetError(f"{type(model).__name__} has no build_spec: build models with core.models.build_model")
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        self._write_payload({"spec": spec.as_dict(), "state_dict": state})
+
+
+class TorchTensorDataset(_TorchFileDataset):
+    """A tensor, or a dict/list of tensors and plain Python values."""
+
+    def load(self) -> Any:
+        return self._read_payload()
+
+    def save(self, data: Any) -> None:
+        self._write_payload(data)

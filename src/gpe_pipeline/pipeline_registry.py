@@ -1,0 +1,13 @@
+"""Project pipelines."""
+
+from __future__ import annotations
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Each stage's pipeline, gpe_full (their sum) and __default__ (= gpe_full)."""
+    pipelines = find_pipelines(raise_errors=True)
+    pipelines["__default__"] = pipelines["gpe_full"]
+    return pipelines

@@ -1,0 +1,24 @@
+"""Nodes of the cache_latents pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+from torch import Tensor, nn
+
+from gpe_pipeline.core.latents import encode, latent_scale
+
+
+def cache_latents(
+    encoder: nn.Module, train_data: dict[str, Any], heldout_data: dict[str, Any], params: dict[str, Any]
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """Encode both splits once (no grad, batched) and compute the centring mean m and scale C from the train latents."""
+    batch_size = params.get("batch_size", 1024)
+    device = params.get("device", "auto")
+    train_latents = encode(encoder, train_data["x"], batch_size, device)
+    heldout_latents = encode(encoder, heldout_data["x"], batch_size, device)
+    mean, scale = latent_scale(train_latents)
+    if mlflow.active_run() is not None:
+        mlflow.log_metric("cache_latents/latent_scale", float(scale))
+    return train_latents, heldout_latents, {"mean": mean, "scale": scale}
