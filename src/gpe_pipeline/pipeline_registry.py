@@ -7,7 +7,12 @@ from kedro.pipeline import Pipeline
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Each stage's pipeline, gpe_full (their sum) and __default__ (= gpe_full)."""
+    """Each stage's pipeline, gpe_full (their sum) and __default__ (= gpe_full).
+
+    `kedro run --pipeline=NAME` makes find_pipelines load only NAME, so
+    __default__ is added only when gpe_full was loaded.
+    """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = pipelines["gpe_full"]
+    if "gpe_full" in pipelines:
+        pipelines["__default__"] = pipelines["gpe_full"]
     return pipelines

@@ -52,7 +52,13 @@ def train_and_log(
 
     from gpe_pipeline.core.training import TrainConfig, train
 
-    config = TrainConfig(name=section, target_metric=target_metric, min_batch_size=min_batch_size, **training_params)
+    config = TrainConfig(
+        name=section,
+        params_key=f"{section}.training",
+        target_metric=target_metric,
+        min_batch_size=min_batch_size,
+        **training_params,
+    )
     result = train(model, loss_fn, data, config, evaluate=evaluate, log_metrics=mlflow_metrics_logger(section))
     log_training_summary(section, result)
     return result.model, pd.DataFrame(result.history)

@@ -47,7 +47,8 @@ def data_shape(name: str, image_size: int | None = None, gmm_dim: int = 500, cha
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}': set ingest.dataset to one of {list(DATASETS)}")
     if name == "digits":
-        return [1, 8, 8]
+        size = int(image_size or 8)  # load_dataset resizes the 8x8 digits when image_size is set
+        return [1, size, size]
     if name == "gmm":
         return [int(gmm_dim)]
     size = int(image_size or DEFAULT_IMAGE_SIZE[name])
@@ -121,7 +122,7 @@ def read_idx(path: Path) -> Tensor:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except OSError as err:
+    except (OSError, EOFError) as err:  # EOFError: a .gz cut short
         raise DatasetFilesError(f"cannot read IDX file {path}: {err}") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetFilesError(
@@ -177,7 +178,7 @@ def _read_cifar_batch(path: Path) -> tuple[Tensor, Tensor]:
             batch = pickle.load(f, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
+    except (OSError, pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as err:
         raise DatasetFilesError(f"cannot read CIFAR-10 batch {path}: {err}; replace it with the original file") from err
     return torch.from_numpy(data.copy()), torch.from_numpy(labels)
 

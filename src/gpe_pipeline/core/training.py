@@ -58,10 +58,12 @@ class TrainConfig:
     precision: str = "auto"
     min_batch_size: int = 1
     name: str = "train"
+    params_key: str | None = None  # where these settings live in the parameters, for error messages; default: name
     extra_fingerprint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        prefix = f"{self.name}." if self.name else ""
+        key_root = self.params_key or self.name
+        prefix = f"{key_root}." if key_root else ""
 
         def need(condition: bool, key: str, rule: str) -> None:
             if not condition:
@@ -151,7 +153,17 @@ class BatchSampler:
 def _fingerprint(config: TrainConfig, model: nn.Module, data: Sequence[Tensor]) -> str:
     """A hash of everything that makes a checkpoint belong to this run (not bookkeeping intervals)."""
     # Stopping rules and bookkeeping may change between an interruption and the re-run; the rest may not.
-    ignored = ("max_steps", "target", "target_metric", "log_every", "eval_every", "checkpoint_every", "checkpoint_path", "device")
+    ignored = (
+        "params_key",
+        "max_steps",
+        "target",
+        "target_metric",
+        "log_every",
+        "eval_every",
+        "checkpoint_every",
+        "checkpoint_path",
+        "device",
+    )
     relevant = {k: v for k, v in asdict(config).items() if k not in ignored}
     parameters = [(n, list(p.shape)) for n, p in model.state_dict().items()]
     data_summary = [(list(t.shape), str(t.dtype), float(t[: min(len(t), 256)].double().sum())) for t in data]
@@ -212,6 +224,7 @@ def train(
         raise ValueError(f"training tensors must share their first dimension, got sizes {sorted(sizes)}")
     device = resolve_device(config.device)
     name = config.name
+    key_root = config.params_key or name
     torch.manual_seed(config.seed)
     model.to(device)
     data = [t.to(device) for t in data]
@@ -269,7 +282,8 @@ def train(
                 else ""
             )
             raise NonFiniteLossError(
-                f"{name}: the loss became {float(values[bad[0]])} at step {bad_step}{kept}: lower {name}.lr or set {name}.grad_clip"
+                f"{name}: the loss became {float(values[bad[0]])} at step {bad_step}{kept}: "
+                f"lower {key_root}.lr or set {key_root}.grad_clip"
             )
         pending_losses = []
         pending_first_step = step + 1

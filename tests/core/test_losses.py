@@ -1,0 +1,109 @@
+"""The encoder losses against brute-force double loops and their defining properties."""
+
+import math
+
+import pytest
+import torch
+
+from gpe_pipeline.core.losses import (
+    gme_loss,
+    gme_rows_loss,
+    mds1_loss,
+    mds2_loss,
+    pairwise_squared_distances,
+    reconstruction_loss,
+)
+
+
+def brute_force(latents, data, residual):
+    """mean over all i, j of residual(latent pair, data pair)^2, with explicit loops in float64."""
+    n = len(latents)
+    total = 0.0
+    for i in range(n):
+        for j in range(n):
+            total += (
+                residual(latents[i].double(), latents[j].double(), data[i].double().flatten(), data[j].double().flatten()) ** 2
+            )
+    return total / n**2
+
+
+def sq(a, b):
+    return float(((a - b) ** 2).sum())
+
+
+@pytest.fixture
+def batch():
+    generator = torch.Generator().manual_seed(0)
+    data = torch.randn(7, 1, 3, 3, generator=generator)  # image-shaped: losses flatten
+    latents = torch.randn(7, 4, generator=generator, requires_grad=True)
+    return latents, data
+
+
+def test_gme_matches_double_loop(batch):
+    latents, data = batch
+    expected = brute_force(latents.detach(), data, lambda a, b, x, y: math.log1p(sq(a, b)) - math.log1p(sq(x, y)))
+    assert gme_loss(latents, data).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mds1_matches_double_loop(batch):
+    latents, data = batch
+    expected = brute_force(latents.detach(), data, lambda a, b, x, y: sq(a, b) - sq(x, y))
+    assert mds1_loss(latents, data).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mds2_matches_double_loop(batch):
+    latents, data = batch
+    expected = brute_force(latents.detach(), data, lambda a, b, x, y: sq(a, b) / 4 - sq(x, y) / 9)
+    assert mds2_loss(latents, data).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_gme_is_zero_for_a_distance_preserving_map():
+    generator = torch.Generator().manual_seed(1)
+    data = torch.randn(16, 5, generator=generator)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator))
+    embedded = torch.cat([data, torch.zeros(16, 3)], 1) @ rotation.T + torch.randn(8, generator=generator)  # rotate + shift
+    assert gme_loss(embedded, data).item() == pytest.approx(0.0, abs=1e-10)
+    assert gme_loss(2 * embedded, data).item() > 1e-2  # a scaled copy is not an isometry
+
+
+def test_gme_is_invariant_to_permuting_the_batch(batch):
+    latents, data = batch
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(3))
+    assert gme_loss(latents[order], data[order]).item() == pytest.approx(gme_loss(latents, data).item(), rel=1e-6)
+
+
+def test_gme_gradient_flows_and_is_finite(batch):
+    latents, data = batch
+    gme_loss(latents, data).backward()
+    assert latents.grad is not None and torch.isfinite(latents.grad).all() and latents.grad.abs().sum() > 0
+
+
+def test_gme_rows_sum_over_row_blocks_is_the_full_loss(batch):
+    latents, data = batch
+    blocks = sum(gme_rows_loss(latents[i : i + 3], data[i : i + 3], latents, data) for i in range(0, 7, 3))
+    assert (blocks / 49).item() == pytest.approx(gme_loss(latents, data).item(), rel=1e-6)
+
+
+def test_distances_stay_float32_and_non_negative_under_half_inputs():
+    x = torch.randn(5, 3).to(torch.bfloat16)
+    distances = pairwise_squared_distances(x)
+    assert distances.dtype == torch.float32 and (distances >= 0).all() and distances.diagonal().abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("loss", [gme_loss, mds1_loss, mds2_loss])
+def test_pairwise_losses_reject_a_single_point(loss):
+    with pytest.raises(ValueError, match="at least 2"):
+        loss(torch.zeros(1, 2), torch.zeros(1, 3))
+
+
+def test_pairwise_losses_reject_mismatched_batches():
+    with pytest.raises(ValueError, match="same batch size"):
+        gme_loss(torch.zeros(3, 2), torch.zeros(4, 3))
+
+
+def test_reconstruction_loss_is_the_per_element_mean():
+    target = torch.zeros(2, 1, 2, 2)
+    reconstruction = torch.tensor([1.0, 0, 0, 0, 2, 0, 0, 0]).view(2, 1, 2, 2)
+    assert reconstruction_loss(reconstruction, target).item() == pytest.approx(5 / 8)
+    with pytest.raises(ValueError, match="shape"):
+        reconstruction_loss(reconstruction, torch.zeros(2, 4))

@@ -1,0 +1,132 @@
+"""Real `kedro run`s of the project on the tiny test configuration."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from .conftest import KEDRO, kedro, make_project_copy
+
+STAGES = ["ingest", "train_encoder", "cache_latents", "train_decoder"]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def outputs(project: Path) -> dict[str, str]:
+    files = sorted((project / "data").rglob("*.pt")) + sorted((project / "data").rglob("*.json"))
+    return {str(p.relative_to(project)): digest(p) for p in files if "checkpoints" not in p.parts}
+
+
+def test_registry_lists_every_stage(trained_project):
+    listed = kedro(trained_project, "registry", "list").output
+    for name in [*STAGES, "gpe_full"]:
+        assert f"- {name}" in listed
+
+
+def test_full_run_writes_every_catalog_entry(trained_project):
+    data = trained_project / "data"
+    metadata = json.loads((data / "03_primary" / "dataset_metadata.json").read_text())
+    assert metadata["shape"] == [1, 8, 8] and metadata["num_train"] == 300 and metadata["num_heldout"] == 100
+    latents = torch.load(data / "05_model_input" / "train_latents.pt", weights_only=True)
+    assert latents.shape == (300, 16)
+    stats = torch.load(data / "05_model_input" / "latent_stats.pt", weights_only=True)
+    normalised = stats["scale"] * (latents - stats["mean"])
+    assert normalised.square().sum(1).mean().item() == pytest.approx(16, rel=1e-4)
+    for model in ("encoder", "decoder"):
+        assert (data / "06_models" / f"{model}.pt").exists()
+    assert not list((data / "06_models").rglob("checkpoints/*.pt")), "finished stages leave no checkpoint"
+
+
+def test_one_mlflow_run_holds_parameters_histories_and_models(trained_project):
+    mlflow.set_tracking_uri(f"sqlite:///{trained_project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["gpe_pipeline"])
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert run["params.train_encoder.training.lr"] == "0.001"
+    assert run["params.ingest.dataset"] == "digits"
+    client = mlflow.MlflowClient()
+    for metric in (
+        "train_encoder/train_loss",
+        "train_encoder/heldout_gme",
+        "train_decoder/train_loss",
+        "train_decoder/heldout_mse",
+    ):
+        history = client.get_metric_history(run.run_id, metric)
+        assert len(history) >= 2, metric
+    steps = [m.step for m in client.get_metric_history(run.run_id, "train_encoder/train_loss")]
+    assert steps == [20, 30, 40, 60], "logged at log_every (20) and eval_every (30) steps, not every step"
+    assert run["metrics.train_encoder/steps_per_sec"] > 0
+    artifacts = {a.path for a in client.list_artifacts(run.run_id, "models")}
+    assert artifacts == {"models/encoder.pt", "models/decoder.pt"}
+
+
+def test_a_later_stage_runs_alone_from_the_catalog(trained_project):
+    before = digest(trained_project / "data" / "06_models" / "encoder.pt")
+    result = kedro(trained_project, "run", "--env", "test", "--pipeline=train_decoder")
+    assert "Running node: train_decoder" in result.output
+    assert "train_encoder step" not in result.output
+    assert digest(trained_project / "data" / "06_models" / "encoder.pt") == before
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ("train_encoder.training.lr=-1", "train_encoder.training.lr must be a positive number"),
+        ("train_encoder.training.batch_size=1", "train_encoder.training.batch_size must be an integer >= 2 for a pairwise loss"),
+        ("train_encoder.latent_dim=0", "train_encoder.latent_dim must be an integer >= 1"),
+        ("train_encoder.architecture=transformer", "unknown architecture 'transformer'"),
+        ("ingest.dataset=svhn", "unknown dataset 'svhn'"),
+        ("ingest.dataset=mnist", "MNIST file not found: expected data/01_raw/MNIST/raw/train-images-idx3-ubyte"),
+    ],
+)
+def test_bad_input_fails_before_training_and_overwrites_nothing(trained_project, params, message):
+    before = outputs(trained_project)
+    result = kedro(trained_project, "run", "--env", "test", "--pipeline=gpe_full", "--params", params, check=False)
+    assert result.returncode != 0
+    assert message in " ".join(result.output.split())
+    assert "train_encoder step" not in result.output
+    assert outputs(trained_project) == before
+
+
+def test_interrupted_stage_resumes_from_its_checkpoint(tmp_path):
+    project = make_project_copy(tmp_path / "project")
+    kedro(project, "run", "--env", "test", "--pipeline=ingest")
+    checkpoint = project / "data" / "06_models" / "checkpoints" / "encoder.pt"
+    long_run = "train_encoder.training.max_steps=1000000,train_encoder.training.checkpoint_every=25"
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    process = subprocess.Popen(
+        [KEDRO, "run", "--env", "test", "--pipeline=train_encoder", "--params", long_run],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= 50):
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # a crash: no clean-up code runs
+        process.wait()
+    step = torch.load(checkpoint, weights_only=True)["step"]
+    assert step >= 50
+    assert not (project / "data" / "06_models" / "encoder.pt").exists()
+
+    finish = f"train_encoder.training.max_steps={step + 10},train_encoder.training.checkpoint_every=25"
+    result = kedro(project, "run", "--env", "test", "--pipeline=train_encoder", "--params", finish)
+    output = " ".join(result.output.split())
+    assert f"resuming from checkpoint data/06_models/checkpoints/encoder.pt at step {step}" in output
+    assert f"train_encoder finished at step {step + 10}" in output
+    assert (project / "data" / "06_models" / "encoder.pt").exists()

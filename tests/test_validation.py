@@ -1,0 +1,80 @@
+"""Bad parameters fail in one line that names the key, before any stage runs."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gpe_pipeline.validation import ParameterError, validate_parameters
+
+STAGES = {"ingest", "train_encoder", "cache_latents", "train_decoder"}
+CONF = Path(__file__).parents[1] / "conf" / "base"
+
+
+@pytest.fixture
+def params():
+    merged = {}
+    for path in CONF.glob("parameters_*.yml"):
+        merged.update(yaml.safe_load(path.read_text()))
+    return merged
+
+
+def with_value(params, dotted, value):
+    changed = copy.deepcopy(params)
+    *parents, leaf = dotted.split(".")
+    node = changed
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return changed
+
+
+def test_base_parameters_are_valid(params):
+    validate_parameters(params, STAGES)
+
+
+@pytest.mark.parametrize(
+    "dotted, value, message",
+    [
+        ("ingest.dataset", "imagenet", "unknown dataset 'imagenet': set ingest.dataset"),
+        ("train_encoder.architecture", "vit", "train_encoder: unknown architecture 'vit'"),
+        ("train_decoder.architecture", "unet", "train_decoder: unknown architecture 'unet'"),
+        ("train_encoder.training.batch_size", 1, "train_encoder.training.batch_size must be an integer >= 2 for a pairwise loss"),
+        ("train_encoder.latent_dim", 0, "train_encoder.latent_dim must be an integer >= 1"),
+        ("train_encoder.training.lr", 0, "train_encoder.training.lr must be a positive number"),
+        ("train_decoder.training.lr", -0.1, "train_decoder.training.lr must be a positive number"),
+        ("train_encoder.loss", "mse", "unknown train_encoder.loss 'mse'"),
+        ("cache_latents.batch_size", 0, "cache_latents.batch_size must be an integer >= 1"),
+        ("ingest.dataset", "image_folder", "ingest.path must name the image folder"),
+    ],
+)
+def test_bad_values_are_named(params, dotted, value, message):
+    with pytest.raises(ParameterError, match=message) as info:
+        validate_parameters(with_value(params, dotted, value), STAGES)
+    assert "\n" not in str(info.value), "the error is one line"
+
+
+def test_architecture_that_does_not_fit_the_data_shape(params):
+    changed = with_value(with_value(params, "train_encoder.architecture", "conv32"), "train_encoder.model_options", {})
+    with pytest.raises(ParameterError, match=r"needs images of shape \(C, 32, 32\).*set ingest.image_size to 32"):
+        validate_parameters(changed, STAGES)
+
+
+def test_options_of_another_architecture_are_named(params):
+    changed = with_value(params, "train_encoder.architecture", "conv32")
+    changed = with_value(changed, "ingest.image_size", 32)
+    with pytest.raises(ParameterError, match=r"train_encoder.model_options.hidden is not an option of architecture 'conv32'"):
+        validate_parameters(changed, STAGES)
+
+
+def test_unknown_training_key_is_named(params):
+    with pytest.raises(ParameterError, match=r"unknown key\(s\) \['learning_rate'\] in train_decoder.training"):
+        validate_parameters(with_value(params, "train_decoder.training.learning_rate", 0.1), STAGES)
+
+
+def test_only_the_stages_being_run_are_checked(params):
+    broken = with_value(params, "train_encoder.training.lr", -1)
+    validate_parameters(broken, {"cache_latents", "train_decoder"})
+    with pytest.raises(ParameterError):
+        validate_parameters(broken, {"train_encoder"})
