@@ -145,3 +145,34 @@ def test_batch_larger_than_the_data_is_refused(tmp_path):
     model, data = make_problem()
     with pytest.raises(ValueError, match="larger than the 64 training examples"):
         train(model, noisy_mse, data, config(tmp_path, batch_size=65))
+
+
+def test_moving_average_weights_are_returned_and_resume_exactly(tmp_path):
+    model, data = make_problem()
+    reference = train(model, noisy_mse, data, config(tmp_path / "a", ema_decay=0.9))
+    raw_model, data = make_problem()
+    raw = train(raw_model, noisy_mse, data, config(tmp_path / "c"))
+    assert not torch.equal(reference.model[0].weight, raw.model[0].weight), "the average differs from the last weights"
+
+    model, data = make_problem()
+    with pytest.raises(Interrupt):
+        train(
+            model,
+            noisy_mse,
+            data,
+            config(tmp_path / "b", ema_decay=0.9),
+            on_step_end=lambda s: (_ for _ in ()).throw(Interrupt) if s == 25 else None,
+        )
+    model, data = make_problem()
+    resumed = train(model, noisy_mse, data, config(tmp_path / "b", ema_decay=0.9))
+    for key, value in reference.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_moving_average_matches_its_definition():
+    from gpe_pipeline.core.training import update_ema
+
+    average, current = nn.Linear(2, 1), nn.Linear(2, 1)
+    expected = 0.75 * average.weight.detach().clone() + 0.25 * current.weight.detach()
+    update_ema(average, current, 0.75)
+    assert torch.allclose(average.weight, expected)

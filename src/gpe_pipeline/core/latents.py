@@ -18,9 +18,10 @@ def encode(encoder: nn.Module, data: Tensor, batch_size: int = 1024, device: str
         raise ValueError(f"cache_latents.batch_size must be >= 1, got {batch_size}")
     target = resolve_device(device)
     was_training = encoder.training
+    original_device = next(encoder.parameters()).device
     encoder.eval().to(target)
     chunks = [encoder(data[i : i + batch_size].to(target)).float().cpu() for i in range(0, len(data), batch_size)]
-    encoder.train(was_training)
+    encoder.train(was_training).to(original_device)  # leave the caller's model as it was
     return torch.cat(chunks)
 
 

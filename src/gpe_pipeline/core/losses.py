@@ -9,7 +9,8 @@ precision.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 
 def _flat32(x: Tensor) -> Tensor:
@@ -84,3 +85,46 @@ def reconstruction_loss(reconstruction: Tensor, target: Tensor) -> Tensor:
 
 
 ENCODER_LOSSES = {"gme": gme_loss, "mds1": mds1_loss, "mds2": mds2_loss}
+
+
+def flow_interpolation(noise: Tensor, target: Tensor, t: Tensor) -> Tensor:
+    """Straight conditional path y_t = (1 - t) z + t y (SPEC 1, latent flow).
+
+    noise z: (B, d), target y: (B, d), t: (B,) in [0, 1]. Returns (B, d) in float32.
+    """
+    t = t.float().reshape(-1, *([1] * (target.ndim - 1)))  # (B,) -> (B, 1, ...) so t scales each row
+    return (1.0 - t) * noise.float() + t * target.float()
+
+
+def flow_target_velocity(noise: Tensor, target: Tensor) -> Tensor:
+    """Target velocity u = y - z of the straight path (constant along it). (B, d) -> (B, d), float32."""
+    return target.float() - noise.float()
+
+
+def cfm_loss(velocity_model: nn.Module, target: Tensor, noise: Tensor | None = None, t: Tensor | None = None) -> Tensor:
+    """Conditional flow matching loss, per-element mean |v(y_t, t) - (y - z)|^2 (straight path, sigma = 0).
+
+    velocity_model: v(y, t) with y (B, d), t (B,) -> (B, d). target y: (B, d)
+    normalised latents. noise z ~ N(0, I) and t ~ U[0, 1] are drawn when not
+    given. Returns a float32 scalar.
+    """
+    target = target.float()
+    if noise is None:
+        noise = torch.randn_like(target)
+    if t is None:
+        t = torch.rand(target.shape[0], device=target.device)
+    if noise.shape != target.shape or t.shape != (target.shape[0],):
+        raise ValueError(
+            f"cfm_loss needs noise of the target's shape {tuple(target.shape)} and t of shape ({target.shape[0]},), "
+            f"got {tuple(noise.shape)} and {tuple(t.shape)}"
+        )
+    velocity = velocity_model(flow_interpolation(noise, target, t), t.float())
+    return (velocity.float() - flow_target_velocity(noise, target)).square().mean()
+
+
+def classifier_loss(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of a classifier's logits (the classifier-feature Frechet distance's network).
+
+    images: (B, ...), labels: (B,) integer classes. Returns a float32 scalar.
+    """
+    return F.cross_entropy(model(images).float(), labels.long())

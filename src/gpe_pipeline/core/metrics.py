@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
 from .losses import log_cost, pairwise_squared_distances
+from .training import resolve_device
 
 
 @torch.no_grad()
@@ -37,3 +41,224 @@ def reconstruction_mse(decoder: torch.nn.Module, latents: Tensor, data: Tensor, 
         target = data[start : start + batch_size].to(device).float()
         total += (reconstruction - target).square().sum(dtype=torch.float64).cpu()
     return float(total / data.numel())
+
+
+def _quantile(values: Tensor, fraction: float) -> float:
+    """Linear-interpolation quantile (torch.quantile's rule) without its 16M-element limit; inf stays inf."""
+    ordered = values.double().sort().values
+    position = fraction * (len(ordered) - 1)
+    lower_index = int(position)
+    lower = float(ordered[lower_index])
+    weight = position - lower_index
+    if weight == 0.0 or lower_index + 1 == len(ordered):
+        return lower
+    upper = float(ordered[lower_index + 1])
+    return lower if upper == lower else lower + weight * (upper - lower)  # inf - inf would give nan
+
+
+def _upper_triangle_pairs(num_points: int, max_pairs: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Index pairs i < j: all of them when there are at most max_pairs, else max_pairs distinct ones drawn with a seed."""
+    total = num_points * (num_points - 1) // 2
+    if total <= max_pairs:
+        rows, cols = torch.triu_indices(num_points, num_points, offset=1)
+        return rows, cols
+    generator = torch.Generator().manual_seed(seed)
+    if total <= 2 * max_pairs:  # a permutation is small enough here, and drawing with replacement would stall
+        chosen = torch.randperm(total, generator=generator)[:max_pairs]
+    else:  # at least half of every draw is new, so the shortfall halves each round
+        chosen = torch.empty(0, dtype=torch.long)
+        while len(chosen) < max_pairs:
+            drawn = torch.randint(total, (max_pairs - len(chosen),), generator=generator)
+            chosen = torch.cat([chosen, drawn]).unique()
+
+    # Linear index k of the upper triangle, row by row -> (i, j). Row i starts at i (2N - i - 1) / 2; inverting that
+    # quadratic in float64 is exact far beyond any N used here, up to an off-by-one that the two corrections fix.
+    def row_start(rows: Tensor) -> Tensor:
+        return rows * (2 * num_points - rows - 1) // 2
+
+    rows = torch.floor((2 * num_points - 1 - torch.sqrt((2 * num_points - 1) ** 2 - 8 * chosen.double())) / 2).long()
+    rows -= (chosen < row_start(rows)).long()
+    rows += (chosen >= row_start(rows + 1)).long()
+    cols = chosen - row_start(rows) + rows + 1
+    return rows, cols
+
+
+def _pair_distances(points: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """|p_i - p_j| in float64 from direct differences (no |a|^2 + |b|^2 - 2ab cancellation), in chunks."""
+    flat = points.reshape(len(points), -1)
+    chunk = max(1, 2**24 // flat.shape[1])  # about 128 MB of float64 differences at a time
+    return torch.cat(
+        [
+            (flat[rows[start : start + chunk]].double() - flat[cols[start : start + chunk]].double()).norm(dim=1)
+            for start in range(0, len(rows), chunk)
+        ]
+    )
+
+
+@torch.no_grad()
+def bilipschitz_p95(latents: Tensor, data: Tensor, max_pairs: int = 1_000_000, seed: int = 0) -> float:
+    """95th percentile over held-out pairs of max(r, 1/r), r = |T x_i - T x_j| / |x_i - x_j| (SPEC 2).
+
+    latents: (N, d) = T(x); data: (N, ...). All pairs i < j when there are at
+    most max_pairs, else a seeded random subset. Pairs of identical points are
+    skipped. 1 for an isometry; inf when the encoder maps distinct points together.
+    """
+    if len(latents) != len(data) or len(latents) < 2:
+        raise ValueError(f"bilipschitz_p95 needs N >= 2 matching rows, got {len(latents)} latents and {len(data)} points")
+    if max_pairs < 1:
+        raise ValueError(f"bilipschitz_p95 needs max_pairs >= 1, got {max_pairs}")
+    rows, cols = _upper_triangle_pairs(len(data), max_pairs, seed)
+    data_distance = _pair_distances(data.cpu(), rows, cols)
+    latent_distance = _pair_distances(latents.cpu(), rows, cols)
+    distinct = data_distance > 0
+    if not distinct.any():
+        raise ValueError("bilipschitz_p95: all held-out points are identical, so no distance ratio exists")
+    ratio = latent_distance[distinct] / data_distance[distinct]
+    return _quantile(torch.maximum(ratio, 1.0 / ratio), 0.95)
+
+
+def _nearest_neighbours(data: Tensor, points: Tensor, k: int) -> Tensor:
+    """Indices (P, k) of the k nearest rows of data (N, D) to each of points (P, D), itself and duplicates excluded."""
+    squared = pairwise_squared_distances(points, data)
+    # The Gram form |a|^2 + |b|^2 - 2ab only ranks neighbours here, so its rounding is harmless, except that it cannot
+    # tell a point from itself or its duplicates reliably: exclude everything within rounding of zero.
+    tolerance = 1e-6 * (points.square().sum(1, keepdim=True) + data.square().sum(1).unsqueeze(0))
+    squared = squared.masked_fill(squared <= tolerance, float("inf"))
+    return squared.topk(k, dim=1, largest=False).indices
+
+
+def local_distortion(
+    encoder: torch.nn.Module, data: Tensor, k: int = 5, max_points: int = 500, seed: int = 0, batch_size: int = 256
+) -> float:
+    """Mean over held-out x and unit tangent directions u of (|J_T(x) u|^2 - 1)^2 (SPEC 2, Theorem 9).
+
+    data: (N, ...) held-out inputs; at most max_points of them (a seeded subset)
+    are the points x, and u runs over the unit vectors from x to its k nearest
+    neighbours in data. J_T(x) u comes from a forward-mode Jacobian-vector
+    product with the encoder in eval mode, batch_size (point, direction) rows at a time.
+    """
+    if k < 1 or len(data) < k + 1:
+        raise ValueError(f"local_distortion needs k >= 1 and more than k = {k} points, got {len(data)}")
+    parameter = next(encoder.parameters(), None)
+    device = parameter.device if parameter is not None else data.device
+    input_shape = data.shape[1:]
+    flat = data.reshape(len(data), -1).float().cpu()
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(data), generator=generator)[:max_points] if len(data) > max_points else torch.arange(len(data))
+    neighbours = _nearest_neighbours(flat, flat[chosen], k)  # (P, k)
+
+    was_training = encoder.training
+    encoder.eval()  # batch norm in eval mode acts row by row, so a batched JVP gives each row its own J_T(x) u
+    total = torch.zeros((), dtype=torch.float64)
+    points_per_batch = max(1, batch_size // k)
+    for start in range(0, len(chosen), points_per_batch):
+        points = flat[chosen[start : start + points_per_batch]]  # (p, D)
+        differences = flat[neighbours[start : start + points_per_batch]] - points[:, None, :]  # (p, k, D)
+        directions = differences / differences.norm(dim=2, keepdim=True)
+        # One JVP row per (point, direction): each point repeated k times, one direction as its tangent.
+        x = points.repeat_interleave(k, dim=0).reshape(-1, *input_shape).to(device)
+        u = directions.reshape(-1, *input_shape).to(device)
+        with torch.no_grad():  # forward-mode AD ignores no_grad; this only stops a backward graph being built
+            _, pushed = torch.func.jvp(encoder, (x,), (u,))
+        stretch = pushed.reshape(len(pushed), -1).double().square().sum(1)  # |J_T(x) u|^2
+        total += (stretch - 1.0).square().sum().cpu()
+    encoder.train(was_training)
+    return float(total / (len(chosen) * k))
+
+
+def _psd_sqrt(matrix: Tensor) -> Tensor:
+    """Symmetric square root of a symmetric positive semi-definite matrix (negative round-off eigenvalues clipped)."""
+    eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
+    return (eigenvectors * eigenvalues.clamp_min(0).sqrt()) @ eigenvectors.T
+
+
+def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets, in float64.
+
+    |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}), S the unbiased covariance.
+    features_a: (N_a, F), features_b: (N_b, F).
+    """
+    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(
+            f"frechet_distance needs two (N, F) sets with the same F, got {tuple(features_a.shape)} and {tuple(features_b.shape)}"
+        )
+    if len(features_a) < 2 or len(features_b) < 2:
+        raise ValueError("frechet_distance needs at least 2 samples in each set to estimate a covariance")
+    a, b = features_a.double().cpu(), features_b.double().cpu()
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    # S = X^T X with X the centred rows / sqrt(N - 1); Tr S = |X|_F^2.
+    centred_a = (a - mean_a) / (len(a) - 1) ** 0.5
+    centred_b = (b - mean_b) / (len(b) - 1) ** 0.5
+    # Tr (S_a S_b)^{1/2} is the sum of the square roots of the eigenvalues of S_a S_b, which equal the squared singular
+    # values of both S_a^{1/2} S_b^{1/2} (F x F) and X_a X_b^T (N_a x N_b): a nuclear norm either way, so use the
+    # smaller matrix. This avoids scipy's sqrtm of a non-symmetric product and never forms F x F when N < F.
+    if features_a.shape[1] <= min(len(a), len(b)):
+        cross = _psd_sqrt(centred_a.T @ centred_a) @ _psd_sqrt(centred_b.T @ centred_b)
+    else:
+        cross = centred_a @ centred_b.T
+    trace_sqrt_product = torch.linalg.matrix_norm(cross, ord="nuc")
+    distance = (mean_a - mean_b).square().sum() + centred_a.square().sum() + centred_b.square().sum() - 2 * trace_sqrt_product
+    return float(distance)
+
+
+def fd_pixel(images_a: Tensor, images_b: Tensor) -> float:
+    """Frechet distance on raw flattened pixels: (N_a, ...) and (N_b, ...) in the same scale."""
+    return frechet_distance(images_a.reshape(len(images_a), -1), images_b.reshape(len(images_b), -1))
+
+
+INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # the file name in pytorch_fid.inception.FID_WEIGHTS_URL
+
+
+def inception_weights_path() -> Path:
+    """Where pytorch-fid's InceptionV3 looks for its weights: <torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
+
+
+def inception_available() -> bool:
+    """True when the FID Inception weights are on disk (they are never downloaded here)."""
+    return inception_weights_path().is_file()
+
+
+def to_inception_input(images: Tensor) -> Tensor:
+    """Images in [-1, 1] (N, C, H, W), C in {1, 3} -> float32 (N, 3, H, W) in [0, 1]; grey repeated to 3 channels."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"Inception features need images of shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
+    images = ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+@torch.no_grad()
+def inception_features(images: Tensor, batch_size: int = 200, device: str = "auto") -> Tensor:
+    """pytorch-fid Inception pool3 features of images in [-1, 1]: (N, C, H, W) -> (N, 2048) float64 on the CPU.
+
+    Raises FileNotFoundError naming the weights file and its folder when the
+    weights are absent: this never downloads them.
+    """
+    weights = inception_weights_path()
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"the FID Inception weights {weights.name} are not in {weights.parent}: download them from "
+            f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{weights.name} into that folder "
+            "(or set TORCH_HOME to a folder whose hub/checkpoints holds them)"
+        )
+    from pytorch_fid.inception import InceptionV3  # imported here: torchvision loads only when FID is asked for
+
+    target = resolve_device(device)
+    model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval().to(target)  # pool3
+    features = [
+        model(to_inception_input(images[start : start + batch_size]).to(target))[0].flatten(1).double().cpu()
+        for start in range(0, len(images), batch_size)
+    ]
+    return torch.cat(features)
+
+
+def frechet_inception_distance(
+    images_a: Tensor, images_b: Tensor, feature_extractor: Callable[[Tensor], Tensor] | None = None
+) -> float:
+    """Frechet distance between the features of two image sets; feature_extractor None means pytorch-fid's Inception.
+
+    feature_extractor: images (N, ...) -> (N, F), e.g. a trained FeatureClassifier's `features`.
+    """
+    extract = inception_features if feature_extractor is None else feature_extractor
+    with torch.no_grad():
+        return frechet_distance(extract(images_a), extract(images_b))

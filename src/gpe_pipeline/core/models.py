@@ -1,4 +1,4 @@
-"""Encoder and decoder architectures, chosen by name.
+"""Encoder, decoder, velocity and classifier architectures, chosen by name.
 
 `build_model(role, architecture, **kwargs)` is the one constructor: the
 architecture name and its keyword arguments are all it takes to rebuild a
@@ -7,7 +7,9 @@ model from a saved state dict, so every model keeps them in `model.build_spec`.
 Names: `mlp` (vector data and 8x8 digits) and `conv32`, `conv64`, `conv256`
 (the paper's image networks: strided 5x5 convolutions with batch norm and
 LeakyReLU(0.2) down to 4x4, then a linear latent; the decoder mirrors it with
-transposed convolutions and ends in tanh).
+transposed convolutions and ends in tanh). The latent velocity field v(y, t)
+and the small classifier behind the classifier-feature Frechet distance are
+`mlp` only.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
-ROLES = ("encoder", "decoder")
+ROLES = ("encoder", "decoder", "velocity", "classifier")
 CONV_IMAGE_SIZES = {"conv32": 32, "conv64": 64, "conv256": 256}
 ARCHITECTURES = ("mlp", *CONV_IMAGE_SIZES)
+ROLE_ARCHITECTURES = {"encoder": ARCHITECTURES, "decoder": ARCHITECTURES, "velocity": ("mlp",), "classifier": ("mlp",)}
+REQUIRED_KWARGS = {
+    "encoder": ("data_shape", "latent_dim"),
+    "decoder": ("data_shape", "latent_dim"),
+    "velocity": ("latent_dim",),
+    "classifier": ("data_shape", "num_classes"),
+}
 ACTIVATIONS = {"softplus": nn.Softplus, "leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU}
 OUTPUT_ACTIVATIONS = {"tanh": nn.Tanh, "none": nn.Identity}
 
@@ -161,6 +171,78 @@ class ConvDecoder(nn.Module):
         return self.features(self.from_latent(z))
 
 
+class SinusoidalTimeEmbedding(nn.Module):
+    """Fixed sin/cos features of t at geometric frequencies 1 .. max_frequency: (B,) -> (B, dim)."""
+
+    def __init__(self, dim: int, max_frequency: float = 1000.0):
+        super().__init__()
+        if not isinstance(dim, int) or dim < 2 or dim % 2:
+            raise ValueError(f"time_embedding_dim must be an even integer >= 2, got {dim!r}")
+        # Not learned and not saved: rebuilt from dim, so state dicts hold only trained weights.
+        frequencies = torch.exp(torch.linspace(0.0, math.log(max_frequency), dim // 2))
+        self.register_buffer("frequencies", frequencies, persistent=False)
+
+    def forward(self, t: Tensor) -> Tensor:
+        angles = t.float()[:, None] * self.frequencies[None, :]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class VelocityMLP(nn.Module):
+    """Latent velocity field v(y, t): y (B, latent_dim), t (B,) in [0, 1] -> (B, latent_dim).
+
+    t enters every hidden layer: its sinusoidal features go through a learned
+    projection, and each hidden layer adds its own linear map of that embedding
+    to its pre-activation, so the output depends on t at every depth.
+    """
+
+    def __init__(self, latent_dim: int, hidden=(256, 256, 256), time_embedding_dim: int = 64, activation: str = "silu"):
+        super().__init__()
+        _check_latent_dim(latent_dim)
+        hidden = list(hidden)
+        if not hidden:
+            raise ValueError("a velocity mlp needs at least one hidden layer: set hidden to e.g. [256, 256, 256]")
+        self.time_features = SinusoidalTimeEmbedding(time_embedding_dim)
+        self.time_projection = nn.Sequential(nn.Linear(time_embedding_dim, time_embedding_dim), _activation(activation))
+        sizes = [latent_dim, *hidden]
+        self.hidden_layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
+        self.time_to_hidden = nn.ModuleList(nn.Linear(time_embedding_dim, n_out) for n_out in hidden)
+        self.activation = _activation(activation)
+        self.output = nn.Linear(hidden[-1], latent_dim)
+
+    def forward(self, y: Tensor, t: Tensor) -> Tensor:
+        t = torch.as_tensor(t, device=y.device).reshape(-1).expand(y.shape[0])  # a scalar t means the same time for every row
+        time_embedding = self.time_projection(self.time_features(t))
+        h = y
+        for layer, time_layer in zip(self.hidden_layers, self.time_to_hidden, strict=True):
+            h = self.activation(layer(h) + time_layer(time_embedding))
+        return self.output(h)
+
+
+class FeatureClassifier(nn.Module):
+    """Small MLP classifier on flattened inputs: (B, *data_shape) -> logits (B, num_classes).
+
+    features(x) returns the last hidden activations (B, hidden[-1]): the
+    features of the classifier-feature Frechet distance.
+    """
+
+    def __init__(self, data_shape, num_classes: int, hidden=(256, 128), activation: str = "relu"):
+        super().__init__()
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        hidden = list(hidden)
+        if not hidden:
+            raise ValueError("a classifier needs at least one hidden layer (its features): set hidden to e.g. [256, 128]")
+        data_dim = math.prod(data_shape)
+        self.body = nn.Sequential(nn.Flatten(), *_mlp([data_dim, *hidden], activation), _activation(activation))
+        self.head = nn.Linear(hidden[-1], num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
 def _to_builtin(value: Any) -> Any:
     """Lists/tuples/ints from YAML (OmegaConf) into plain Python values safe for weights_only loading."""
     if isinstance(value, (list, tuple)):
@@ -171,19 +253,26 @@ def _to_builtin(value: Any) -> Any:
 
 
 def build_model(role: str, architecture: str, **kwargs: Any) -> nn.Module:
-    """Build an encoder or decoder by architecture name.
+    """Build a model by role and architecture name.
 
-    kwargs: data_shape (the per-example shape, e.g. [1, 8, 8] or [500]),
-    latent_dim, and the architecture's own options (hidden, activation, width ...).
+    kwargs: encoder/decoder: data_shape (the per-example shape, e.g. [1, 8, 8]
+    or [500]) and latent_dim; velocity: latent_dim; classifier: data_shape and
+    num_classes; plus the architecture's own options (hidden, activation, width ...).
     """
     if role not in ROLES:
         raise ValueError(f"unknown model role '{role}': choose one of {list(ROLES)}")
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture '{architecture}': choose one of {list(ARCHITECTURES)}")
+    if architecture not in ROLE_ARCHITECTURES[role]:
+        for_role = "" if role in ("encoder", "decoder") else f" for role '{role}'"
+        raise ValueError(f"unknown architecture '{architecture}'{for_role}: choose one of {list(ROLE_ARCHITECTURES[role])}")
     kwargs = _to_builtin(kwargs)
-    if "data_shape" not in kwargs or "latent_dim" not in kwargs:
-        raise ValueError("build_model needs data_shape and latent_dim")
-    if architecture == "mlp":
+    required = REQUIRED_KWARGS[role]
+    if any(key not in kwargs for key in required):
+        raise ValueError(f"build_model needs {' and '.join(required)} for role '{role}'")
+    if role == "velocity":
+        model = VelocityMLP(**kwargs)
+    elif role == "classifier":
+        model = FeatureClassifier(**kwargs)
+    elif architecture == "mlp":
         cls = MLPEncoder if role == "encoder" else MLPDecoder
         model = cls(**kwargs)
     else:
@@ -203,3 +292,19 @@ def model_from_spec(spec: dict[str, Any], state_dict: dict[str, Tensor] | None =
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def model_class(role: str, architecture: str) -> type[nn.Module]:
+    """The class build_model uses for a role and architecture name (its signature lists the options)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown model role '{role}': choose one of {list(ROLES)}")
+    if architecture not in ROLE_ARCHITECTURES[role]:
+        for_role = "" if role in ("encoder", "decoder") else f" for role '{role}'"
+        raise ValueError(f"unknown architecture '{architecture}'{for_role}: choose one of {list(ROLE_ARCHITECTURES[role])}")
+    if role == "velocity":
+        return VelocityMLP
+    if role == "classifier":
+        return FeatureClassifier
+    if architecture == "mlp":
+        return MLPEncoder if role == "encoder" else MLPDecoder
+    return ConvEncoder if role == "encoder" else ConvDecoder

@@ -10,6 +10,7 @@ atomic checkpoints with exact resume, and the NaN/inf guard.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -47,6 +48,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float | None = None
+    ema_decay: float | None = None  # keep an exponential moving average of the weights; evaluated and returned instead
     log_every: int = 100
     eval_every: int = 500
     checkpoint_every: int = 1000
@@ -83,6 +85,7 @@ class TrainConfig:
         need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "must be two numbers in [0, 1)")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be null or > 0")
+        need(self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay", "must be null or in (0, 1)")
         for key in ("log_every", "eval_every", "checkpoint_every"):
             need(is_int(getattr(self, key)) and getattr(self, key) >= 1, key, "must be an integer >= 1")
         need(self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}")
@@ -148,6 +151,15 @@ class BatchSampler:
         self.generator.set_state(state["generator"])
         self.order = state["order"]
         self.position = int(state["position"])
+
+
+@torch.no_grad()
+def update_ema(ema_model: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * weights; buffers (batch-norm statistics) are copied."""
+    ema_params, params = list(ema_model.parameters()), list(model.parameters())
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    for ema_buffer, buffer in zip(ema_model.buffers(), model.buffers(), strict=True):
+        ema_buffer.copy_(buffer)
 
 
 def _fingerprint(config: TrainConfig, model: nn.Module, data: Sequence[Tensor]) -> str:
@@ -216,7 +228,8 @@ def train(
 
     data: tensors sharing their first dimension (N, ...); each step draws a
     batch of indices and calls loss_fn(model, batch) -> scalar loss.
-    evaluate(model) -> {metric: value} runs every eval_every steps in eval mode.
+    evaluate(model) -> {metric: value} runs every eval_every steps in eval mode
+    (on the moving-average weights when config.ema_decay is set; those are returned too).
     log_metrics(metrics, step) receives losses, held-out metrics and rate.
     """
     sizes = {len(t) for t in data}
@@ -231,6 +244,7 @@ def train(
     sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     fingerprint = _fingerprint(config, model, data)
+    ema_model = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
 
     history: list[dict[str, float]] = []
     step = 0
@@ -242,6 +256,8 @@ def train(
             logger.warning("%s: ignoring checkpoint %s: it belongs to other settings or data", name, checkpoint_path)
         elif checkpoint is not None:
             model.load_state_dict(checkpoint["model"])
+            if ema_model is not None:
+                ema_model.load_state_dict(checkpoint["ema_model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             sampler.load_state_dict(checkpoint["sampler"])
             _set_rng_state(checkpoint["rng"], device)
@@ -253,11 +269,11 @@ def train(
     def run_evaluation() -> dict[str, float]:
         if evaluate is None:
             return {}
-        was_training = model.training
-        model.eval()
+        evaluated = ema_model if ema_model is not None else model
+        evaluated.eval()
         with torch.no_grad(), autocast_context(device, config.precision):
-            metrics = {f"heldout_{k}": float(v) for k, v in evaluate(model).items()}
-        model.train(was_training)
+            metrics = {f"heldout_{k}": float(v) for k, v in evaluate(evaluated).items()}
+        model.train()
         return metrics
 
     # Losses stay on the device between log lines: one host sync per log interval, not per step.
@@ -302,6 +318,8 @@ def train(
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
+        if ema_model is not None:
+            update_ema(ema_model, model, config.ema_decay)
         pending_losses.append(loss.detach())
         if on_step_end is not None:
             on_step_end(step)
@@ -344,6 +362,7 @@ def train(
                         "fingerprint": fingerprint,
                         "step": step,
                         "model": model.state_dict(),
+                        "ema_model": ema_model.state_dict() if ema_model is not None else None,
                         "optimizer": optimizer.state_dict(),
                         "sampler": sampler.state_dict(),
                         "rng": _rng_state(device),
@@ -358,5 +377,5 @@ def train(
     logger.info("%s finished at step %d in %.1f s (%s)", name, step, seconds, stop_reason)
     if checkpoint_path is not None and checkpoint_path.exists():
         checkpoint_path.unlink()  # the stage completed: a re-run starts fresh rather than resuming a finished run
-    model.eval().cpu()
-    return TrainResult(model, history, step, seconds, stop_reason, final_metrics)
+    final_model = (ema_model if ema_model is not None else model).eval().cpu()
+    return TrainResult(final_model, history, step, seconds, stop_reason, final_metrics)
