@@ -8,7 +8,16 @@ import yaml
 
 from gpe_pipeline.validation import ParameterError, validate_parameters
 
-STAGES = {"ingest", "train_encoder", "cache_latents", "train_decoder"}
+STAGES = {
+    "ingest_dataset",
+    "train_encoder",
+    "cache_latents",
+    "train_decoder",
+    "train_flow",
+    "train_feature_classifier",
+    "generate_samples",
+    "compute_metrics",
+}
 CONF = Path(__file__).parents[1] / "conf" / "base"
 
 
@@ -47,6 +56,12 @@ def test_base_parameters_are_valid(params):
         ("train_encoder.loss", "mse", "unknown train_encoder.loss 'mse'"),
         ("cache_latents.batch_size", 0, "cache_latents.batch_size must be an integer >= 1"),
         ("ingest.dataset", "image_folder", "ingest.path must name the image folder"),
+        ("train_flow.training.lr", -1, "train_flow.training.lr must be a positive number"),
+        ("train_flow.architecture", "unet", "train_flow: unknown architecture 'unet' for role 'velocity'"),
+        ("evaluate.sampling.solver", "euler_maruyama", "evaluate.sampling: unknown solver 'euler_maruyama'"),
+        ("evaluate.sampling.steps", 0, "evaluate.sampling: steps must be an integer >= 1"),
+        ("evaluate.max_points", 1, "evaluate.max_points must be an integer >= 2"),
+        ("evaluate.classifier.training.batch_size", 0, "evaluate.classifier.training.batch_size must be an integer >= 1"),
     ],
 )
 def test_bad_values_are_named(params, dotted, value, message):
@@ -56,15 +71,14 @@ def test_bad_values_are_named(params, dotted, value, message):
 
 
 def test_architecture_that_does_not_fit_the_data_shape(params):
-    changed = with_value(with_value(params, "train_encoder.architecture", "conv32"), "train_encoder.model_options", {})
+    changed = with_value(params, "train_encoder.architecture", "conv32")
     with pytest.raises(ParameterError, match=r"needs images of shape \(C, 32, 32\).*set ingest.image_size to 32"):
         validate_parameters(changed, STAGES)
 
 
-def test_options_of_another_architecture_are_named(params):
-    changed = with_value(params, "train_encoder.architecture", "conv32")
-    changed = with_value(changed, "ingest.image_size", 32)
-    with pytest.raises(ParameterError, match=r"train_encoder.model_options.hidden is not an option of architecture 'conv32'"):
+def test_unknown_model_option_is_named(params):
+    changed = with_value(params, "train_encoder.model_options.mlp.hiden", [8])
+    with pytest.raises(ParameterError, match=r"train_encoder.model_options.mlp.hiden is not an option of architecture 'mlp'"):
         validate_parameters(changed, STAGES)
 
 

@@ -16,5 +16,4 @@ class ValidateParametersHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
-        stages = {node.name.split(".")[-1] for node in pipeline.nodes}
-        validate_parameters(catalog.load("parameters"), stages)
+        validate_parameters(catalog.load("parameters"), {node.name.split(".")[-1] for node in pipeline.nodes})

@@ -2,9 +2,15 @@
 from the Kedro defaults. For further information, including these default values, see
 https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration"""
 
-# Instantiated project hooks (kedro-mlflow registers its own through its entry point).
+import warnings
+
 from gpe_pipeline.hooks import ValidateParametersHook
 
+# Third-party deprecation chatter that says nothing about this project's run.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
+
+# Instantiated project hooks (kedro-mlflow registers its own through its entry point).
 HOOKS = (ValidateParametersHook(),)
 
 # Installed plugins for which to disable hook auto-registration.

@@ -13,12 +13,15 @@ from typing import Any
 
 from gpe_pipeline.core.data import data_shape
 from gpe_pipeline.core.losses import ENCODER_LOSSES
-from gpe_pipeline.core.models import build_model
+from gpe_pipeline.core.sampling import check_solver
 from gpe_pipeline.core.training import TrainConfig
+from gpe_pipeline.params import ParameterError, model_from_params
+
+__all__ = ["ParameterError", "validate_parameters"]
 
 
-class ParameterError(ValueError):
-    """A parameter value the run cannot use; the message names the key to change."""
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_training(section: str, params: dict[str, Any], min_batch_size: int = 1) -> None:
@@ -35,15 +38,11 @@ def _check_training(section: str, params: dict[str, Any], min_batch_size: int = 
         raise ParameterError(str(err)) from err
 
 
-def _check_model(section: str, role: str, params: dict[str, Any], shape: list[int], latent_dim: Any) -> None:
-    try:
-        build_model(role, params.get("architecture"), data_shape=shape, latent_dim=latent_dim, **params.get("model_options", {}))
-    except (ValueError, TypeError) as err:
-        raise ParameterError(f"{section}: {err}") from err
+def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
+    """Raise ParameterError for the first parameter that the given pipeline nodes cannot work with.
 
-
-def validate_parameters(params: dict[str, Any], stages: set[str]) -> None:
-    """Raise ParameterError for the first parameter of the given stages that cannot work."""
+    nodes: the names of the nodes about to run (ingest_dataset, train_encoder, ...).
+    """
     ingest = params.get("ingest", {})
     try:
         shape = data_shape(
@@ -54,25 +53,43 @@ def validate_parameters(params: dict[str, Any], stages: set[str]) -> None:
         )
     except ValueError as err:
         raise ParameterError(str(err)) from err
-    if "ingest" in stages and ingest.get("dataset") == "image_folder" and not ingest.get("path"):
+    if "ingest_dataset" in nodes and ingest.get("dataset") == "image_folder" and not ingest.get("path"):
         raise ParameterError("ingest.path must name the image folder when ingest.dataset is image_folder")
-    if "train_encoder" in stages:
-        encoder = params.get("train_encoder", {})
-        latent_dim = encoder.get("latent_dim")
-        if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
+    encoder = params.get("train_encoder", {})
+    latent_dim = encoder.get("latent_dim")
+    if "train_encoder" in nodes:
+        if not _integer(latent_dim) or latent_dim < 1:
             raise ParameterError(f"train_encoder.latent_dim must be an integer >= 1, got {latent_dim!r}")
         if encoder.get("loss", "gme") not in ENCODER_LOSSES:
             raise ParameterError(f"unknown train_encoder.loss '{encoder.get('loss')}': choose one of {sorted(ENCODER_LOSSES)}")
-        _check_model("train_encoder", "encoder", encoder, shape, latent_dim)
+        model_from_params("encoder", "train_encoder", encoder, data_shape=shape, latent_dim=latent_dim)
         _check_training("train_encoder", encoder, min_batch_size=2)
-    if "cache_latents" in stages:
+    latent_dim = latent_dim if _integer(latent_dim) and latent_dim >= 1 else 1  # later stages take d from the cached latents
+    if "cache_latents" in nodes:
         batch_size = params.get("cache_latents", {}).get("batch_size", 1024)
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not _integer(batch_size) or batch_size < 1:
             raise ParameterError(f"cache_latents.batch_size must be an integer >= 1, got {batch_size!r}")
-    if "train_decoder" in stages:
+    if "train_decoder" in nodes:
         decoder = params.get("train_decoder", {})
-        latent_dim = params.get("train_encoder", {}).get("latent_dim", 1)
-        _check_model(
-            "train_decoder", "decoder", decoder, shape, latent_dim if isinstance(latent_dim, int) and latent_dim >= 1 else 1
-        )
+        model_from_params("decoder", "train_decoder", decoder, data_shape=shape, latent_dim=latent_dim)
         _check_training("train_decoder", decoder)
+    if "train_flow" in nodes:
+        flow = params.get("train_flow", {})
+        model_from_params("velocity", "train_flow", flow, latent_dim=latent_dim)
+        _check_training("train_flow", flow)
+    if nodes & {"train_feature_classifier", "generate_samples", "compute_metrics"}:
+        _check_evaluate(params.get("evaluate", {}), shape)
+
+
+def _check_evaluate(evaluate: dict[str, Any], shape: list[int]) -> None:
+    for key, minimum in (("max_points", 2), ("neighbours", 1), ("distortion_points", 1)):
+        if not _integer(evaluate.get(key)) or evaluate[key] < minimum:
+            raise ParameterError(f"evaluate.{key} must be an integer >= {minimum}, got {evaluate.get(key)!r}")
+    sampling = evaluate.get("sampling", {})
+    try:
+        check_solver(sampling.get("solver"), sampling.get("steps"), sampling.get("rtol", 1e-5), sampling.get("atol", 1e-5))
+    except ValueError as err:
+        raise ParameterError(f"evaluate.sampling: {err}") from err
+    classifier = evaluate.get("classifier", {})
+    model_from_params("classifier", "evaluate.classifier", classifier, data_shape=shape, num_classes=2)
+    _check_training("evaluate.classifier", classifier)

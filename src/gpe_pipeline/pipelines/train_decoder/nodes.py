@@ -9,19 +9,8 @@ from torch import Tensor, nn
 
 from gpe_pipeline.core.losses import reconstruction_loss
 from gpe_pipeline.core.metrics import reconstruction_mse
-from gpe_pipeline.core.models import build_model
+from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
-
-
-def build_decoder(metadata: dict[str, Any], latent_dim: int, params: dict[str, Any]) -> nn.Module:
-    """The decoder named in the parameters, mapping latent_dim to the dataset's shape."""
-    return build_model(
-        "decoder",
-        params["architecture"],
-        data_shape=metadata["shape"],
-        latent_dim=latent_dim,
-        **params.get("model_options", {}),
-    )
 
 
 def train_decoder(
@@ -33,7 +22,9 @@ def train_decoder(
     params: dict[str, Any],
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Minimise the reconstruction MSE on cached (latent, x) pairs; the encoder never runs here."""
-    decoder = build_decoder(metadata, train_latents.shape[1], params)
+    decoder = model_from_params(
+        "decoder", "train_decoder", params, data_shape=metadata["shape"], latent_dim=train_latents.shape[1]
+    )
     n_eval = params.get("eval_samples", 2000)
     heldout_y, heldout_x = heldout_latents[:n_eval], heldout_data["x"][:n_eval]
     return train_and_log(

@@ -10,19 +10,8 @@ from torch import nn
 from gpe_pipeline.core.latents import encode
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.metrics import gme_heldout
-from gpe_pipeline.core.models import build_model
+from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
-
-
-def build_encoder(metadata: dict[str, Any], params: dict[str, Any]) -> nn.Module:
-    """The encoder named in the parameters, sized for the dataset."""
-    return build_model(
-        "encoder",
-        params["architecture"],
-        data_shape=metadata["shape"],
-        latent_dim=params["latent_dim"],
-        **params.get("model_options", {}),
-    )
 
 
 def encoder_loss(name: str):
@@ -36,7 +25,7 @@ def train_encoder(
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Minimise the encoder loss (GME by default) with Adam until max_steps or the held-out GME target."""
     loss = encoder_loss(params.get("loss", "gme"))
-    encoder = build_encoder(metadata, params)
+    encoder = model_from_params("encoder", "train_encoder", params, data_shape=metadata["shape"], latent_dim=params["latent_dim"])
     heldout = heldout_data["x"][: params.get("eval_samples", 2000)]
     training = params["training"]
 
