@@ -16,7 +16,16 @@ import torch
 
 from .conftest import KEDRO, kedro, make_project_copy
 
-STAGES = ["ingest", "train_encoder", "cache_latents", "train_decoder"]
+STAGES = ["ingest", "train_encoder", "cache_latents", "train_decoder", "train_flow", "evaluate"]
+METRICS = [
+    "recon_mse",
+    "gme_heldout",
+    "bilipschitz_p95",
+    "local_distortion",
+    "fd_pixel_gen",
+    "fd_pixel_floor",
+    "fd_classifier_gen",
+]
 
 
 def digest(path: Path) -> str:
@@ -43,8 +52,14 @@ def test_full_run_writes_every_catalog_entry(trained_project):
     stats = torch.load(data / "05_model_input" / "latent_stats.pt", weights_only=True)
     normalised = stats["scale"] * (latents - stats["mean"])
     assert normalised.square().sum(1).mean().item() == pytest.approx(16, rel=1e-4)
-    for model in ("encoder", "decoder"):
+    for model in ("encoder", "decoder", "flow", "feature_classifier"):
         assert (data / "06_models" / f"{model}.pt").exists()
+    metrics = json.loads((data / "08_reporting" / "evaluation_metrics.json").read_text())
+    assert all(isinstance(metrics[name], float) and metrics[name] >= 0 for name in METRICS)
+    assert metrics["frechet_points"] == 50 and metrics["fd_classifier_floor"] > 0
+    assert metrics["fid_status"].startswith(("skipped: pt_inception", "computed"))
+    figures = {p.name for p in (data / "08_reporting" / "figures").iterdir()}
+    assert figures == {"reconstructions.png", "samples.png", "interpolation.png", "latent_scatter.png", "loss_curves.png"}
     assert not list((data / "06_models").rglob("checkpoints/*.pt")), "finished stages leave no checkpoint"
 
 
@@ -67,8 +82,12 @@ def test_one_mlflow_run_holds_parameters_histories_and_models(trained_project):
     steps = [m.step for m in client.get_metric_history(run.run_id, "train_encoder/train_loss")]
     assert steps == [20, 30, 40, 60], "logged at log_every (20) and eval_every (30) steps, not every step"
     assert run["metrics.train_encoder/steps_per_sec"] > 0
+    assert {m.removeprefix("metrics.evaluate/") for m in runs.columns if m.startswith("metrics.evaluate/")} >= set(METRICS)
     artifacts = {a.path for a in client.list_artifacts(run.run_id, "models")}
-    assert artifacts == {"models/encoder.pt", "models/decoder.pt"}
+    assert artifacts == {"models/encoder.pt", "models/decoder.pt", "models/flow.pt"}
+    figures = {a.path for a in client.list_artifacts(run.run_id, "figures")}
+    assert "figures/samples.png" in figures and "figures/loss_curves.png" in figures
+    assert {a.path for a in client.list_artifacts(run.run_id, "evaluation")} == {"evaluation/evaluation_metrics.json"}
 
 
 def test_a_later_stage_runs_alone_from_the_catalog(trained_project):

@@ -9,15 +9,16 @@ import mlflow
 from gpe_pipeline.core.training import MetricsCallback, TrainResult
 
 
+def log_metrics(prefix: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Log finite `{prefix}/{name}` metrics to the active MLflow run; nothing happens without one."""
+    if mlflow.active_run() is None:
+        return
+    mlflow.log_metrics({f"{prefix}/{k}": float(v) for k, v in metrics.items() if math.isfinite(v)}, step=step)
+
+
 def mlflow_metrics_logger(prefix: str) -> MetricsCallback:
-    """A callback logging `{prefix}/{name}` metrics to the active MLflow run (no-op without one)."""
-
-    def log(metrics: dict[str, float], step: int) -> None:
-        if mlflow.active_run() is None:
-            return
-        mlflow.log_metrics({f"{prefix}/{k}": float(v) for k, v in metrics.items() if math.isfinite(v)}, step=step)
-
-    return log
+    """The training loop's metrics callback, logging under `prefix`."""
+    return lambda metrics, step: log_metrics(prefix, metrics, step)
 
 
 def log_training_summary(prefix: str, result: TrainResult) -> None:

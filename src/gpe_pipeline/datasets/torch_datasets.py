@@ -78,14 +78,22 @@ class _TorchFileDataset(AbstractVersionedDataset):
 
 
 class TorchModelDataset(_TorchFileDataset):
-    """An `nn.Module` built by `gpe_pipeline.core.models.build_model`, saved as spec + state dict."""
+    """An `nn.Module` built by `gpe_pipeline.core.models.build_model`, saved as spec + state dict.
 
-    def load(self) -> nn.Module:
+    None is stored as an explicit "no model" record (e.g. no feature classifier for unlabelled data).
+    """
+
+    def load(self) -> nn.Module | None:
         payload = self._read_payload()
+        if payload["spec"] is None:
+            return None
         model = model_from_spec(payload["spec"], payload["state_dict"])
         return model.eval()
 
-    def save(self, model: nn.Module) -> None:
+    def save(self, model: nn.Module | None) -> None:
+        if model is None:
+            self._write_payload({"spec": None, "state_dict": None})
+            return
         spec = getattr(model, "build_spec", None)
         if spec is None:
             raise DatasetError(f"{type(model).__name__} has no build_spec: build models with core.models.build_model")

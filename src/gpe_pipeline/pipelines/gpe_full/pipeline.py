@@ -6,9 +6,9 @@ It is a package of its own because `kedro run --pipeline=NAME` loads
 
 from kedro.pipeline import Pipeline
 
-from gpe_pipeline.pipelines import cache_latents, ingest, train_decoder, train_encoder
+from gpe_pipeline.pipelines import cache_latents, evaluate, ingest, train_decoder, train_encoder, train_flow
 
-STAGES = (ingest, train_encoder, cache_latents, train_decoder)
+STAGES = (ingest, train_encoder, cache_latents, train_decoder, train_flow, evaluate)
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -1,0 +1,90 @@
+"""Figures of the evaluate stage (matplotlib; no Kedro, no file I/O: callers save the figures)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from torch import Tensor
+
+
+def _as_grid(images: Tensor, columns: int) -> Tensor:
+    """(N, C, H, W) in [-1, 1] -> one (H', W', C) array in [0, 1] with a 1-pixel gap."""
+    count, channels, height, width = images.shape
+    rows = math.ceil(count / columns)
+    grid = torch.ones(channels, rows * (height + 1) + 1, columns * (width + 1) + 1)
+    for index, image in enumerate(images.clamp(-1, 1)):
+        r, c = divmod(index, columns)
+        grid[:, 1 + r * (height + 1) : 1 + r * (height + 1) + height, 1 + c * (width + 1) : 1 + c * (width + 1) + width] = (
+            image + 1
+        ) / 2
+    return grid.permute(1, 2, 0)
+
+
+def _show(axis, images: Tensor, columns: int, title: str) -> None:
+    grid = _as_grid(images, columns)
+    axis.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None, vmin=0, vmax=1)
+    axis.set_title(title)
+    axis.axis("off")
+
+
+def image_grid_figure(images: Tensor, title: str, columns: int = 8) -> plt.Figure:
+    """A grid of images (N, C, H, W) in [-1, 1]."""
+    rows = math.ceil(len(images) / columns)
+    figure, axis = plt.subplots(figsize=(columns * 0.9 + 0.5, rows * 0.9 + 0.6))
+    _show(axis, images, columns, title)
+    figure.tight_layout()
+    return figure
+
+
+def reconstruction_figure(originals: Tensor, reconstructions: Tensor, columns: int = 8) -> plt.Figure:
+    """Originals (top) beside their reconstructions (bottom)."""
+    figure, axes = plt.subplots(2, 1, figsize=(columns * 0.9 + 0.5, 2 * (math.ceil(len(originals) / columns) * 0.9 + 0.6)))
+    _show(axes[0], originals, columns, "held-out originals")
+    _show(axes[1], reconstructions, columns, "reconstructions S(T x)")
+    figure.tight_layout()
+    return figure
+
+
+def vector_samples_figure(real: Tensor, generated: Tensor, title: str) -> plt.Figure:
+    """For vector data: the first two coordinates of real and generated points."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.scatter(real[:, 0], real[:, 1], s=4, alpha=0.5, label="held-out data")
+    axis.scatter(generated[:, 0], generated[:, 1], s=4, alpha=0.5, label="generated")
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def latent_scatter_figure(normalised_latents: Tensor, gaussian: Tensor) -> plt.Figure:
+    """First two coordinates of the normalised latents y = C (T(x) - m) against N(0, I) samples."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.scatter(gaussian[:, 0], gaussian[:, 1], s=4, alpha=0.4, label="N(0, I)")
+    axis.scatter(normalised_latents[:, 0], normalised_latents[:, 1], s=4, alpha=0.6, label="normalised latents")
+    axis.set_xlabel("y[0]")
+    axis.set_ylabel("y[1]")
+    axis.set_aspect("equal")
+    axis.legend()
+    axis.set_title("latent space: data vs Gaussian")
+    figure.tight_layout()
+    return figure
+
+
+def loss_curves_figure(histories: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Training loss and held-out metric of every trainer against its step, log scale."""
+    figure, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3.4), squeeze=False)
+    for axis, (name, history) in zip(axes[0], histories.items(), strict=True):
+        axis.plot(history["step"], history["train_loss"], label="train loss")
+        for column in history.columns:
+            if column.startswith("heldout_"):
+                held = history[["step", column]].dropna()
+                axis.plot(held["step"], held[column], marker="o", markersize=3, label=column)
+        axis.set_yscale("log")
+        axis.set_xlabel("step")
+        axis.set_title(name)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
