@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 
 import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric
 
-from gpe_pipeline.core.training import MetricsCallback, TrainResult
+from gpe_pipeline.core.training import TrainResult
 
 
 def log_metrics(prefix: str, metrics: dict[str, float], step: int | None = None) -> None:
@@ -16,9 +19,25 @@ def log_metrics(prefix: str, metrics: dict[str, float], step: int | None = None)
     mlflow.log_metrics({f"{prefix}/{k}": float(v) for k, v in metrics.items() if math.isfinite(v)}, step=step)
 
 
-def mlflow_metrics_logger(prefix: str) -> MetricsCallback:
-    """The training loop's metrics callback, logging under `prefix`."""
-    return lambda metrics, step: log_metrics(prefix, metrics, step)
+class MlflowMetricsLogger:
+    """The training loop's metrics callback: logs `{prefix}/{name}` to the MLflow run active when it was made.
+
+    It holds the run id and tracking URI rather than relying on the active run,
+    so it pickles into spawned DDP ranks and rank 0 logs into the same run.
+    """
+
+    def __init__(self, prefix: str):
+        run = mlflow.active_run()
+        self.prefix = prefix
+        self.run_id = run.info.run_id if run is not None else None
+        self.tracking_uri = mlflow.get_tracking_uri()
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        if self.run_id is None:
+            return
+        timestamp = int(time.time() * 1000)
+        batch = [Metric(f"{self.prefix}/{k}", float(v), timestamp, step) for k, v in metrics.items() if math.isfinite(v)]
+        MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch)
 
 
 def log_training_summary(prefix: str, result: TrainResult) -> None:
@@ -46,6 +65,9 @@ def train_and_log(
 ):
     """Run the core training loop with MLflow logging; returns the trained model and its history table.
 
+    loss_fn and evaluate must pickle (module-level functions or functools.partial)
+    so that training.world_size > 1 can hand them to spawned processes.
+
     section: the parameter section ("train_encoder"), used in error messages,
     progress lines, checkpoint fingerprints and as the MLflow metric prefix.
     """
@@ -60,6 +82,6 @@ def train_and_log(
         min_batch_size=min_batch_size,
         **training_params,
     )
-    result = train(model, loss_fn, data, config, evaluate=evaluate, log_metrics=mlflow_metrics_logger(section))
+    result = train(model, loss_fn, data, config, evaluate=evaluate, log_metrics=MlflowMetricsLogger(section))
     log_training_summary(section, result)
     return result.model, pd.DataFrame(result.history)

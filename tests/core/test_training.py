@@ -176,3 +176,12 @@ def test_moving_average_matches_its_definition():
     expected = 0.75 * average.weight.detach().clone() + 0.25 * current.weight.detach()
     update_ema(average, current, 0.75)
     assert torch.allclose(average.weight, expected)
+
+
+def test_mixed_precision_switch_leaves_cpu_results_unchanged(tmp_path):
+    results = {}
+    for precision in ("fp32", "bf16", "auto"):
+        model, data = make_problem()
+        results[precision] = train(model, noisy_mse, data, config(tmp_path / precision, precision=precision)).model.state_dict()
+    for key, value in results["fp32"].items():
+        assert torch.equal(value, results["bf16"][key]) and torch.equal(value, results["auto"][key]), key

@@ -24,6 +24,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from . import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ EvaluateFn = Callable[[nn.Module], dict[str, float]]
 MetricsCallback = Callable[[dict[str, float], int], None]
 
 PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_MODES = ("auto", "on", "off")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -58,6 +62,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    compile: str = "auto"  # torch.compile the model: auto (on CUDA only) | on | off
+    world_size: int = 1  # > 1: data-parallel over this many spawned processes (DDP); the batch is the global batch
+    backend: str = "auto"  # process-group backend: auto (nccl on CUDA, gloo on CPU) | gloo | nccl
     min_batch_size: int = 1
     name: str = "train"
     params_key: str | None = None  # where these settings live in the parameters, for error messages; default: name
@@ -89,6 +96,14 @@ class TrainConfig:
         for key in ("log_every", "eval_every", "checkpoint_every"):
             need(is_int(getattr(self, key)) and getattr(self, key) >= 1, key, "must be an integer >= 1")
         need(self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}")
+        need(self.compile in COMPILE_MODES, "compile", f"must be one of {list(COMPILE_MODES)}")
+        need(is_int(self.world_size) and self.world_size >= 1, "world_size", "must be an integer >= 1")
+        need(self.backend in ("auto", "gloo", "nccl"), "backend", "must be auto, gloo or nccl")
+        need(
+            self.batch_size % self.world_size == 0,
+            "batch_size",
+            f"must be divisible by world_size ({self.world_size}): every process takes an equal share of the global batch",
+        )
         need(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device", "must be auto, cpu or cuda[:N]")
         need(
             (self.target is None) == (self.target_metric is None) or self.target is None,
@@ -175,6 +190,9 @@ def _fingerprint(config: TrainConfig, model: nn.Module, data: Sequence[Tensor]) 
         "checkpoint_every",
         "checkpoint_path",
         "device",
+        "world_size",
+        "backend",
+        "compile",
     )
     relevant = {k: v for k, v in asdict(config).items() if k not in ignored}
     parameters = [(n, list(p.shape)) for n, p in model.state_dict().items()]
@@ -215,6 +233,16 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _log_progress(name: str, record: dict[str, float], max_steps: int) -> None:
+    """One progress line: step, loss, held-out metrics, rate and ETA."""
+    held = "".join(f" | {k} {v:.4g}" for k, v in record.items() if k.startswith("heldout_"))
+    rate = record["steps_per_sec"]
+    eta = _format_eta((max_steps - record["step"]) / max(rate, 1e-9))
+    logger.info(
+        "%s step %d/%d | loss %.4g%s | %.1f it/s | ETA %s", name, record["step"], max_steps, record["train_loss"], held, rate, eta
+    )
+
+
 def train(
     model: nn.Module,
     loss_fn: LossFn,
@@ -235,14 +263,28 @@ def train(
     sizes = {len(t) for t in data}
     if len(sizes) != 1:
         raise ValueError(f"training tensors must share their first dimension, got sizes {sorted(sizes)}")
+    if config.world_size > 1 and distributed.world_size() == 1:
+        return _train_spawned(model, loss_fn, data, config, evaluate, log_metrics)
+    rank, world = distributed.rank(), distributed.world_size()
+    is_main = rank == 0
     device = resolve_device(config.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", rank if world > 1 else (device.index or 0))
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls and convolutions: float32 range, much faster
+        torch.backends.cudnn.allow_tf32 = True
     name = config.name
     key_root = config.params_key or name
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed + rank)  # every rank draws its own noise; rank 0 matches a single process
     model.to(device)
     data = [t.to(device) for t in data]
-    sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed)
+    sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed)  # same seed on every rank: one global batch
+    local_batch = config.batch_size // world
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    step_model: nn.Module = model
+    if world > 1:
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
+        step_model = torch.compile(step_model)
     fingerprint = _fingerprint(config, model, data)
     ema_model = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
 
@@ -264,10 +306,11 @@ def train(
             step = int(checkpoint["step"])
             history = list(checkpoint["history"])
             elapsed_before = float(checkpoint["elapsed"])
-            logger.info("%s: resuming from checkpoint %s at step %d", name, checkpoint_path, step)
+            if is_main:
+                logger.info("%s: resuming from checkpoint %s at step %d", name, checkpoint_path, step)
 
     def run_evaluation() -> dict[str, float]:
-        if evaluate is None:
+        if evaluate is None or not is_main:
             return {}
         evaluated = ema_model if ema_model is not None else model
         evaluated.eval()
@@ -288,7 +331,7 @@ def train(
         nonlocal pending_losses, pending_first_step
         if not pending_losses:
             return float("nan")
-        values = torch.stack(pending_losses).float().cpu()
+        values = distributed.mean_over_ranks(torch.stack(pending_losses).float()).cpu()  # the global batch's loss
         bad = (~torch.isfinite(values)).nonzero()
         if len(bad):
             bad_step = pending_first_step + int(bad[0])
@@ -309,10 +352,10 @@ def train(
     model.train()
     while step < config.max_steps:
         step += 1
-        indices = sampler.next_indices().to(device)
+        indices = sampler.next_indices()[rank * local_batch : (rank + 1) * local_batch].to(device)
         batch = tuple(t[indices] for t in data)
         with autocast_context(device, config.precision):
-            loss = loss_fn(model, batch)
+            loss = loss_fn(step_model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip is not None:
@@ -335,27 +378,19 @@ def train(
                 record.update(run_evaluation())
             record["elapsed_s"] = elapsed_before + now - start
             history.append(record)
-            if log_metrics is not None:
-                log_metrics({k: v for k, v in record.items() if k != "step"}, step)
-            held = " | ".join(f"{k} {v:.4g}" for k, v in record.items() if k.startswith("heldout_"))
-            logger.info(
-                "%s step %d/%d | loss %.4g%s | %.1f it/s | ETA %s",
-                name,
-                step,
-                config.max_steps,
-                record["train_loss"],
-                f" | {held}" if held else "",
-                rate,
-                _format_eta((config.max_steps - step) / max(rate, 1e-9)),
-            )
+            if is_main:
+                if log_metrics is not None:
+                    log_metrics({k: v for k, v in record.items() if k != "step"}, step)
+                _log_progress(name, record, config.max_steps)
             target_key = f"heldout_{config.target_metric}"
-            if config.target is not None and target_key in record and record[target_key] <= config.target:
-                stop_reason = f"{target_key} {record[target_key]:.4g} <= target {config.target:g}"
+            reached = config.target is not None and target_key in record and record[target_key] <= config.target
+            if distributed.any_rank(reached, device):  # rank 0 evaluates; every rank stops at the same step
+                stop_reason = f"{target_key} {record.get(target_key, float('nan')):.4g} <= target {config.target:g}"
                 final_metrics = {k: v for k, v in record.items() if k.startswith("heldout_")}
                 break
             if is_last:
                 final_metrics = {k: v for k, v in record.items() if k.startswith("heldout_")}
-            if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last:
+            if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last and is_main:
                 save_checkpoint(
                     checkpoint_path,
                     {
@@ -374,8 +409,44 @@ def train(
             window_start, window_start_step = time.perf_counter(), step  # the rate counts training steps only
 
     seconds = elapsed_before + time.perf_counter() - start
-    logger.info("%s finished at step %d in %.1f s (%s)", name, step, seconds, stop_reason)
-    if checkpoint_path is not None and checkpoint_path.exists():
+    if is_main:
+        logger.info("%s finished at step %d in %.1f s (%s)", name, step, seconds, stop_reason)
+    if checkpoint_path is not None and checkpoint_path.exists() and is_main:
         checkpoint_path.unlink()  # the stage completed: a re-run starts fresh rather than resuming a finished run
     final_model = (ema_model if ema_model is not None else model).eval().cpu()
     return TrainResult(final_model, history, step, seconds, stop_reason, final_metrics)
+
+
+def _train_in_process_group(model, loss_fn, data, config, evaluate, log_metrics) -> dict[str, Any]:
+    """What one spawned rank runs: the ordinary loop (it sees the process group), returning plain values."""
+    result = train(model, loss_fn, data, config, evaluate, log_metrics)
+    return {
+        "model": result.model.state_dict(),
+        "history": result.history,
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "stop_reason": result.stop_reason,
+        "final_metrics": result.final_metrics,
+    }
+
+
+def _train_spawned(model, loss_fn, data, config, evaluate, log_metrics) -> TrainResult:
+    """Run the loop in config.world_size spawned processes under DDP; rank 0's model comes back into `model`."""
+    logger.info(
+        "%s: training on %d processes (DDP, %s)", config.name, config.world_size, distributed.resolve_backend(config.backend)
+    )
+    payload = distributed.spawn(
+        config.world_size,
+        config.backend,
+        _train_in_process_group,
+        model.cpu(),
+        loss_fn,
+        list(data),
+        config,
+        evaluate,
+        log_metrics,
+    )
+    model.load_state_dict(payload["model"])
+    return TrainResult(
+        model.eval(), payload["history"], payload["steps"], payload["seconds"], payload["stop_reason"], payload["final_metrics"]
+    )

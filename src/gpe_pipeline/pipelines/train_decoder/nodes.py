@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pandas as pd
 from torch import Tensor, nn
 
+from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.losses import reconstruction_loss
 from gpe_pipeline.core.metrics import reconstruction_mse
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
+
+
+def decoder_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    """Reconstruction MSE of one batch of cached pairs (latent, x)."""
+    return reconstruction_loss(model(batch[0]), to_model_scale(batch[1]))
+
+
+def heldout_mse(model: nn.Module, latents: Tensor, data: Tensor) -> dict[str, float]:
+    return {"mse": reconstruction_mse(model, latents, data)}
 
 
 def train_decoder(
@@ -30,9 +41,9 @@ def train_decoder(
     return train_and_log(
         "train_decoder",
         decoder,
-        lambda model, batch: reconstruction_loss(model(batch[0]), batch[1]),
+        decoder_step_loss,
         [train_latents, train_data["x"]],
         params["training"],
-        evaluate=lambda model: {"mse": reconstruction_mse(model, heldout_y, heldout_x)},
+        evaluate=partial(heldout_mse, latents=heldout_y, data=heldout_x),
         target_metric="mse",
     )

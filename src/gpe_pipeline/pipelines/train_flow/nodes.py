@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -12,6 +13,17 @@ from gpe_pipeline.core.latents import normalise_latents
 from gpe_pipeline.core.losses import cfm_loss
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
+
+
+def flow_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    """Conditional flow matching loss of one batch of normalised latents (y,)."""
+    return cfm_loss(model, batch[0])
+
+
+def heldout_cfm(model: nn.Module, latents: Tensor, noise: Tensor, times: Tensor) -> dict[str, float]:
+    """CFM loss of held-out latents at fixed noise and times, comparable across evaluations."""
+    device = next(model.parameters()).device
+    return {"cfm": float(cfm_loss(model, latents.to(device), noise.to(device), times.to(device)))}
 
 
 def train_flow(
@@ -30,16 +42,12 @@ def train_flow(
     heldout_t = torch.rand(len(heldout_y), generator=generator)
     velocity = model_from_params("velocity", "train_flow", params, latent_dim=train_y.shape[1])
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        device = next(model.parameters()).device
-        return {"cfm": float(cfm_loss(model, heldout_y.to(device), heldout_noise.to(device), heldout_t.to(device)))}
-
     return train_and_log(
         "train_flow",
         velocity,
-        lambda model, batch: cfm_loss(model, batch[0]),
+        flow_step_loss,
         [train_y],
         params["training"],
-        evaluate=evaluate,
+        evaluate=partial(heldout_cfm, latents=heldout_y, noise=heldout_noise, times=heldout_t),
         target_metric="cfm",
     )

@@ -1,0 +1,95 @@
+"""DDP on CPU (gloo, 2 spawned processes): one step equals a single process on the concatenated batch."""
+
+import pytest
+import torch
+
+from gpe_pipeline.core.distributed import distributed_gme_loss
+from gpe_pipeline.core.losses import reconstruction_loss
+from gpe_pipeline.core.models import build_model
+from gpe_pipeline.core.training import TrainConfig, train
+
+
+def encoder_loss(model, batch):
+    return distributed_gme_loss(model(batch[0]), batch[0])
+
+
+def decoder_loss(model, batch):
+    return reconstruction_loss(model(batch[0]), batch[1])
+
+
+def one_step(model, loss, data, world_size, evaluate=None, **overrides):
+    settings = dict(max_steps=1, batch_size=16, lr=1e-2, log_every=1, eval_every=1, checkpoint_every=1, world_size=world_size)
+    settings.update(overrides)
+    return train(model, loss, data, TrainConfig(name="ddp", **settings), evaluate=evaluate)
+
+
+def assert_same_parameters(a, b):
+    for (key, value), other in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(value, other, atol=1e-5, rtol=0), key
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def test_distributed_gme_step_equals_single_process_step(images):
+    torch.manual_seed(0)
+    encoder = build_model("encoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[32])
+    initial = {k: v.clone() for k, v in encoder.state_dict().items()}
+    single = one_step(encoder, encoder_loss, [images], world_size=1).model
+    encoder.load_state_dict(initial)
+    spawned = one_step(encoder, encoder_loss, [images], world_size=2)
+    assert not torch.equal(spawned.model.net[1].weight, initial["net.1.weight"]), "the step changed the weights"
+    assert_same_parameters(single, spawned.model)
+    assert spawned.history[0]["train_loss"] == pytest.approx(single_loss(initial, images), rel=1e-5)
+
+
+def single_loss(state, images):
+    model = build_model("encoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[32])
+    model.load_state_dict(state)
+    from gpe_pipeline.core.training import BatchSampler
+
+    indices = BatchSampler(len(images), 16, 0).next_indices()
+    with torch.no_grad():
+        return float(encoder_loss(model, (images[indices],)))
+
+
+def test_distributed_decoder_step_equals_single_process_step(images):
+    torch.manual_seed(1)
+    decoder = build_model("decoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[32])
+    latents = torch.randn(40, 4, generator=torch.Generator().manual_seed(2))
+    initial = {k: v.clone() for k, v in decoder.state_dict().items()}
+    single = one_step(decoder, decoder_loss, [latents, images], world_size=1).model
+    decoder.load_state_dict(initial)
+    spawned = one_step(decoder, decoder_loss, [latents, images], world_size=2).model
+    assert_same_parameters(single, spawned)
+
+
+def test_early_stop_and_logging_happen_once_across_ranks(images, tmp_path):
+    torch.manual_seed(0)
+    encoder = build_model("encoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[16])
+    result = one_step(
+        encoder,
+        encoder_loss,
+        [images],
+        world_size=2,
+        max_steps=50,
+        eval_every=5,
+        log_every=5,
+        target=1e9,
+        target_metric="always",
+        evaluate=always,
+        checkpoint_path=str(tmp_path / "ckpt.pt"),
+    )
+    assert result.steps == 5, "every rank stops at the first evaluation that meets the target"
+    assert result.stop_reason.startswith("heldout_always")
+
+
+def always(model):
+    return {"always": 0.0}
+
+
+def test_batch_must_split_evenly_across_processes():
+    with pytest.raises(ValueError, match="divisible by world_size"):
+        TrainConfig(max_steps=1, batch_size=15, lr=1e-3, world_size=2, name="ddp")
