@@ -149,3 +149,53 @@ def test_interrupted_stage_resumes_from_its_checkpoint(tmp_path):
     assert f"resuming from checkpoint data/06_models/checkpoints/encoder.pt at step {step}" in output
     assert f"train_encoder finished at step {step + 10}" in output
     assert (project / "data" / "06_models" / "encoder.pt").exists()
+
+
+def write_image_folder(folder: Path, per_class: int = 24) -> None:
+    """Two classes of 32x32 RGB images (bright squares left or right) as PNG files."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for label, column in (("left", 4), ("right", 18)):
+        (folder / label).mkdir(parents=True)
+        for index in range(per_class):
+            pixels = (torch.rand(32, 32, 3, generator=generator) * 60).to(torch.uint8)
+            top = int(torch.randint(2, 20, (1,), generator=generator))
+            pixels[top : top + 10, column : column + 10] = 230
+            Image.fromarray(pixels.numpy()).save(folder / label / f"{index:03d}.png")
+
+
+def test_convolutional_run_on_an_image_folder_keeps_uint8_images(tmp_path):
+    project = make_project_copy(tmp_path / "project")
+    write_image_folder(project / "data" / "01_raw" / "shapes")
+    params = ",".join(
+        [
+            "ingest.dataset=image_folder",
+            "ingest.path=data/01_raw/shapes",
+            "ingest.image_size=32",
+            "ingest.heldout_fraction=0.25",
+            "train_encoder.architecture=conv32",
+            "train_decoder.architecture=conv32",
+            "train_encoder.augment.hflip=true",
+            "train_encoder.augment.crop_scale=0.9",
+            "train_encoder.training.batch_size=8",
+            "train_decoder.training.batch_size=8",
+            "evaluate.classifier.training.batch_size=8",
+            "evaluate.max_points=6",
+            "evaluate.distortion_points=4",
+            "evaluate.neighbours=2",
+        ]
+        + [
+            f"{stage}.model_options.conv32.{key}={value}"
+            for stage in ("train_encoder", "train_decoder")
+            for key, value in (("width", 4), ("max_channels", 16))
+        ]
+    )
+    result = kedro(project, "run", "--env", "test", "--pipeline=gpe_full", "--params", params)
+    assert "train_flow finished" in " ".join(result.output.split())
+    train = torch.load(project / "data" / "03_primary" / "train_data.pt", weights_only=True)
+    assert train["x"].dtype == torch.uint8 and train["x"].shape[1:] == (3, 32, 32) and set(train["labels"].tolist()) == {0, 1}
+    metrics = json.loads((project / "data" / "08_reporting" / "evaluation_metrics.json").read_text())
+    assert metrics["frechet_points"] == 6 and metrics["recon_mse"] < 2.0 and "fd_classifier_gen" in metrics
+    samples = torch.load(project / "data" / "07_model_output" / "generated_samples.pt", weights_only=True)
+    assert samples.dtype == torch.float32 and samples.shape[1:] == (3, 32, 32) and samples.abs().max() <= 1

@@ -56,6 +56,8 @@ def test_base_parameters_are_valid(params):
         ("train_encoder.loss", "mse", "unknown train_encoder.loss 'mse'"),
         ("cache_latents.batch_size", 0, "cache_latents.batch_size must be an integer >= 1"),
         ("ingest.dataset", "image_folder", "ingest.path must name the image folder"),
+        ("ingest.image_dtype", "float16", "ingest.image_dtype must be one of"),
+        ("train_encoder.augment.crop_scale", 1.5, "train_encoder.augment takes hflip"),
         ("train_flow.training.lr", -1, "train_flow.training.lr must be a positive number"),
         ("train_flow.architecture", "unet", "train_flow: unknown architecture 'unet' for role 'velocity'"),
         ("evaluate.sampling.solver", "euler_maruyama", "evaluate.sampling: unknown solver 'euler_maruyama'"),
@@ -85,6 +87,18 @@ def test_unknown_model_option_is_named(params):
 def test_unknown_training_key_is_named(params):
     with pytest.raises(ParameterError, match=r"unknown key\(s\) \['learning_rate'\] in train_decoder.training"):
         validate_parameters(with_value(params, "train_decoder.training.learning_rate", 0.1), STAGES)
+
+
+def test_distributed_settings_are_checked(params):
+    two = with_value(params, "train_encoder.training.world_size", 2)
+    validate_parameters(two, STAGES)
+    with pytest.raises(ParameterError, match="train_encoder.training.batch_size must be divisible by world_size"):
+        validate_parameters(
+            with_value(with_value(params, "train_encoder.training.world_size", 3), "train_encoder.training.batch_size", 128),
+            STAGES,
+        )
+    with pytest.raises(ParameterError, match="train_encoder.loss mds2 runs on one process only"):
+        validate_parameters(with_value(two, "train_encoder.loss", "mds2"), STAGES)
 
 
 def test_only_the_stages_being_run_are_checked(params):

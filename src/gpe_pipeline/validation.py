@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpe_pipeline.core.data import data_shape
+from gpe_pipeline.core.data import IMAGE_DTYPES, data_shape
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
 from gpe_pipeline.core.training import TrainConfig
@@ -53,6 +53,8 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
         )
     except ValueError as err:
         raise ParameterError(str(err)) from err
+    if ingest.get("image_dtype", "float32") not in IMAGE_DTYPES:
+        raise ParameterError(f"ingest.image_dtype must be one of {list(IMAGE_DTYPES)}, got {ingest.get('image_dtype')!r}")
     if "ingest_dataset" in nodes and ingest.get("dataset") == "image_folder" and not ingest.get("path"):
         raise ParameterError("ingest.path must name the image folder when ingest.dataset is image_folder")
     encoder = params.get("train_encoder", {})
@@ -64,6 +66,15 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
             raise ParameterError(f"unknown train_encoder.loss '{encoder.get('loss')}': choose one of {sorted(ENCODER_LOSSES)}")
         model_from_params("encoder", "train_encoder", encoder, data_shape=shape, latent_dim=latent_dim)
         _check_training("train_encoder", encoder, min_batch_size=2)
+        augment = encoder.get("augment") or {}
+        unknown = sorted(set(augment) - {"hflip", "crop_scale"})
+        if unknown or not isinstance(augment.get("hflip", False), bool) or not 0 < augment.get("crop_scale", 1.0) <= 1:
+            raise ParameterError(f"train_encoder.augment takes hflip (true/false) and crop_scale in (0, 1], got {augment}")
+        if encoder.get("loss", "gme") != "gme" and encoder["training"].get("world_size", 1) > 1:
+            raise ParameterError(
+                f"train_encoder.loss {encoder['loss']} runs on one process only (only GME gathers pairs across ranks): "
+                "set train_encoder.training.world_size to 1"
+            )
     latent_dim = latent_dim if _integer(latent_dim) and latent_dim >= 1 else 1  # later stages take d from the cached latents
     if "cache_latents" in nodes:
         batch_size = params.get("cache_latents", {}).get("batch_size", 1024)

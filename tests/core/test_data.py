@@ -653,6 +653,42 @@ def test_metadata_fields(tmp_path):
         "num_heldout": 3,
         "num_classes": 10,
         "is_image": True,
+        "dtype": "float32",
         "value_range": [-1.0, 1.0],
         "seed": 7,
     }
+
+
+def test_images_can_stay_uint8_and_map_to_the_model_scale_per_batch(tmp_path):
+    from gpe_pipeline.core.data import to_model_scale
+
+    write_cifar10(tmp_path)
+    as_float = load_dataset("cifar10", root=tmp_path, seed=7)
+    as_uint8 = load_dataset("cifar10", root=tmp_path, seed=7, image_dtype="uint8")
+    assert as_uint8.train.dtype == torch.uint8 and as_uint8.metadata["dtype"] == "uint8"
+    assert as_uint8.metadata["value_range"] == [-1.0, 1.0]
+    assert torch.equal(to_model_scale(as_uint8.train), as_float.train)
+    assert to_model_scale(as_float.train) is as_float.train
+    digits = load_dataset("digits", image_dtype="uint8")
+    assert digits.train.dtype == torch.float32, "digits (0..16 pixel values) stay float"
+    with pytest.raises(ValueError, match="image_dtype"):
+        load_dataset("digits", image_dtype="float16")
+
+
+def test_augmentations_flip_and_crop_on_tensors():
+    from gpe_pipeline.core.data import augment_images
+
+    images = torch.linspace(-1, 1, 2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
+    assert torch.equal(augment_images(images), images)
+    torch.manual_seed(0)
+    flipped = augment_images(images.repeat(50, 1, 1, 1), hflip=True)
+    is_flipped = [torch.equal(f, i.flip(-1)) for f, i in zip(flipped, images.repeat(50, 1, 1, 1), strict=True)]
+    is_same = [torch.equal(f, i) for f, i in zip(flipped, images.repeat(50, 1, 1, 1), strict=True)]
+    assert all(a or b for a, b in zip(is_flipped, is_same, strict=True)) and 25 <= sum(is_flipped) <= 75
+    cropped = augment_images(images, crop_scale=0.8)
+    assert cropped.shape == images.shape and cropped.min() >= -1 and cropped.max() <= 1
+    assert not torch.allclose(cropped, images)
+    # keeping the whole side is the identity map (up to bilinear resampling error)
+    assert torch.allclose(augment_images(images, crop_scale=1.0 - 1e-7), images, atol=1e-5)
+    with pytest.raises(ValueError, match="crop_scale"):
+        augment_images(images, crop_scale=0)

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 DATASETS = ("digits", "gmm", "mnist", "cifar10", "celeba", "celebahq", "image_folder")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_DTYPES = ("float32", "uint8")
 DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeba": 64, "celebahq": 256, "image_folder": 64}
 
 
@@ -58,6 +59,43 @@ def data_shape(name: str, image_size: int | None = None, gmm_dim: int = 500, cha
 def uint8_to_unit_range(images: Tensor) -> Tensor:
     """uint8 pixels in [0, 255] -> float32 in [-1, 1]."""
     return images.float().div_(127.5).sub_(1.0)
+
+
+def to_model_scale(x: Tensor) -> Tensor:
+    """A batch in the models' input scale: uint8 pixels -> float32 in [-1, 1]; float data unchanged."""
+    return uint8_to_unit_range(x) if x.dtype == torch.uint8 else x
+
+
+def augment_images(images: Tensor, hflip: bool = False, crop_scale: float = 1.0) -> Tensor:
+    """Mild augmentations on a batch of images (B, C, H, W) on its own device, no PIL.
+
+    hflip: flip each image left-right with probability 1/2. crop_scale < 1:
+    a random square crop keeping between crop_scale and all of the side,
+    resized back to H x W (bilinear). Randomness comes from torch's global RNG.
+    """
+    if not 0 < crop_scale <= 1:
+        raise ValueError(f"crop_scale must be in (0, 1], got {crop_scale}")
+    if hflip:
+        flip = torch.rand(images.shape[0], 1, 1, 1, device=images.device) < 0.5
+        images = torch.where(flip, images.flip(-1), images)
+    if crop_scale < 1:
+        count = images.shape[0]
+        keep = crop_scale + (1 - crop_scale) * torch.rand(count, device=images.device)  # fraction of the side kept
+        shift = (1 - keep) * (2 * torch.rand(2, count, device=images.device) - 1)  # crop centre, inside the image
+        theta = torch.zeros(count, 2, 3, device=images.device)
+        theta[:, 0, 0] = theta[:, 1, 1] = keep
+        theta[:, 0, 2], theta[:, 1, 2] = shift[0], shift[1]
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return images
+
+
+def _resize_uint8(images: Tensor, size: int | None) -> Tensor:
+    """Resize uint8 (N, C, H, W) images, rounding back to uint8."""
+    if size is None or (images.shape[-1] == size and images.shape[-2] == size):
+        return images
+    resized = _resize(uint8_to_unit_range(images), size)
+    return ((resized + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _resize(images: Tensor, size: int) -> Tensor:
@@ -335,11 +373,14 @@ def load_dataset(
     path: str | Path | None = None,
     channels: int = 3,
     gmm: dict[str, Any] | None = None,
+    image_dtype: str = "float32",
 ) -> DataSplits:
     """Load a dataset by name into normalised train and held-out tensors with metadata.
 
     Datasets with an official test split (mnist, cifar10, celeba) hold it out;
     the others are split at random with `heldout_fraction` and `seed`.
+    image_dtype "uint8" keeps image files' pixels as uint8 in [0, 255] (4x less
+    memory; `to_model_scale` maps a batch to [-1, 1]); digits and gmm are float32 always.
     """
     name = dataset
     if name not in DATASETS:
@@ -347,31 +388,33 @@ def load_dataset(
     root = Path(root)
     size = int(image_size or DEFAULT_IMAGE_SIZE.get(name, 0)) or None
     train_labels = heldout_labels = None
+    if image_dtype not in IMAGE_DTYPES:
+        raise ValueError(f"ingest.image_dtype must be one of {list(IMAGE_DTYPES)}, got {image_dtype!r}")
     if name in ("digits", "gmm", "celebahq", "image_folder"):
         if name == "digits":
             x, labels = load_digits_images()
+            if size not in (None, 8):
+                x = _resize(x, size)
         elif name == "gmm":
             x, labels = make_gmm(**{"seed": seed, **(gmm or {})})
         elif name == "celebahq":
-            x, labels = uint8_to_unit_range(load_celebahq(root, size)), None
+            x, labels = load_celebahq(root, size), None
         else:
             if path is None:
                 raise ValueError("ingest.path must name the image folder when ingest.dataset is image_folder")
-            images, labels = load_image_folder(Path(path), size, channels)
-            x = uint8_to_unit_range(images)
-        if name == "digits" and size not in (None, 8):
-            x = _resize(x, size)
+            x, labels = load_image_folder(Path(path), size, channels)
         train_idx, heldout_idx = _random_split(len(x), heldout_fraction, seed)
         train, heldout = x[train_idx], x[heldout_idx]
         if labels is not None:
             train_labels, heldout_labels = labels[train_idx], labels[heldout_idx]
     elif name in ("mnist", "cifar10"):
         loader = load_mnist if name == "mnist" else load_cifar10
-        train_u8, train_labels, heldout_u8, heldout_labels = loader(root, download)
-        train, heldout = _resize(uint8_to_unit_range(train_u8), size), _resize(uint8_to_unit_range(heldout_u8), size)
+        train, train_labels, heldout, heldout_labels = loader(root, download)
+        train, heldout = _resize_uint8(train, size), _resize_uint8(heldout, size)
     else:  # celeba
-        train_u8, heldout_u8 = load_celeba(root, size, download)
-        train, heldout = uint8_to_unit_range(train_u8), uint8_to_unit_range(heldout_u8)
+        train, heldout = load_celeba(root, size, download)
+    if train.dtype == torch.uint8 and image_dtype == "float32":
+        train, heldout = uint8_to_unit_range(train), uint8_to_unit_range(heldout)
 
     train, train_labels = _subsample(train, train_labels, max_train, seed)
     heldout, heldout_labels = _subsample(heldout, heldout_labels, max_heldout, seed + 1)
@@ -386,7 +429,8 @@ def load_dataset(
         "num_heldout": len(heldout),
         "num_classes": int(torch.cat([train_labels, heldout_labels]).max()) + 1 if train_labels is not None else 0,
         "is_image": len(shape) == 3,
-        "value_range": [float(train.min()), float(train.max())],
+        "dtype": str(train.dtype).removeprefix("torch."),
+        "value_range": [float(to_model_scale(train[:1000]).min()), float(to_model_scale(train[:1000]).max())],
         "seed": seed,
     }
     return DataSplits(train.contiguous(), heldout.contiguous(), train_labels, heldout_labels, metadata)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .data import to_model_scale
 from .training import resolve_device
 
 
@@ -12,7 +13,7 @@ from .training import resolve_device
 def encode(encoder: nn.Module, data: Tensor, batch_size: int = 1024, device: str = "auto") -> Tensor:
     """T(x) for every row of data, in batches without gradients.
 
-    data: (N, ...). Returns float32 latents (N, d) on the CPU.
+    data: (N, ...), uint8 images or float data in model scale. Returns float32 latents (N, d) on the CPU.
     """
     if batch_size < 1:
         raise ValueError(f"cache_latents.batch_size must be >= 1, got {batch_size}")
@@ -20,7 +21,7 @@ def encode(encoder: nn.Module, data: Tensor, batch_size: int = 1024, device: str
     was_training = encoder.training
     original_device = next(encoder.parameters()).device
     encoder.eval().to(target)
-    chunks = [encoder(data[i : i + batch_size].to(target)).float().cpu() for i in range(0, len(data), batch_size)]
+    chunks = [encoder(to_model_scale(data[i : i + batch_size].to(target))).float().cpu() for i in range(0, len(data), batch_size)]
     encoder.train(was_training).to(original_device)  # leave the caller's model as it was
     return torch.cat(chunks)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .data import to_model_scale
 from .losses import log_cost, pairwise_squared_distances
 from .training import resolve_device
 
@@ -38,7 +39,7 @@ def reconstruction_mse(decoder: torch.nn.Module, latents: Tensor, data: Tensor, 
     device = next(decoder.parameters()).device
     for start in range(0, len(latents), batch_size):
         reconstruction = decoder(latents[start : start + batch_size].to(device)).float()
-        target = data[start : start + batch_size].to(device).float()
+        target = to_model_scale(data[start : start + batch_size].to(device))
         total += (reconstruction - target).square().sum(dtype=torch.float64).cpu()
     return float(total / data.numel())
 

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from gpe_pipeline import plotting
+from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import normalise_latents
 from gpe_pipeline.core.losses import classifier_loss
 from gpe_pipeline.core.metrics import (
@@ -47,6 +48,11 @@ def split_halves(num_heldout: int, limit: int) -> tuple[slice, slice]:
     return slice(0, half), slice(half, 2 * half)
 
 
+def classifier_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    """Cross-entropy of one batch (x, labels)."""
+    return classifier_loss(model, to_model_scale(batch[0]), batch[1])
+
+
 def train_feature_classifier(
     train_data: dict[str, Any], metadata: dict[str, Any], params: dict[str, Any]
 ) -> tuple[nn.Module | None, pd.DataFrame]:
@@ -61,7 +67,7 @@ def train_feature_classifier(
     return train_and_log(
         "feature_classifier",
         classifier,
-        lambda model, batch: classifier_loss(model, batch[0], batch[1]),
+        classifier_step_loss,
         [train_data["x"], train_data["labels"]],
         section["training"],
     )
@@ -129,7 +135,7 @@ def compute_metrics(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Every measurement of SPEC 2 on the held-out split, as one flat dict (also logged to MLflow)."""
-    heldout = heldout_data["x"]
+    heldout = to_model_scale(heldout_data["x"])
     evaluation, reference = split_halves(len(heldout), params["max_points"])
     size = evaluation.stop - evaluation.start
     real_a, real_b = heldout[evaluation], heldout[reference]
@@ -187,7 +193,7 @@ def make_figures(
 ) -> dict[str, Figure]:
     """Reconstructions beside originals, generated samples, a latent interpolation grid, a latent scatter, loss curves."""
     count = params.get("num_figure_samples", 64)
-    heldout = heldout_data["x"]
+    heldout = to_model_scale(heldout_data["x"])
     mean, scale = latent_stats["mean"], latent_stats["scale"]
     normalised = normalise_latents(heldout_latents, mean, scale)
     gaussian = torch.randn(normalised.shape, generator=torch.Generator().manual_seed(0))

@@ -2,45 +2,54 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pandas as pd
-from torch import nn
+from torch import Tensor, nn
 
+from gpe_pipeline.core.data import augment_images, to_model_scale
+from gpe_pipeline.core.distributed import distributed_gme_loss
 from gpe_pipeline.core.latents import encode
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.metrics import gme_heldout
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
 
+# GME pairs every row with the whole batch: under DDP it gathers the batch from all ranks.
+STEP_LOSSES = {**ENCODER_LOSSES, "gme": distributed_gme_loss}
 
-def encoder_loss(name: str):
-    if name not in ENCODER_LOSSES:
-        raise ValueError(f"unknown train_encoder.loss '{name}': choose one of {sorted(ENCODER_LOSSES)}")
-    return ENCODER_LOSSES[name]
+
+def encoder_step_loss(model: nn.Module, batch: tuple[Tensor, ...], loss_name: str, augment: dict[str, Any]) -> Tensor:
+    """The encoder loss of one batch (x,): loss(T x, x), after uint8 -> [-1, 1] and the optional augmentations."""
+    x = to_model_scale(batch[0])
+    if augment and x.ndim == 4:
+        x = augment_images(x, **augment)
+    return STEP_LOSSES[loss_name](model(x), x)
+
+
+def heldout_gme(model: nn.Module, heldout: Tensor) -> dict[str, float]:
+    """All-pairs GME of the held-out points."""
+    device = next(model.parameters()).device
+    latents = encode(model, heldout, device=str(device))
+    return {"gme": gme_heldout(latents.to(device), to_model_scale(heldout.to(device)))}
 
 
 def train_encoder(
     train_data: dict[str, Any], heldout_data: dict[str, Any], metadata: dict[str, Any], params: dict[str, Any]
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Minimise the encoder loss (GME by default) with Adam until max_steps or the held-out GME target."""
-    loss = encoder_loss(params.get("loss", "gme"))
+    loss_name = params.get("loss", "gme")
+    if loss_name not in ENCODER_LOSSES:
+        raise ValueError(f"unknown train_encoder.loss '{loss_name}': choose one of {sorted(ENCODER_LOSSES)}")
     encoder = model_from_params("encoder", "train_encoder", params, data_shape=metadata["shape"], latent_dim=params["latent_dim"])
-    heldout = heldout_data["x"][: params.get("eval_samples", 2000)]
-    training = params["training"]
-
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        device = next(model.parameters()).device
-        latents = encode(model, heldout, device=str(device))
-        return {"gme": gme_heldout(latents.to(device), heldout.to(device))}
-
     return train_and_log(
         "train_encoder",
         encoder,
-        lambda model, batch: loss(model(batch[0]), batch[0]),
+        partial(encoder_step_loss, loss_name=loss_name, augment=dict(params.get("augment") or {})),
         [train_data["x"]],
-        training,
-        evaluate=evaluate,
+        params["training"],
+        evaluate=partial(heldout_gme, heldout=heldout_data["x"][: params.get("eval_samples", 2000)]),
         target_metric="gme",
         min_batch_size=2,
     )
