@@ -12,6 +12,19 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).parents[1]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
+# Every node of gpe_full, by name.
+PIPELINE_NODES = {
+    "ingest_dataset",
+    "train_encoder",
+    "cache_latents",
+    "train_decoder",
+    "train_flow",
+    "train_feature_classifier",
+    "reconstruct_heldout",
+    "generate_samples",
+    "compute_metrics",
+    "make_figures",
+}
 
 
 def make_project_copy(destination: Path) -> Path:

@@ -8,16 +8,9 @@ import yaml
 
 from gpe_pipeline.validation import ParameterError, validate_parameters
 
-STAGES = {
-    "ingest_dataset",
-    "train_encoder",
-    "cache_latents",
-    "train_decoder",
-    "train_flow",
-    "train_feature_classifier",
-    "generate_samples",
-    "compute_metrics",
-}
+from .conftest import PIPELINE_NODES
+
+STAGES = PIPELINE_NODES
 CONF = Path(__file__).parents[1] / "conf" / "base"
 
 

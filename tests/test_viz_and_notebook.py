@@ -7,20 +7,7 @@ import json
 import nbformat
 from nbclient import NotebookClient
 
-from .conftest import PROJECT_ROOT, kedro, make_project_copy
-
-NODES = {
-    "ingest_dataset",
-    "train_encoder",
-    "cache_latents",
-    "train_decoder",
-    "train_flow",
-    "train_feature_classifier",
-    "reconstruct_heldout",
-    "generate_samples",
-    "compute_metrics",
-    "make_figures",
-}
+from .conftest import PIPELINE_NODES, PROJECT_ROOT, kedro, make_project_copy
 
 
 def test_kedro_viz_static_build_holds_the_whole_dag(tmp_path):
@@ -28,7 +15,7 @@ def test_kedro_viz_static_build_holds_the_whole_dag(tmp_path):
     kedro(project, "viz", "build")
     main = json.loads((project / "build" / "api" / "main").read_text())
     tasks = {n["name"] for n in main["nodes"] if n["type"] == "task"}
-    assert tasks == NODES
+    assert tasks == PIPELINE_NODES
     layers = {n["name"]: n.get("layer") for n in main["nodes"] if n["type"] == "data"}
     assert (
         layers["encoder"] == "models" and layers["train_latents"] == "model_input" and layers["evaluation_figures"] == "reporting"

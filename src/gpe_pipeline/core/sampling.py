@@ -9,6 +9,7 @@ against the work the solver did.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -160,29 +161,16 @@ def sample_images(
     mean: Tensor,
     scale: Tensor,
     num_samples: int,
-    solver: str = "heun",
-    steps: int = 50,
-    generator: torch.Generator | None = None,
     batch_size: int = 1024,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
+    **solver_options: Any,
 ) -> tuple[Tensor, float]:
     """Generated data x = S(m + y / C) for y from sample_latents.
 
     mean m: (d,), scale C: 0-dim, the latent normalisation of latents.latent_scale.
+    solver_options: solver, steps, generator, rtol, atol as in sample_latents.
     Returns images (num_samples, *data_shape) float32 on the CPU and the NFE per trajectory.
     """
-    latents, nfe = sample_latents(
-        velocity,
-        num_samples,
-        mean.shape[-1],
-        solver=solver,
-        steps=steps,
-        generator=generator,
-        batch_size=batch_size,
-        rtol=rtol,
-        atol=atol,
-    )
+    latents, nfe = sample_latents(velocity, num_samples, mean.shape[-1], batch_size=batch_size, **solver_options)
     device = _device_of(decoder)
     was_training = decoder.training
     decoder.eval()
