@@ -177,6 +177,21 @@ def update_ema(ema_model: nn.Module, model: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
+def place_data(data: Sequence[Tensor], device: torch.device, max_fraction_of_free: float = 0.5) -> list[Tensor]:
+    """Training tensors on the GPU when they fit in a fraction of its free memory, else pinned on the host.
+
+    Either way batches are drawn by indexing one tensor; only the host case pays a copy per batch.
+    """
+    if device.type != "cuda":
+        return [t.to(device) for t in data]
+    free, _ = torch.cuda.mem_get_info(device)
+    size = sum(t.numel() * t.element_size() for t in data)
+    if size <= max_fraction_of_free * free:
+        return [t.to(device) for t in data]
+    logger.info("training data (%.1f GB) stays in pinned host memory: it exceeds half the GPU's free memory", size / 1e9)
+    return [t.pin_memory() for t in data]
+
+
 def _fingerprint(config: TrainConfig, model: nn.Module, data: Sequence[Tensor]) -> str:
     """A hash of everything that makes a checkpoint belong to this run (not bookkeeping intervals)."""
     # Stopping rules and bookkeeping may change between an interruption and the re-run; the rest may not.
@@ -276,7 +291,7 @@ def train(
     key_root = config.params_key or name
     torch.manual_seed(config.seed + rank)  # every rank draws its own noise; rank 0 matches a single process
     model.to(device)
-    data = [t.to(device) for t in data]
+    data = place_data(data, device)
     sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed)  # same seed on every rank: one global batch
     local_batch = config.batch_size // world
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
@@ -303,6 +318,8 @@ def train(
             optimizer.load_state_dict(checkpoint["optimizer"])
             sampler.load_state_dict(checkpoint["sampler"])
             _set_rng_state(checkpoint["rng"], device)
+            if rank > 0:  # the checkpoint holds rank 0's generator; other ranks need noise of their own
+                torch.manual_seed(config.seed + rank + 1_000_003 * int(checkpoint["step"]))
             step = int(checkpoint["step"])
             history = list(checkpoint["history"])
             elapsed_before = float(checkpoint["elapsed"])
@@ -352,8 +369,8 @@ def train(
     model.train()
     while step < config.max_steps:
         step += 1
-        indices = sampler.next_indices()[rank * local_batch : (rank + 1) * local_batch].to(device)
-        batch = tuple(t[indices] for t in data)
+        indices = sampler.next_indices()[rank * local_batch : (rank + 1) * local_batch].to(data[0].device)
+        batch = tuple(t[indices].to(device, non_blocking=True) for t in data)
         with autocast_context(device, config.precision):
             loss = loss_fn(step_model, batch)
         optimizer.zero_grad(set_to_none=True)
