@@ -1,6 +1,7 @@
 """The catalog's torch dataset types: models rebuilt from their saved spec, tensors, safe loading."""
 
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,3 +56,27 @@ def test_versioned_saves_keep_earlier_versions(tmp_path):
     assert torch.equal(
         TorchTensorDataset(filepath=path, version=Version("2026-01-01T00.00.00.000Z", None)).load(), torch.zeros(2)
     )
+
+
+def test_mmap_load_maps_the_file_instead_of_reading_it(tmp_path):
+    images = torch.randint(0, 256, (20, 3, 16, 16), dtype=torch.uint8)
+    path = tmp_path / "train_data.pt"
+    TorchTensorDataset(filepath=str(path)).save({"x": images, "labels": None})
+    loaded = TorchTensorDataset(filepath=str(path), load_args={"mmap": True}).load()
+    assert torch.equal(loaded["x"], images) and loaded["labels"] is None
+    maps = Path("/proc/self/maps")
+    if maps.exists():  # Linux: the file itself is mapped into this process
+        assert str(path) in maps.read_text()
+
+
+@pytest.mark.parametrize(
+    ("filepath", "load_args", "message"),
+    [
+        ("data.pt", {"mmap": True, "map_location": "cuda"}, "unknown load_args"),
+        ("memory://data.pt", {"mmap": True}, "needs a local file"),
+    ],
+)
+def test_bad_load_args_are_refused_when_the_catalog_is_built(tmp_path, filepath, load_args, message):
+    path = filepath if "://" in filepath else str(tmp_path / filepath)
+    with pytest.raises(DatasetError, match=message):
+        TorchTensorDataset(filepath=path, load_args=load_args)

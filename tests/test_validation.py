@@ -99,3 +99,14 @@ def test_only_the_stages_being_run_are_checked(params):
     validate_parameters(broken, {"cache_latents", "train_decoder"})
     with pytest.raises(ParameterError):
         validate_parameters(broken, {"train_encoder"})
+
+
+@pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq"])
+def test_paper_environments_have_valid_parameters_and_catalogs(env):
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+
+    loader = OmegaConfigLoader(str(CONF.parent), base_env="base", default_run_env=env, env=env)
+    validate_parameters(loader["parameters"], STAGES)
+    catalog = DataCatalog.from_config(loader["catalog"])
+    assert catalog.get("train_data") is not None and catalog.get("encoder") is not None

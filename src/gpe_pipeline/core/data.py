@@ -268,12 +268,19 @@ def read_image(path: Path, image_size: int, channels: int, center_crop: int | No
 
 
 def read_images(paths: list[Path], image_size: int, channels: int, center_crop: int | None = None, workers: int = 8) -> Tensor:
-    """Many image files -> uint8 (N, C, S, S), decoded by a thread pool (PIL releases the GIL while decoding)."""
-    if not paths:
-        return torch.empty(0, channels, image_size, image_size, dtype=torch.uint8)
+    """Many image files -> uint8 (N, C, S, S), decoded by a thread pool (PIL releases the GIL while decoding).
+
+    Each image is written straight into one pre-allocated tensor, so the peak memory is the set once, not twice.
+    """
+    images = torch.empty(len(paths), channels, image_size, image_size, dtype=torch.uint8)
+
+    def read_into(index: int) -> None:
+        images[index] = read_image(paths[index], image_size, channels, center_crop)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        images = list(pool.map(lambda p: read_image(p, image_size, channels, center_crop), paths, chunksize=64))
-    return torch.stack(images)
+        for _ in pool.map(read_into, range(len(paths))):  # iterating re-raises a reader's error
+            pass
+    return images
 
 
 def list_images(folder: Path) -> list[Path]:

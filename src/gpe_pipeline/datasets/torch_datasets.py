@@ -5,6 +5,9 @@ name and arguments that rebuild it (`model.build_spec`), so loading needs no
 code beyond the catalog entry. `TorchTensorDataset` stores a tensor or a dict
 or list of tensors and plain values (cached latents, splits, scale statistics).
 Paths go through fsspec, so `s3://`, `gs://` and other remote stores work.
+`load_args: {mmap: true}` memory-maps a local file instead of reading it into memory:
+a set too large to hold twice (CelebA-HQ at 256x256 is 5.9 GB as uint8) is then paged
+in from the file ingest wrote once, and batches index it directly.
 """
 
 from __future__ import annotations
@@ -30,10 +33,17 @@ class _TorchFileDataset(AbstractVersionedDataset):
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         protocol, path = get_protocol_and_path(filepath, version)
         self._protocol = protocol
+        self._load_args = dict(load_args or {})
+        unknown = set(self._load_args) - {"mmap"}
+        if unknown:
+            raise DatasetError(f"{filepath}: unknown load_args {sorted(unknown)}; the only one is mmap (true or false)")
+        if self._load_args.get("mmap") and protocol != "file":
+            raise DatasetError(f"{filepath}: load_args mmap needs a local file, not {protocol}://; set mmap: false")
         self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
         self.metadata = metadata
         super().__init__(
@@ -45,6 +55,8 @@ class _TorchFileDataset(AbstractVersionedDataset):
 
     def _read_payload(self) -> Any:
         path = get_filepath_str(self._get_load_path(), self._protocol)
+        if self._load_args.get("mmap"):  # storages stay in the file; pages are read when touched
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         with self._fs.open(path, "rb") as f:
             return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
 
@@ -64,7 +76,7 @@ class _TorchFileDataset(AbstractVersionedDataset):
         self._invalidate_cache()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
+        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version, "load_args": self._load_args}
 
     def _exists(self) -> bool:
         try:
