@@ -21,5 +21,5 @@ run: install
 	$(BIN)/kedro run --pipeline=gpe_full
 
 test: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest

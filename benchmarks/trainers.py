@@ -1,0 +1,238 @@
+"""The trainers under test at the paper's settings, and the two ways of running them: the project's `train` and a bare loop."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.timing import StepClock, time_steps
+from gpe_pipeline.core.losses import cfm_loss, gme_loss, reconstruction_loss
+from gpe_pipeline.core.models import build_model
+from gpe_pipeline.core.training import TrainConfig, save_checkpoint, train
+
+BATCH = 100
+LR = 1e-4
+BETAS = (0.5, 0.999)
+LOG_EVERY = 25
+CHECKPOINT_EVERY = 50
+# The flow's steps are ~30x cheaper than the conv nets' and noisier: longer windows and more repeats steady its median,
+# and its logging and checkpoint intervals stretch with the window, so every window holds the same calls (2 logs, 1 save).
+FLOW_STEP_SCALE = 5
+FLOW_REPEAT_SCALE = 3
+# The paper's conv32 settings (Table 2): name, image channels, latent size d.
+PAPER_ARCHITECTURES = (("MNIST", 1, 30), ("CIFAR-10", 3, 100))
+
+
+@dataclass
+class Trainer:
+    """One trainer: a model builder, its loss on a batch, and its in-memory training tensors."""
+
+    dataset: str
+    name: str
+    model: str
+    build: Callable[[], nn.Module]
+    loss_fn: Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
+    data: list[Tensor]
+    step_scale: int = 1  # times the section's timed steps
+    repeat_scale: int = 1  # times the section's repeats
+
+    @property
+    def log_every(self) -> int:
+        """MLflow calls twice per timed window: every 25 steps for the conv nets, every 125 for the flow."""
+        return LOG_EVERY * self.step_scale
+
+    @property
+    def checkpoint_every(self) -> int:
+        """One checkpoint per timed window: every 50 steps for the conv nets, every 250 for the flow."""
+        return CHECKPOINT_EVERY * self.step_scale
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}_{self.name}".lower().replace("-", "").replace(" ", "_")
+
+
+def mlflow_logger(prefix: str) -> Callable[[dict[str, float], int], None]:
+    """The metrics callback: `mlflow.log_metrics` of `{prefix}/{name}` with the step, into the active run."""
+    return lambda metrics, step: mlflow.log_metrics({f"{prefix}/{k}": v for k, v in metrics.items()}, step=step)
+
+
+def seeded(role: str, architecture: str, **kwargs) -> Callable[[], nn.Module]:
+    """A builder giving the same initial weights on every call."""
+
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        return build_model(role, architecture, **kwargs)
+
+    return build
+
+
+def encoder_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    return gme_loss(model(batch[0]), batch[0])
+
+
+def decoder_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    return reconstruction_loss(model(batch[0]), batch[1])
+
+
+def flow_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    return cfm_loss(model, batch[0])
+
+
+def autoencoder_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    return reconstruction_loss(model(batch[0]), batch[0])
+
+
+class EncodeThenDecode(nn.Module):
+    """A decoder fed by a frozen encoder that runs (eval mode, no grad) on the images at every step."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder.requires_grad_(False)
+        self.decoder = decoder
+        self.train()
+
+    def train(self, mode: bool = True) -> EncodeThenDecode:
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            latents = self.encoder(x)
+        return self.decoder(latents)
+
+
+def encode_then_decode(encoder: Callable[[], nn.Module], decoder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    """A builder of EncodeThenDecode from the two models' builders."""
+    return lambda: EncodeThenDecode(encoder(), decoder())
+
+
+def synthetic(examples: int, channels: int, latent_dim: int) -> tuple[Tensor, Tensor]:
+    """Images uniform in [-1, 1] (N, C, 32, 32) and standard normal cached latents (N, d)."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(examples, channels, 32, 32, generator=generator) * 2 - 1
+    return images, torch.randn(examples, latent_dim, generator=generator)
+
+
+def paper_trainers(examples: int) -> list[Trainer]:
+    """Encoder (GME), decoder (MSE on cached latents) and flow (CFM) at the paper's MNIST and CIFAR-10 conv32 settings."""
+    trainers = []
+    for dataset, channels, d in PAPER_ARCHITECTURES:
+        images, latents = synthetic(examples, channels, d)
+        shape = dict(data_shape=[channels, 32, 32], latent_dim=d)
+        trainers += [
+            Trainer(dataset, "encoder", f"conv32 d={d}", seeded("encoder", "conv32", **shape), encoder_loss, [images]),
+            Trainer(dataset, "decoder", f"conv32 d={d}", seeded("decoder", "conv32", **shape), decoder_loss, [latents, images]),
+            Trainer(
+                dataset,
+                "flow",
+                f"velocity mlp d={d}",
+                seeded("velocity", "mlp", latent_dim=d),
+                flow_loss,
+                [latents],
+                step_scale=FLOW_STEP_SCALE,
+                repeat_scale=FLOW_REPEAT_SCALE,
+            ),
+        ]
+    return trainers
+
+
+def reencoding_trainers(examples: int) -> list[Trainer]:
+    """The decoder trained through a frozen encoder re-run on the images each step, at both paper settings."""
+    trainers = []
+    for dataset, channels, d in PAPER_ARCHITECTURES:
+        images, _ = synthetic(examples, channels, d)
+        shape = dict(data_shape=[channels, 32, 32], latent_dim=d)
+        build = encode_then_decode(seeded("encoder", "conv32", **shape), seeded("decoder", "conv32", **shape))
+        trainers.append(Trainer(dataset, "decoder + encoder forward", f"conv32 d={d}", build, autoencoder_loss, [images]))
+    return trainers
+
+
+def mirrored_device_settings(model: nn.Module, device: torch.device) -> tuple[Callable, nn.Module]:
+    """What `train` does by default on this device (bf16 autocast, TF32, torch.compile on CUDA; nothing on CPU)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext, model
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return lambda: torch.autocast("cuda", dtype=torch.bfloat16), torch.compile(model)
+
+
+def bare_ms(trainer: Trainer, device: torch.device, warmup: int, steps: int) -> float:
+    """Milliseconds per step of a bare loop: random batch by indexing, forward, loss, zero_grad, backward, Adam step."""
+    model = trainer.build().to(device)
+    data = [t.to(device) for t in trainer.data]
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS)
+    autocast, step_model = mirrored_device_settings(model, device)
+
+    def step() -> None:
+        indices = torch.randint(len(data[0]), (BATCH,), device=device)
+        with autocast():
+            loss = trainer.loss_fn(step_model, tuple(t[indices] for t in data))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return time_steps(step, device, warmup, steps)
+
+
+def train_config(trainer: Trainer, max_steps: int, checkpoint_path: Path) -> TrainConfig:
+    """The project's trainer at batch 100, Adam lr 1e-4 betas (0.5, 0.999), logging and checkpointing at the trainer's intervals."""
+    return TrainConfig(
+        max_steps=max_steps,
+        batch_size=BATCH,
+        lr=LR,
+        betas=BETAS,
+        log_every=trainer.log_every,
+        eval_every=max_steps,
+        checkpoint_every=trainer.checkpoint_every,
+        checkpoint_path=str(checkpoint_path),
+        name=trainer.key,
+    )
+
+
+def ours_ms(trainer: Trainer, device: torch.device, warmup: int, steps: int, workdir: Path) -> float:
+    """Milliseconds per step of the project's `train` (MLflow metrics, checkpoints), from step-end marks after warm-up."""
+    clock = StepClock(device, warmup, warmup + steps)
+    config = train_config(trainer, warmup + steps, workdir / f"{trainer.key}.pt")
+    train(trainer.build(), trainer.loss_fn, trainer.data, config, log_metrics=mlflow_logger(trainer.key), on_step_end=clock)
+    return clock.ms_per_step()
+
+
+def overhead_ms(trainer: Trainer, device: torch.device, calls: int, workdir: Path) -> tuple[float, float]:
+    """Milliseconds per call of the two periodic costs of `train`: one checkpoint save and one MLflow log_metrics call."""
+    model = trainer.build().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS)
+    loss = trainer.loss_fn(model, tuple(t[:BATCH].to(device) for t in trainer.data))
+    loss.backward()
+    optimizer.step()  # Adam's moment buffers exist now, as in every checkpoint the trainer writes
+    state = {
+        "fingerprint": "0" * 16,
+        "step": 50,
+        "model": model.state_dict(),
+        "ema_model": None,
+        "optimizer": optimizer.state_dict(),
+        "sampler": {"generator": torch.Generator().get_state(), "order": torch.randperm(len(trainer.data[0])), "position": 0},
+        "rng": {"torch": torch.get_rng_state()},
+        "history": [{"step": 25.0 * i, "train_loss": 1.0, "steps_per_sec": 10.0, "elapsed_s": 1.0} for i in range(4)],
+        "elapsed": 1.0,
+    }
+    save_ms = time_steps(lambda: save_checkpoint(workdir / f"overhead_{trainer.key}.pt", state), device, 1, calls)
+    log = mlflow_logger(f"overhead_{trainer.key}")
+    record = {"train_loss": float(loss.detach()), "steps_per_sec": 10.0, "elapsed_s": 1.0}
+    log_ms = time_steps(lambda: log(record, 25), device, 1, calls)
+    return save_ms, log_ms
+
+
+def step_flops(trainer: Trainer, device: torch.device) -> int:
+    """FLOPs of one training step's forward and backward (FlopCounterMode; the Adam update is not counted)."""
+    model = trainer.build().to(device)
+    with FlopCounterMode(display=False) as counter:
+        trainer.loss_fn(model, tuple(t[:BATCH].to(device) for t in trainer.data)).backward()
+    return counter.get_total_flops()
