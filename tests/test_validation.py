@@ -56,6 +56,10 @@ def test_base_parameters_are_valid(params):
         ("evaluate.sampling.solver", "euler_maruyama", "evaluate.sampling: unknown solver 'euler_maruyama'"),
         ("evaluate.sampling.steps", 0, "evaluate.sampling: steps must be an integer >= 1"),
         ("evaluate.max_points", 1, "evaluate.max_points must be an integer >= 2"),
+        ("evaluate.batch_size", 0, "evaluate.batch_size must be an integer >= 1"),
+        ("evaluate.device", "tpu", "evaluate.device must be auto, cpu or cuda"),
+        ("cache_latents.device", "gpu", "cache_latents.device must be auto, cpu or cuda"),
+        ("train_flow.training.device", "gpu", "train_flow.training.device must be auto, cpu or cuda"),
         ("evaluate.classifier.training.batch_size", 0, "evaluate.classifier.training.batch_size must be an integer >= 1"),
     ],
 )

@@ -14,7 +14,7 @@ from typing import Any
 from gpe_pipeline.core.data import IMAGE_DTYPES, data_shape
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
-from gpe_pipeline.core.training import TrainConfig
+from gpe_pipeline.core.training import TrainConfig, valid_device
 from gpe_pipeline.params import ParameterError, model_from_params
 
 __all__ = ["ParameterError", "validate_parameters"]
@@ -80,6 +80,7 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
         batch_size = params.get("cache_latents", {}).get("batch_size", 1024)
         if not _integer(batch_size) or batch_size < 1:
             raise ParameterError(f"cache_latents.batch_size must be an integer >= 1, got {batch_size!r}")
+        _check_device("cache_latents", params.get("cache_latents", {}))
     if "train_decoder" in nodes:
         decoder = params.get("train_decoder", {})
         model_from_params("decoder", "train_decoder", decoder, data_shape=shape, latent_dim=latent_dim)
@@ -92,8 +93,14 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
         _check_evaluate(params.get("evaluate", {}), shape)
 
 
+def _check_device(section: str, params: dict[str, Any]) -> None:
+    if not valid_device(params.get("device", "auto")):
+        raise ParameterError(f"{section}.device must be auto, cpu or cuda[:N], got {params['device']!r}")
+
+
 def _check_evaluate(evaluate: dict[str, Any], shape: list[int]) -> None:
-    for key, minimum in (("max_points", 2), ("neighbours", 1), ("distortion_points", 1)):
+    _check_device("evaluate", evaluate)
+    for key, minimum in (("max_points", 2), ("neighbours", 1), ("distortion_points", 1), ("batch_size", 1)):
         if not _integer(evaluate.get(key)) or evaluate[key] < minimum:
             raise ParameterError(f"evaluate.{key} must be an integer >= {minimum}, got {evaluate.get(key)!r}")
     sampling = evaluate.get("sampling", {})

@@ -10,20 +10,33 @@ from .training import resolve_device
 
 
 @torch.no_grad()
-def encode(encoder: nn.Module, data: Tensor, batch_size: int = 1024, device: str = "auto") -> Tensor:
-    """T(x) for every row of data, in batches without gradients.
+def apply_in_batches(
+    model: nn.Module, inputs: Tensor, batch_size: int = 1024, device: str = "auto", prepare=to_model_scale
+) -> Tensor:
+    """model(prepare(rows)) for every row of inputs, in eval mode and batches without gradients.
 
-    data: (N, ...), uint8 images or float data in model scale. Returns float32 latents (N, d) on the CPU.
+    inputs: (N, ...). device: where the model runs ("auto": CUDA when present);
+    the model is returned to its own device and mode afterwards. Returns float32 (N, ...) on the CPU.
     """
-    if batch_size < 1:
-        raise ValueError(f"cache_latents.batch_size must be >= 1, got {batch_size}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     target = resolve_device(device)
-    was_training = encoder.training
-    original_device = next(encoder.parameters()).device
-    encoder.eval().to(target)
-    chunks = [encoder(to_model_scale(data[i : i + batch_size].to(target))).float().cpu() for i in range(0, len(data), batch_size)]
-    encoder.train(was_training).to(original_device)  # leave the caller's model as it was
+    was_training = model.training
+    original_device = next(model.parameters()).device
+    model.eval().to(target)
+    chunks = [model(prepare(inputs[i : i + batch_size].to(target))).float().cpu() for i in range(0, len(inputs), batch_size)]
+    model.train(was_training).to(original_device)  # leave the caller's model as it was
     return torch.cat(chunks)
+
+
+def encode(encoder: nn.Module, data: Tensor, batch_size: int = 1024, device: str = "auto") -> Tensor:
+    """T(x) for every row of data: uint8 images or float data in model scale (N, ...) -> float32 latents (N, d) on the CPU."""
+    return apply_in_batches(encoder, data, batch_size, device)
+
+
+def decode(decoder: nn.Module, latents: Tensor, batch_size: int = 1024, device: str = "auto") -> Tensor:
+    """S(y) for every row of latents (N, d) -> float32 data (N, ...) in [-1, 1] on the CPU."""
+    return apply_in_batches(decoder, latents, batch_size, device, prepare=lambda y: y.float())
 
 
 def latent_scale(latents: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .latents import denormalise_latents
+from .latents import decode, denormalise_latents
 
 VelocityField = Callable[[Tensor, Tensor], Tensor]  # v(y (B, d), t (B,)) -> (B, d)
 
@@ -171,13 +171,5 @@ def sample_images(
     Returns images (num_samples, *data_shape) float32 on the CPU and the NFE per trajectory.
     """
     latents, nfe = sample_latents(velocity, num_samples, mean.shape[-1], batch_size=batch_size, **solver_options)
-    device = _device_of(decoder)
-    was_training = decoder.training
-    decoder.eval()
-    mean, scale = mean.to(device), scale.to(device)
-    images = [
-        decoder(denormalise_latents(latents[start : start + batch_size].to(device), mean, scale)).float().cpu()
-        for start in range(0, num_samples, batch_size)
-    ]
-    decoder.train(was_training)
-    return torch.cat(images), nfe
+    images = decode(decoder, denormalise_latents(latents, mean, scale), batch_size, device=str(_device_of(decoder)))
+    return images, nfe

@@ -104,7 +104,7 @@ class TrainConfig:
             "batch_size",
             f"must be divisible by world_size ({self.world_size}): every process takes an equal share of the global batch",
         )
-        need(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device", "must be auto, cpu or cuda[:N]")
+        need(valid_device(self.device), "device", "must be auto, cpu or cuda[:N]")
         need(
             (self.target is None) == (self.target_metric is None) or self.target is None,
             "target_metric",
@@ -122,6 +122,11 @@ class TrainResult:
     seconds: float
     stop_reason: str
     final_metrics: dict[str, float]
+
+
+def valid_device(device: Any) -> bool:
+    """Whether resolve_device accepts the name: auto, cpu, cuda or cuda:N."""
+    return isinstance(device, str) and (device == "auto" or device.split(":")[0] in ("cpu", "cuda"))
 
 
 def resolve_device(device: str = "auto") -> torch.device:

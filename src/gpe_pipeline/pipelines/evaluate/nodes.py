@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from gpe_pipeline import plotting
 from gpe_pipeline.core.data import to_model_scale
-from gpe_pipeline.core.latents import normalise_latents
-from gpe_pipeline.core.losses import classifier_loss
+from gpe_pipeline.core.latents import decode, normalise_latents
+from gpe_pipeline.core.losses import classifier_loss, reconstruction_loss
 from gpe_pipeline.core.metrics import (
     bilipschitz_p95,
     frechet_distance,
@@ -29,9 +29,9 @@ from gpe_pipeline.core.metrics import (
     inception_features,
     inception_weights_path,
     local_distortion,
-    reconstruction_mse,
 )
 from gpe_pipeline.core.sampling import sample_images
+from gpe_pipeline.core.training import resolve_device
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import log_metrics, train_and_log
 
@@ -75,11 +75,7 @@ def train_feature_classifier(
 
 def reconstruct_heldout(decoder: nn.Module, heldout_latents: Tensor, params: dict[str, Any]) -> Tensor:
     """S(T x) of the held-out split from its cached latents (the encoder does not run again)."""
-    batch_size = params.get("batch_size", 1024)
-    with torch.no_grad():
-        return torch.cat(
-            [decoder.eval()(heldout_latents[i : i + batch_size]).float() for i in range(0, len(heldout_latents), batch_size)]
-        )
+    return decode(decoder, heldout_latents, params["batch_size"], params["device"])
 
 
 def generate_samples(
@@ -89,13 +85,15 @@ def generate_samples(
     sampling = params["sampling"]
     _, reference = split_halves(metadata["num_heldout"], params["max_points"])
     count = max(reference.stop - reference.start, params.get("num_figure_samples", 64))
+    device = resolve_device(params["device"])
     start = time.perf_counter()
     images, nfe = sample_images(
-        flow,
-        decoder.eval(),
+        flow.to(device),
+        decoder.to(device),
         latent_stats["mean"],
         latent_stats["scale"],
         count,
+        batch_size=params["batch_size"],
         solver=sampling["solver"],
         steps=sampling["steps"],
         rtol=sampling.get("rtol", 1e-5),
@@ -125,7 +123,6 @@ def _frechet_with_floor(
 
 def compute_metrics(
     encoder: nn.Module,
-    decoder: nn.Module,
     heldout_data: dict[str, Any],
     heldout_latents: Tensor,
     reconstructions: Tensor,
@@ -144,7 +141,7 @@ def compute_metrics(
     geometry_latents = heldout_latents[: params["max_points"]]
     encoder = encoder.eval()
     metrics: dict[str, Any] = {
-        "recon_mse": reconstruction_mse(decoder.eval(), heldout_latents, heldout),
+        "recon_mse": float(reconstruction_loss(reconstructions, heldout)),  # S(T x) of every held-out row
         "gme_heldout": gme_heldout(geometry_latents, geometry_points),
         "bilipschitz_p95": bilipschitz_p95(geometry_latents, geometry_points),
         "local_distortion": local_distortion(

@@ -30,7 +30,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 compute_metrics,
                 inputs=[
                     "encoder",
-                    "decoder",
                     "heldout_data",
                     "heldout_latents",
                     "heldout_reconstructions",
