@@ -82,6 +82,10 @@ def test_one_mlflow_run_holds_parameters_histories_and_models(trained_project):
     steps = [m.step for m in client.get_metric_history(run.run_id, "train_encoder/train_loss")]
     assert steps == [20, 30, 40, 60], "logged at log_every (20) and eval_every (30) steps, not every step"
     assert run["metrics.train_encoder/steps_per_sec"] > 0
+    assert run["metrics.cache_latents/latent_scale"] > 0
+    for trainer in ("train_encoder", "train_decoder", "train_flow", "feature_classifier"):
+        assert run[f"metrics.{trainer}/steps"] >= 1 and run[f"metrics.{trainer}/train_seconds"] > 0, trainer
+        assert run[f"tags.{trainer}.stop_reason"], trainer
     assert {m.removeprefix("metrics.evaluate/") for m in runs.columns if m.startswith("metrics.evaluate/")} >= set(METRICS)
     artifacts = {a.path for a in client.list_artifacts(run.run_id, "models")}
     assert artifacts == {"models/encoder.pt", "models/decoder.pt", "models/flow.pt"}

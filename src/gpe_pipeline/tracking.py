@@ -1,26 +1,22 @@
-"""MLflow logging for the training nodes: the metrics callback the core training loop calls."""
+"""MLflow logging for the nodes: the training loop's metrics callback, run summaries, one-off metrics."""
 
 from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric
+from torch import Tensor, nn
 
-from gpe_pipeline.core.training import TrainResult
-
-
-def log_metrics(prefix: str, metrics: dict[str, float], step: int | None = None) -> None:
-    """Log finite `{prefix}/{name}` metrics to the active MLflow run; nothing happens without one."""
-    if mlflow.active_run() is None:
-        return
-    mlflow.log_metrics({f"{prefix}/{k}": float(v) for k, v in metrics.items() if math.isfinite(v)}, step=step)
+from gpe_pipeline.core.training import EvaluateFn, LossFn, TrainConfig, TrainResult, train
 
 
 class MlflowMetricsLogger:
-    """The training loop's metrics callback: logs `{prefix}/{name}` to the MLflow run active when it was made.
+    """Logs finite `{prefix}/{name}` metrics to the MLflow run active when it was made; nothing without one.
 
     It holds the run id and tracking URI rather than relying on the active run,
     so it pickles into spawned DDP ranks and rank 0 logs into the same run.
@@ -32,7 +28,7 @@ class MlflowMetricsLogger:
         self.run_id = run.info.run_id if run is not None else None
         self.tracking_uri = mlflow.get_tracking_uri()
 
-    def __call__(self, metrics: dict[str, float], step: int) -> None:
+    def __call__(self, metrics: dict[str, float], step: int = 0) -> None:
         if self.run_id is None:
             return
         timestamp = int(time.time() * 1000)
@@ -40,29 +36,31 @@ class MlflowMetricsLogger:
         MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch)
 
 
+def log_metrics(prefix: str, metrics: dict[str, float], step: int = 0) -> None:
+    """Log finite `{prefix}/{name}` metrics to the active MLflow run; nothing happens without one."""
+    MlflowMetricsLogger(prefix)(metrics, step)
+
+
 def log_training_summary(prefix: str, result: TrainResult) -> None:
     """Final step count, wall-clock and held-out metrics of a trainer, as MLflow metrics and a tag."""
-    if mlflow.active_run() is None:
-        return
-    summary = {
-        "steps": result.steps,
-        "train_seconds": result.seconds,
-        **{f"final_{k}": v for k, v in result.final_metrics.items()},
-    }
-    mlflow.log_metrics({f"{prefix}/{k}": float(v) for k, v in summary.items()})
-    mlflow.set_tag(f"{prefix}.stop_reason", result.stop_reason)
+    log_metrics(
+        prefix,
+        {"steps": result.steps, "train_seconds": result.seconds, **{f"final_{k}": v for k, v in result.final_metrics.items()}},
+    )
+    if mlflow.active_run() is not None:
+        mlflow.set_tag(f"{prefix}.stop_reason", result.stop_reason)
 
 
 def train_and_log(
     section: str,
-    model,
-    loss_fn,
-    data,
-    training_params: dict,
-    evaluate=None,
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: list[Tensor],
+    training_params: dict[str, Any],
+    evaluate: EvaluateFn | None = None,
     target_metric: str | None = None,
     min_batch_size: int = 1,
-):
+) -> tuple[nn.Module, pd.DataFrame]:
     """Run the core training loop with MLflow logging; returns the trained model and its history table.
 
     loss_fn and evaluate must pickle (module-level functions or functools.partial)
@@ -71,10 +69,6 @@ def train_and_log(
     section: the parameter section ("train_encoder"), used in error messages,
     progress lines, checkpoint fingerprints and as the MLflow metric prefix.
     """
-    import pandas as pd
-
-    from gpe_pipeline.core.training import TrainConfig, train
-
     config = TrainConfig(
         name=section,
         params_key=f"{section}.training",

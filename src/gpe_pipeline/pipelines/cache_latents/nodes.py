@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow
 from torch import Tensor, nn
 
 from gpe_pipeline.core.latents import encode, latent_scale
+from gpe_pipeline.tracking import log_metrics
 
 
 def cache_latents(
@@ -19,6 +19,5 @@ def cache_latents(
     train_latents = encode(encoder, train_data["x"], batch_size, device)
     heldout_latents = encode(encoder, heldout_data["x"], batch_size, device)
     mean, scale = latent_scale(train_latents)
-    if mlflow.active_run() is not None:
-        mlflow.log_metric("cache_latents/latent_scale", float(scale))
+    log_metrics("cache_latents", {"latent_scale": float(scale)})
     return train_latents, heldout_latents, {"mean": mean, "scale": scale}

@@ -39,14 +39,11 @@ def train_encoder(
     train_data: dict[str, Any], heldout_data: dict[str, Any], metadata: dict[str, Any], params: dict[str, Any]
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Minimise the encoder loss (GME by default) with Adam until max_steps or the held-out GME target."""
-    loss_name = params.get("loss", "gme")
-    if loss_name not in ENCODER_LOSSES:
-        raise ValueError(f"unknown train_encoder.loss '{loss_name}': choose one of {sorted(ENCODER_LOSSES)}")
     encoder = model_from_params("encoder", "train_encoder", params, data_shape=metadata["shape"], latent_dim=params["latent_dim"])
     return train_and_log(
         "train_encoder",
         encoder,
-        partial(encoder_step_loss, loss_name=loss_name, augment=dict(params.get("augment") or {})),
+        partial(encoder_step_loss, loss_name=params.get("loss", "gme"), augment=dict(params.get("augment") or {})),
         [train_data["x"]],
         params["training"],
         evaluate=partial(heldout_gme, heldout=heldout_data["x"][: params.get("eval_samples", 2000)]),
