@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-import mlflow
 import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.timing import StepClock, time_steps
-from gpe_pipeline.core.losses import cfm_loss, gme_loss, reconstruction_loss
 from gpe_pipeline.core.models import build_model
-from gpe_pipeline.core.training import TrainConfig, save_checkpoint, train
+from gpe_pipeline.core.training import BatchSampler, TrainConfig, autocast_context, checkpoint_state, save_checkpoint, train
+from gpe_pipeline.pipelines.train_decoder.nodes import decoder_step_loss
+from gpe_pipeline.pipelines.train_encoder.nodes import encoder_step_loss
+from gpe_pipeline.pipelines.train_flow.nodes import flow_step_loss
+from gpe_pipeline.tracking import MlflowMetricsLogger
+
+# The step losses the pipelines train with (GME without augmentation for the encoder).
+encoder_loss = partial(encoder_step_loss, loss_name="gme", augment={})
 
 BATCH = 100
 LR = 1e-4
@@ -58,11 +63,6 @@ class Trainer:
         return f"{self.dataset}_{self.name}".lower().replace("-", "").replace(" ", "_")
 
 
-def mlflow_logger(prefix: str) -> Callable[[dict[str, float], int], None]:
-    """The metrics callback: `mlflow.log_metrics` of `{prefix}/{name}` with the step, into the active run."""
-    return lambda metrics, step: mlflow.log_metrics({f"{prefix}/{k}": v for k, v in metrics.items()}, step=step)
-
-
 def seeded(role: str, architecture: str, **kwargs) -> Callable[[], nn.Module]:
     """A builder giving the same initial weights on every call."""
 
@@ -71,22 +71,6 @@ def seeded(role: str, architecture: str, **kwargs) -> Callable[[], nn.Module]:
         return build_model(role, architecture, **kwargs)
 
     return build
-
-
-def encoder_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-    return gme_loss(model(batch[0]), batch[0])
-
-
-def decoder_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-    return reconstruction_loss(model(batch[0]), batch[1])
-
-
-def flow_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-    return cfm_loss(model, batch[0])
-
-
-def autoencoder_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-    return reconstruction_loss(model(batch[0]), batch[0])
 
 
 class EncodeThenDecode(nn.Module):
@@ -129,13 +113,15 @@ def paper_trainers(examples: int) -> list[Trainer]:
         shape = dict(data_shape=[channels, 32, 32], latent_dim=d)
         trainers += [
             Trainer(dataset, "encoder", f"conv32 d={d}", seeded("encoder", "conv32", **shape), encoder_loss, [images]),
-            Trainer(dataset, "decoder", f"conv32 d={d}", seeded("decoder", "conv32", **shape), decoder_loss, [latents, images]),
+            Trainer(
+                dataset, "decoder", f"conv32 d={d}", seeded("decoder", "conv32", **shape), decoder_step_loss, [latents, images]
+            ),
             Trainer(
                 dataset,
                 "flow",
                 f"velocity mlp d={d}",
                 seeded("velocity", "mlp", latent_dim=d),
-                flow_loss,
+                flow_step_loss,
                 [latents],
                 step_scale=FLOW_STEP_SCALE,
                 repeat_scale=FLOW_REPEAT_SCALE,
@@ -151,17 +137,21 @@ def reencoding_trainers(examples: int) -> list[Trainer]:
         images, _ = synthetic(examples, channels, d)
         shape = dict(data_shape=[channels, 32, 32], latent_dim=d)
         build = encode_then_decode(seeded("encoder", "conv32", **shape), seeded("decoder", "conv32", **shape))
-        trainers.append(Trainer(dataset, "decoder + encoder forward", f"conv32 d={d}", build, autoencoder_loss, [images]))
+        # The decoder's own step loss on (images, images): the model encodes its first input, then decodes.
+        trainers.append(
+            Trainer(dataset, "decoder + encoder forward", f"conv32 d={d}", build, decoder_step_loss, [images, images])
+        )
     return trainers
 
 
 def mirrored_device_settings(model: nn.Module, device: torch.device) -> tuple[Callable, nn.Module]:
     """What `train` does by default on this device (bf16 autocast, TF32, torch.compile on CUDA; nothing on CPU)."""
+    autocast = partial(autocast_context, device, "auto")
     if device.type != "cuda":
-        return contextlib.nullcontext, model
+        return autocast, model
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    return lambda: torch.autocast("cuda", dtype=torch.bfloat16), torch.compile(model)
+    return autocast, torch.compile(model)
 
 
 def bare_ms(trainer: Trainer, device: torch.device, warmup: int, steps: int) -> float:
@@ -201,7 +191,7 @@ def ours_ms(trainer: Trainer, device: torch.device, warmup: int, steps: int, wor
     """Milliseconds per step of the project's `train` (MLflow metrics, checkpoints), from step-end marks after warm-up."""
     clock = StepClock(device, warmup, warmup + steps)
     config = train_config(trainer, warmup + steps, workdir / f"{trainer.key}.pt")
-    train(trainer.build(), trainer.loss_fn, trainer.data, config, log_metrics=mlflow_logger(trainer.key), on_step_end=clock)
+    train(trainer.build(), trainer.loss_fn, trainer.data, config, log_metrics=MlflowMetricsLogger(trainer.key), on_step_end=clock)
     return clock.ms_per_step()
 
 
@@ -212,19 +202,11 @@ def overhead_ms(trainer: Trainer, device: torch.device, calls: int, workdir: Pat
     loss = trainer.loss_fn(model, tuple(t[:BATCH].to(device) for t in trainer.data))
     loss.backward()
     optimizer.step()  # Adam's moment buffers exist now, as in every checkpoint the trainer writes
-    state = {
-        "fingerprint": "0" * 16,
-        "step": 50,
-        "model": model.state_dict(),
-        "ema_model": None,
-        "optimizer": optimizer.state_dict(),
-        "sampler": {"generator": torch.Generator().get_state(), "order": torch.randperm(len(trainer.data[0])), "position": 0},
-        "rng": {"torch": torch.get_rng_state()},
-        "history": [{"step": 25.0 * i, "train_loss": 1.0, "steps_per_sec": 10.0, "elapsed_s": 1.0} for i in range(4)],
-        "elapsed": 1.0,
-    }
+    sampler = BatchSampler(len(trainer.data[0]), BATCH, seed=0)
+    history = [{"step": 25.0 * i, "train_loss": 1.0, "steps_per_sec": 10.0, "elapsed_s": 1.0} for i in range(4)]
+    state = checkpoint_state("0" * 16, 50, model, None, optimizer, sampler, device, history, elapsed=1.0)
     save_ms = time_steps(lambda: save_checkpoint(workdir / f"overhead_{trainer.key}.pt", state), device, 1, calls)
-    log = mlflow_logger(f"overhead_{trainer.key}")
+    log = MlflowMetricsLogger(f"overhead_{trainer.key}")
     record = {"train_loss": float(loss.detach()), "steps_per_sec": 10.0, "elapsed_s": 1.0}
     log_ms = time_steps(lambda: log(record, 25), device, 1, calls)
     return save_ms, log_ms

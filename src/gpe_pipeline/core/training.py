@@ -221,6 +221,31 @@ def _fingerprint(config: TrainConfig, model: nn.Module, data: Sequence[Tensor]) 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def checkpoint_state(
+    fingerprint: str,
+    step: int,
+    model: nn.Module,
+    ema_model: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    sampler: BatchSampler,
+    device: torch.device,
+    history: list[dict[str, float]],
+    elapsed: float,
+) -> dict[str, Any]:
+    """Everything a resumed run needs: weights, optimiser, sampler position, RNG state, history, elapsed seconds."""
+    return {
+        "fingerprint": fingerprint,
+        "step": step,
+        "model": model.state_dict(),
+        "ema_model": ema_model.state_dict() if ema_model is not None else None,
+        "optimizer": optimizer.state_dict(),
+        "sampler": sampler.state_dict(),
+        "rng": _rng_state(device),
+        "history": history,
+        "elapsed": elapsed,
+    }
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a temporary file in the same folder, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -413,20 +438,9 @@ def train(
             if is_last:
                 final_metrics = {k: v for k, v in record.items() if k.startswith("heldout_")}
             if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last and is_main:
-                save_checkpoint(
-                    checkpoint_path,
-                    {
-                        "fingerprint": fingerprint,
-                        "step": step,
-                        "model": model.state_dict(),
-                        "ema_model": ema_model.state_dict() if ema_model is not None else None,
-                        "optimizer": optimizer.state_dict(),
-                        "sampler": sampler.state_dict(),
-                        "rng": _rng_state(device),
-                        "history": history,
-                        "elapsed": elapsed_before + time.perf_counter() - start,
-                    },
-                )
+                elapsed = elapsed_before + time.perf_counter() - start
+                state = checkpoint_state(fingerprint, step, model, ema_model, optimizer, sampler, device, history, elapsed)
+                save_checkpoint(checkpoint_path, state)
                 last_good_checkpoint = step
             window_start, window_start_step = time.perf_counter(), step  # the rate counts training steps only
 
