@@ -20,6 +20,14 @@ MNIST_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 # --- writers of the on-disk formats ---------------------------------------------------------------
 
 
+def assert_load_fails_naming(named: Path, /, *args, match: str | None = None, **kwargs) -> DatasetFilesError:
+    """load_dataset(*args, **kwargs) raises DatasetFilesError, and its message names the file or folder `named`."""
+    with pytest.raises(DatasetFilesError, match=match) as info:
+        load_dataset(*args, **kwargs)
+    assert str(named) in str(info.value)
+    return info.value
+
+
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
     """An unsigned-byte IDX file: magic 0x00 0x00 0x08 ndim, big-endian uint32 dims, then the bytes."""
     array = np.asarray(array, dtype=np.uint8)
@@ -183,9 +191,7 @@ def test_mnist_truncated_idx_file_names_the_file(tmp_path, gz):
         path.write_bytes(raw[: len(raw) // 2])
     else:
         path.write_bytes(raw[:-100])
-    with pytest.raises(DatasetFilesError, match=stem) as info:
-        load_dataset("mnist", root=tmp_path)
-    assert str(path) in str(info.value)
+    assert_load_fails_naming(path, "mnist", root=tmp_path, match=stem)
 
 
 def test_mnist_truncated_header_gz_content(tmp_path):
@@ -195,9 +201,7 @@ def test_mnist_truncated_header_gz_content(tmp_path):
     content = path.read_bytes()[:-2]
     path.unlink()
     (gz_path := path.with_name(path.name + ".gz")).write_bytes(gzip.compress(content))
-    with pytest.raises(DatasetFilesError, match="truncated") as info:
-        load_dataset("mnist", root=tmp_path)
-    assert str(gz_path) in str(info.value)
+    assert_load_fails_naming(gz_path, "mnist", root=tmp_path, match="truncated")
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
@@ -212,9 +216,7 @@ def test_mnist_bad_magic_names_the_file(tmp_path, gz):
         path.write_bytes(gzip.compress(bytes(raw)))
     else:
         path.write_bytes(bytes(raw))
-    with pytest.raises(DatasetFilesError, match="magic") as info:
-        load_dataset("mnist", root=tmp_path)
-    assert str(path) in str(info.value)
+    assert_load_fails_naming(path, "mnist", root=tmp_path, match="magic")
 
 
 def test_mnist_not_gzip_despite_suffix(tmp_path):
@@ -222,18 +224,14 @@ def test_mnist_not_gzip_despite_suffix(tmp_path):
     path = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     path.unlink()
     (bad := path.with_name(path.name + ".gz")).write_bytes(b"this is not gzip data")
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("mnist", root=tmp_path)
-    assert str(bad) in str(info.value)
+    assert_load_fails_naming(bad, "mnist", root=tmp_path)
 
 
 def test_mnist_one_missing_file_is_named(tmp_path, monkeypatch):
     forbid_downloads(monkeypatch)
     write_mnist(tmp_path)
     (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("mnist", root=tmp_path)
-    assert str(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte") in str(info.value)
+    assert_load_fails_naming(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", "mnist", root=tmp_path)
 
 
 def test_mnist_download_only_when_files_missing(tmp_path, monkeypatch):
@@ -304,18 +302,14 @@ def test_cifar10_unreadable_batch_names_the_file(tmp_path, content):
     write_cifar10(tmp_path)
     path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
     path.write_bytes(content(path.read_bytes()))
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("cifar10", root=tmp_path)
-    assert str(path) in str(info.value)
+    assert_load_fails_naming(path, "cifar10", root=tmp_path)
 
 
 def test_cifar10_missing_test_batch_is_named(tmp_path, monkeypatch):
     forbid_downloads(monkeypatch)
     write_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("cifar10", root=tmp_path)
-    assert str(tmp_path / "cifar-10-batches-py" / "test_batch") in str(info.value)
+    assert_load_fails_naming(tmp_path / "cifar-10-batches-py" / "test_batch", "cifar10", root=tmp_path)
 
 
 # --- image folders --------------------------------------------------------------------------------
@@ -411,9 +405,7 @@ def test_image_folder_corrupt_image_names_the_file(tmp_path, layout):
         write_image(sub / f"{i}.png", solid(10 * i, size=(6, 6), channels=1))
     broken = sub / "broken.png"
     broken.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8)))
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("image_folder", path=folder, image_size=6)
-    assert str(broken) in str(info.value)
+    assert_load_fails_naming(broken, "image_folder", path=folder, image_size=6)
 
 
 def test_image_folder_truncated_image_names_the_file(tmp_path):
@@ -422,9 +414,7 @@ def test_image_folder_truncated_image_names_the_file(tmp_path):
         write_image(folder / f"{i}.png", np.random.default_rng(i).integers(0, 256, (32, 32, 3)))
     raw = (folder / "1.png").read_bytes()
     (folder / "1.png").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("image_folder", path=folder, image_size=8)
-    assert str(folder / "1.png") in str(info.value)
+    assert_load_fails_naming(folder / "1.png", "image_folder", path=folder, image_size=8)
 
 
 def test_image_folder_needs_a_path(tmp_path):
@@ -459,9 +449,7 @@ def test_celeba_missing_listed_image_is_named(tmp_path):
     write_celeba(tmp_path)
     missing = tmp_path / "celeba" / "img_align_celeba" / "000009.jpg"
     missing.unlink()
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("celeba", root=tmp_path)
-    assert str(missing) in str(info.value)
+    assert_load_fails_naming(missing, "celeba", root=tmp_path)
 
 
 def test_celeba_missing_partition_file_is_named(tmp_path, monkeypatch):
@@ -469,9 +457,7 @@ def test_celeba_missing_partition_file_is_named(tmp_path, monkeypatch):
     write_celeba(tmp_path)
     partition_file = tmp_path / "celeba" / "list_eval_partition.txt"
     partition_file.unlink()
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("celeba", root=tmp_path)
-    assert str(partition_file) in str(info.value)
+    assert_load_fails_naming(partition_file, "celeba", root=tmp_path)
 
 
 def test_celebahq_random_split(tmp_path):
@@ -582,24 +568,18 @@ def test_missing_files_name_the_expected_path(tmp_path, monkeypatch, dataset, ex
     if dataset == "image_folder":
         path = root / "images"
         path.mkdir()
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset(dataset, root=root, path=path, download=False)
-    assert isinstance(info.value, FileNotFoundError)
-    assert str(root / expected) in str(info.value)
+    error = assert_load_fails_naming(root / expected, dataset, root=root, path=path, download=False)
+    assert isinstance(error, FileNotFoundError)
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == (["images"] if path else [])  # nothing written
 
 
 def test_image_folder_nonexistent_path(tmp_path):
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("image_folder", path=tmp_path / "nowhere")
-    assert str(tmp_path / "nowhere") in str(info.value)
+    assert_load_fails_naming(tmp_path / "nowhere", "image_folder", path=tmp_path / "nowhere")
 
 
 def test_image_folder_needs_two_images(tmp_path):
     write_image(tmp_path / "one" / "only.png", solid(0, size=(4, 4), channels=1))
-    with pytest.raises(DatasetFilesError) as info:
-        load_dataset("image_folder", path=tmp_path / "one")
-    assert str(tmp_path / "one") in str(info.value)
+    assert_load_fails_naming(tmp_path / "one", "image_folder", path=tmp_path / "one")
 
 
 def test_unknown_dataset_lists_valid_names():
