@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
 from torch import nn
 
 from gpe_pipeline.core.models import build_model, model_class
@@ -19,7 +20,9 @@ def model_from_params(role: str, section: str, params: dict[str, Any], **sizes: 
 
     params["model_options"] maps architecture names to their keyword options, so
     switching `architecture` also switches the options in use. sizes: what the
-    data fixes (data_shape, latent_dim, num_classes).
+    data fixes (data_shape, latent_dim, num_classes). The initial weights come
+    from params["training"]["seed"] alone, not from whatever used the global RNG
+    before (Kedro may order independent nodes differently from one run to the next).
     """
     architecture = params.get("architecture")
     options = dict((params.get("model_options") or {}).get(architecture) or {})
@@ -34,6 +37,8 @@ def model_from_params(role: str, section: str, params: dict[str, Any], **sizes: 
                 f"{section}.model_options.{architecture}.{key} is not an option of architecture '{architecture}' ({role}): use {allowed}"
             )
     try:
-        return build_model(role, architecture, **sizes, **options)
+        with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left as it was
+            torch.manual_seed((params.get("training") or {}).get("seed", 0))
+            return build_model(role, architecture, **sizes, **options)
     except (ValueError, TypeError) as err:
         raise ParameterError(f"{section}: {err}") from err
