@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gpe_pipeline.core.losses import (
+    full_float32,
     gme_loss,
     gme_rows_loss,
     mds1_loss,
@@ -107,3 +108,39 @@ def test_reconstruction_loss_is_the_per_element_mean():
     assert reconstruction_loss(reconstruction, target).item() == pytest.approx(5 / 8)
     with pytest.raises(ValueError, match="shape"):
         reconstruction_loss(reconstruction, torch.zeros(2, 4))
+
+
+def isometric_batch(size=100, data_dim=3072, latent_dim=100, seed=0):
+    """Images in [-1, 1] lying in a latent_dim-dimensional affine subspace, and their exact isometric coordinates."""
+    generator = torch.Generator().manual_seed(seed)
+    latents = 0.3 * torch.randn(size, latent_dim, generator=generator)
+    basis, _ = torch.linalg.qr(torch.randn(data_dim, latent_dim, generator=generator))
+    offset = torch.rand(data_dim, generator=generator) * 2 - 1
+    return latents, latents @ basis.T + offset
+
+
+@pytest.mark.parametrize("loss", [gme_loss, mds1_loss])
+def test_an_exact_isometry_scores_zero_under_bf16_autocast(loss):
+    latents, data = isometric_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert loss(latents, data).item() < 1e-6
+        # What the same Gram product gives when autocast is left on: the error the losses must not have.
+        gram = torch.log1p((data @ data.T).float())
+    assert gram.dtype == torch.float32 and (gram - torch.log1p(data @ data.T)).abs().max() > 1e-3
+
+
+def test_full_float32_restores_autocast_and_precision_settings():
+    before = torch.backends.cuda.matmul.fp32_precision, torch.backends.mkldnn.matmul.fp32_precision
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with full_float32():
+            assert not torch.is_autocast_enabled("cpu")
+            assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+        assert torch.is_autocast_enabled("cpu")
+    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.mkldnn.matmul.fp32_precision) == before
+
+
+def test_distances_are_unchanged_by_a_shared_shift():
+    generator = torch.Generator().manual_seed(4)
+    a, b = torch.randn(6, 10, generator=generator), torch.randn(9, 10, generator=generator)
+    expected = torch.cdist(a.double(), b.double()).square()
+    assert torch.allclose(pairwise_squared_distances(a + 500.0, b + 500.0).double(), expected, atol=1e-3)
