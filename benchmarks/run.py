@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.data_path import section_data_path
-from benchmarks.timing import OtherLoad, interleaved, machine, median, sync, table, time_steps
+from benchmarks.timing import PAPER_TABLE2, OtherLoad, interleaved, machine, median, sync, table, time_steps
 from benchmarks.trainers import (
     BATCH,
     CHECKPOINT_EVERY,
@@ -40,15 +40,13 @@ from benchmarks.trainers import (
     reencoding_trainers,
     step_flops,
 )
-from gpe_pipeline.core.losses import gme_loss
+from gpe_pipeline.core.losses import full_float32, gme_loss
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.05
 GME_BATCHES = (64, 128, 256, 512, 1024, 2048, 4096)
 GME_DATA_DIM = 3072  # a CIFAR-10 image, 3 x 32 x 32
 GME_LATENT_DIM = 100
-# The paper's Table 2, seconds per iteration on a V100: (encoder, decoder).
-PAPER_TABLE2 = {"MNIST": (0.020, 0.022), "CIFAR-10": (0.020, 0.306), "CelebA": (0.142, 0.191), "CelebA-HQ": (0.124, 0.588)}
 
 
 @dataclass
@@ -253,11 +251,9 @@ def section_flops(trainers, device, settings: Settings, samples) -> str:
     """4. Achieved GFLOP/s of each step of section 1 (ours) beside the machine's fp32 matmul rate."""
     size = 8192 if device.type == "cuda" else 2048
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False  # plain fp32, whatever the trainer set
-    (matmul_samples,) = interleaved(3 if settings.quick else 10, lambda: time_steps(lambda: torch.mm(a, b), device, 1, 3))
+    with full_float32():  # plain fp32, whatever the trainer set
+        (matmul_samples,) = interleaved(3 if settings.quick else 10, lambda: time_steps(lambda: torch.mm(a, b), device, 1, 3))
     matmul_ms = min(matmul_samples)  # the machine's best: on a shared machine noise only ever slows a call down
-    torch.backends.cuda.matmul.allow_tf32 = tf32
     matmul_gflops = 2 * size**3 / matmul_ms / 1e6
     rows = []
     for trainer in trainers:

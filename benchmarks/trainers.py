@@ -13,10 +13,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.timing import StepClock, time_steps
 from gpe_pipeline.core.models import build_model
-from gpe_pipeline.core.training import BatchSampler, TrainConfig, autocast_context, checkpoint_state, save_checkpoint, train
-from gpe_pipeline.pipelines.train_decoder.nodes import decoder_step_loss
-from gpe_pipeline.pipelines.train_encoder.nodes import encoder_step_loss
-from gpe_pipeline.pipelines.train_flow.nodes import flow_step_loss
+from gpe_pipeline.core.step_losses import decoder_step_loss, encoder_step_loss, flow_step_loss
+from gpe_pipeline.core.training import (
+    BatchSampler,
+    TrainConfig,
+    allow_tf32,
+    autocast_context,
+    checkpoint_state,
+    save_checkpoint,
+    train,
+)
 from gpe_pipeline.tracking import MlflowMetricsLogger
 
 # The step losses the pipelines train with (GME without augmentation for the encoder).
@@ -149,8 +155,7 @@ def mirrored_device_settings(model: nn.Module, device: torch.device) -> tuple[Ca
     autocast = partial(autocast_context, device, "auto")
     if device.type != "cuda":
         return autocast, model
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    allow_tf32()
     return autocast, torch.compile(model)
 
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from gpe_pipeline import plotting
 from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import decode, normalise_latents
-from gpe_pipeline.core.losses import classifier_loss, reconstruction_loss
+from gpe_pipeline.core.losses import reconstruction_loss
 from gpe_pipeline.core.metrics import (
     bilipschitz_p95,
     frechet_distance,
@@ -31,6 +31,7 @@ from gpe_pipeline.core.metrics import (
     local_distortion,
 )
 from gpe_pipeline.core.sampling import sample_images
+from gpe_pipeline.core.step_losses import classifier_step_loss
 from gpe_pipeline.core.training import resolve_device
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import log_metrics, train_and_log
@@ -46,11 +47,6 @@ def split_halves(num_heldout: int, limit: int) -> tuple[slice, slice]:
             f"evaluate needs at least 4 held-out examples, got {num_heldout}: lower ingest.heldout_fraction's complement"
         )
     return slice(0, half), slice(half, 2 * half)
-
-
-def classifier_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-    """Cross-entropy of one batch (x, labels)."""
-    return classifier_loss(model, to_model_scale(batch[0]), batch[1])
 
 
 def train_feature_classifier(

@@ -8,16 +8,10 @@ from typing import Any
 import pandas as pd
 from torch import Tensor, nn
 
-from gpe_pipeline.core.data import to_model_scale
-from gpe_pipeline.core.losses import reconstruction_loss
 from gpe_pipeline.core.metrics import reconstruction_mse
+from gpe_pipeline.core.step_losses import decoder_step_loss
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
-
-
-def decoder_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-    """Reconstruction MSE of one batch of cached pairs (latent, x)."""
-    return reconstruction_loss(model(batch[0]), to_model_scale(batch[1]))
 
 
 def heldout_mse(model: nn.Module, latents: Tensor, data: Tensor) -> dict[str, float]:

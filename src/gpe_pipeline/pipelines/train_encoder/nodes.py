@@ -8,24 +8,12 @@ from typing import Any
 import pandas as pd
 from torch import Tensor, nn
 
-from gpe_pipeline.core.data import augment_images, to_model_scale
-from gpe_pipeline.core.distributed import distributed_gme_loss
+from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import encode
-from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.metrics import gme_heldout
+from gpe_pipeline.core.step_losses import encoder_step_loss
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
-
-# GME pairs every row with the whole batch: under DDP it gathers the batch from all ranks.
-STEP_LOSSES = {**ENCODER_LOSSES, "gme": distributed_gme_loss}
-
-
-def encoder_step_loss(model: nn.Module, batch: tuple[Tensor, ...], loss_name: str, augment: dict[str, Any]) -> Tensor:
-    """The encoder loss of one batch (x,): loss(T x, x), after uint8 -> [-1, 1] and the optional augmentations."""
-    x = to_model_scale(batch[0])
-    if augment and x.ndim == 4:
-        x = augment_images(x, **augment)
-    return STEP_LOSSES[loss_name](model(x), x)
 
 
 def heldout_gme(model: nn.Module, heldout: Tensor) -> dict[str, float]:

@@ -11,13 +11,9 @@ from torch import Tensor, nn
 
 from gpe_pipeline.core.latents import normalise_latents
 from gpe_pipeline.core.losses import cfm_loss
+from gpe_pipeline.core.step_losses import flow_step_loss
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
-
-
-def flow_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-    """Conditional flow matching loss of one batch of normalised latents (y,)."""
-    return cfm_loss(model, batch[0])
 
 
 def heldout_cfm(model: nn.Module, latents: Tensor, noise: Tensor, times: Tensor) -> dict[str, float]:

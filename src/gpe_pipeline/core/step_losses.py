@@ -1,0 +1,45 @@
+"""The loss of one training batch for each trainer: what `training.train` calls every step.
+
+Each takes the (possibly DDP-wrapped, compiled) model and the batch drawn from
+the trainer's in-memory tensors, maps uint8 images to [-1, 1] on the device,
+and returns a scalar. They are module-level functions (with `functools.partial`
+for options) so they pickle into spawned DDP processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from .data import augment_images, to_model_scale
+from .distributed import distributed_gme_loss
+from .losses import ENCODER_LOSSES, cfm_loss, classifier_loss, reconstruction_loss
+
+# GME pairs every row with the whole batch: under DDP it gathers the batch from all ranks.
+ENCODER_STEP_LOSSES = {**ENCODER_LOSSES, "gme": distributed_gme_loss}
+
+
+def encoder_step_loss(
+    model: nn.Module, batch: tuple[Tensor, ...], loss_name: str = "gme", augment: dict[str, Any] | None = None
+) -> Tensor:
+    """The encoder loss of one batch (x,): loss(T x, x), after uint8 -> [-1, 1] and the optional augmentations."""
+    x = to_model_scale(batch[0])
+    if augment and x.ndim == 4:
+        x = augment_images(x, **augment)
+    return ENCODER_STEP_LOSSES[loss_name](model(x), x)
+
+
+def decoder_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    """Reconstruction MSE of one batch of cached pairs (latent, x)."""
+    return reconstruction_loss(model(batch[0]), to_model_scale(batch[1]))
+
+
+def flow_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    """Conditional flow matching loss of one batch of normalised latents (y,)."""
+    return cfm_loss(model, batch[0])
+
+
+def classifier_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+    """Cross-entropy of one batch (x, labels)."""
+    return classifier_loss(model, to_model_scale(batch[0]), batch[1])
