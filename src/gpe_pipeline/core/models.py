@@ -4,12 +4,15 @@
 architecture name and its keyword arguments are all it takes to rebuild a
 model from a saved state dict, so every model keeps them in `model.build_spec`.
 
-Names: `mlp` (vector data and 8x8 digits) and `conv32`, `conv64`, `conv256`
-(the paper's image networks: strided 5x5 convolutions with batch norm and
+Names: `mlp` (vector data and 8x8 digits); `conv32`, `conv64`, `conv256`
+(light image networks: strided 5x5 convolutions with batch norm and
 LeakyReLU(0.2) down to 4x4, then a linear latent; the decoder mirrors it with
-transposed convolutions and ends in tanh). The latent velocity field v(y, t)
-and the small classifier behind the classifier-feature Frechet distance are
-`mlp` only.
+transposed convolutions and ends in tanh); and `paper_mnist`, `paper_cifar10`,
+`paper_celeba`, `paper_celebahq`, the networks of the paper's reference
+implementation (SPEC 6), whose decoders are 2.6x to 300x heavier than their
+encoders, which is what the paper's Tables 1 and 2 measure. The latent velocity
+field v(y, t) and the small classifier behind the classifier-feature Frechet
+distance are `mlp` only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from torch import Tensor, nn
 
 ROLES = ("encoder", "decoder", "velocity", "classifier")
 CONV_IMAGE_SIZES = {"conv32": 32, "conv64": 64, "conv256": 256}
-ARCHITECTURES = ("mlp", *CONV_IMAGE_SIZES)
+PAPER_IMAGE_SIZES = {"paper_mnist": 32, "paper_cifar10": 32, "paper_celeba": 64, "paper_celebahq": 256}
+IMAGE_SIZES = {**CONV_IMAGE_SIZES, **PAPER_IMAGE_SIZES}
+ARCHITECTURES = ("mlp", *CONV_IMAGE_SIZES, *PAPER_IMAGE_SIZES)
 ROLE_ARCHITECTURES = {"encoder": ARCHITECTURES, "decoder": ARCHITECTURES, "velocity": ("mlp",), "classifier": ("mlp",)}
 REQUIRED_KWARGS = {
     "encoder": ("data_shape", "latent_dim"),
@@ -110,7 +115,7 @@ def _conv_channels(image_size: int, width: int, max_channels: int) -> list[int]:
 
 
 def _check_image_shape(architecture: str, data_shape) -> tuple[int, int]:
-    size = CONV_IMAGE_SIZES[architecture]
+    size = IMAGE_SIZES[architecture]
     if len(data_shape) != 3 or data_shape[1] != size or data_shape[2] != size:
         raise ValueError(
             f"architecture '{architecture}' needs images of shape (C, {size}, {size}), the data has shape "
@@ -169,6 +174,120 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.features(self.from_latent(z))
+
+
+# --- the paper's networks (SPEC 6) ----------------------------------------------------------------------
+
+# Encoder blocks: Conv 5x5 stride 2 -> LeakyReLU(0.2) -> BatchNorm, the second block without batch norm. Then MNIST
+# flattens its 4x4 features into a linear latent; the others end at 2x2 and map it to the latent with a 2x2 convolution.
+PAPER_ENCODER_CHANNELS = {
+    "paper_mnist": (32, 64, 128),
+    "paper_cifar10": (64, 128, 256, 512),
+    "paper_celeba": (32, 64, 128, 256, 512),
+    "paper_celebahq": (32, 64, 128, 256, 512, 1024, 2048),
+}
+
+
+def _leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+def _batch_norm(channels: int) -> nn.Module:
+    # The reference passes 0.8 as BatchNorm's second positional argument, which is eps; it was almost certainly meant
+    # as a momentum. PyTorch's defaults (eps 1e-5, momentum 0.1) are used instead.
+    return nn.BatchNorm2d(channels)
+
+
+def _upsample(n_in: int, n_out: int) -> nn.Module:
+    """A 4x4 stride-2 transposed convolution: doubles the side."""
+    return nn.ConvTranspose2d(n_in, n_out, 4, stride=2, padding=1)
+
+
+def _conv(n_in: int, n_out: int, kernel: int) -> nn.Module:
+    """A stride-1 convolution that keeps the side (odd kernel, 'same' padding)."""
+    return nn.Conv2d(n_in, n_out, kernel, padding=kernel // 2)
+
+
+class PaperEncoder(nn.Module):
+    """The reference implementation's encoder: (B, C, S, S) -> (B, latent_dim); S 32 (mnist, cifar10), 64, 256."""
+
+    def __init__(self, data_shape, latent_dim: int, architecture: str = "paper_mnist"):
+        super().__init__()
+        _check_latent_dim(latent_dim)
+        in_channels, size = _check_image_shape(architecture, data_shape)
+        channels = PAPER_ENCODER_CHANNELS[architecture]
+        layers: list[nn.Module] = []
+        for index, (n_in, n_out) in enumerate(zip((in_channels, *channels[:-1]), channels, strict=True)):
+            layers += [nn.Conv2d(n_in, n_out, 5, stride=2, padding=2), _leaky()]
+            if index != 1:
+                layers.append(_batch_norm(n_out))
+        self.features = nn.Sequential(*layers)
+        side = size >> len(channels)
+        if architecture == "paper_mnist":
+            self.to_latent = nn.Sequential(nn.Flatten(), nn.Linear(channels[-1] * side * side, latent_dim))
+        else:
+            self.to_latent = nn.Sequential(nn.Conv2d(channels[-1], latent_dim, side), nn.Flatten())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.to_latent(self.features(x))
+
+
+def _paper_mnist_decoder(latent_dim: int, out_channels: int) -> list[nn.Module]:
+    """d -> 4x4x128 -> 8x8x64 -> 16x16x32 -> 32x32: transposed convolutions, each refined by a 5x5 convolution."""
+    layers: list[nn.Module] = [nn.Unflatten(1, (latent_dim, 1, 1)), nn.ConvTranspose2d(latent_dim, 128, 4), _leaky()]
+    layers += [_conv(128, 128, 5), _batch_norm(128), _leaky()]
+    for n_in, n_out in ((128, 64), (64, 32)):
+        layers += [_upsample(n_in, n_out), _leaky(), _conv(n_out, n_out, 5), _batch_norm(n_out), _leaky()]
+    return [*layers, _upsample(32, 128), _leaky(), _conv(128, out_channels, 5)]
+
+
+def _fully_connected_start(latent_dim: int, hidden: list[int], channels: int, side: int) -> list[nn.Module]:
+    """An MLP d -> hidden -> channels * side^2 (LeakyReLU after every layer), reshaped to (channels, side, side)."""
+    return [*_mlp([latent_dim, *hidden, channels * side * side], "leaky_relu"), _leaky(), nn.Unflatten(1, (channels, side, side))]
+
+
+def _paper_cifar10_decoder(latent_dim: int, out_channels: int) -> list[nn.Module]:
+    """MLP to 8x8x512 -> 16x16x256 -> 32x32x256 -> an 11x11 convolution (most of the step's 5 TFLOP) -> 5x5 out."""
+    layers = _fully_connected_start(latent_dim, [1024, 1024], 512, 8)
+    layers += [_upsample(512, 256), _batch_norm(256), _leaky(), _upsample(256, 256), _leaky()]
+    return [*layers, _conv(256, 256, 11), _leaky(), _conv(256, out_channels, 5)]
+
+
+def _paper_celeba_decoder(latent_dim: int, out_channels: int) -> list[nn.Module]:
+    """MLP to 16x16x256 (134 M of the 145 M weights) -> 32x32x128 -> 64x64x64 -> two 11x11 convolutions."""
+    layers = _fully_connected_start(latent_dim, [2048, 2048, 2048], 256, 16)
+    layers += [_upsample(256, 128), _leaky(), _conv(128, 128, 5), _leaky(), _conv(128, 128, 5), _batch_norm(128), _leaky()]
+    return [*layers, _upsample(128, 64), _leaky(), _conv(64, 64, 11), _leaky(), _conv(64, out_channels, 11)]
+
+
+def _paper_celebahq_decoder(latent_dim: int, out_channels: int) -> list[nn.Module]:
+    """MLP to 16x16x256 -> four stages [upsample, two 3x3 convolutions] at 512, 256, 128, 64 channels -> 256x256."""
+    layers = _fully_connected_start(latent_dim, [2048, 2048, 2048], 256, 16)
+    for n_in, n_out in ((256, 512), (512, 256), (256, 128), (128, 64)):
+        layers += [_upsample(n_in, n_out), _leaky(), _conv(n_out, n_out, 3), _leaky(), _conv(n_out, n_out, 3)]
+        layers += [_batch_norm(n_out), _leaky()]
+    return [*layers, _conv(64, out_channels, 3)]
+
+
+PAPER_DECODERS = {
+    "paper_mnist": _paper_mnist_decoder,
+    "paper_cifar10": _paper_cifar10_decoder,
+    "paper_celeba": _paper_celeba_decoder,
+    "paper_celebahq": _paper_celebahq_decoder,
+}
+
+
+class PaperDecoder(nn.Module):
+    """The reference implementation's decoder: (B, latent_dim) -> (B, C, S, S) in [-1, 1] (tanh)."""
+
+    def __init__(self, data_shape, latent_dim: int, architecture: str = "paper_mnist"):
+        super().__init__()
+        _check_latent_dim(latent_dim)
+        out_channels, _ = _check_image_shape(architecture, data_shape)
+        self.net = nn.Sequential(*PAPER_DECODERS[architecture](latent_dim, out_channels), nn.Tanh())
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
 
 
 class SinusoidalTimeEmbedding(nn.Module):
@@ -252,6 +371,24 @@ def _to_builtin(value: Any) -> Any:
     return value
 
 
+def model_class(role: str, architecture: str) -> type[nn.Module]:
+    """The class build_model uses for a role and architecture name (its signature lists the options)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown model role '{role}': choose one of {list(ROLES)}")
+    if architecture not in ROLE_ARCHITECTURES[role]:
+        for_role = "" if role in ("encoder", "decoder") else f" for role '{role}'"
+        raise ValueError(f"unknown architecture '{architecture}'{for_role}: choose one of {list(ROLE_ARCHITECTURES[role])}")
+    if role == "velocity":
+        return VelocityMLP
+    if role == "classifier":
+        return FeatureClassifier
+    if architecture == "mlp":
+        return MLPEncoder if role == "encoder" else MLPDecoder
+    if architecture in PAPER_IMAGE_SIZES:
+        return PaperEncoder if role == "encoder" else PaperDecoder
+    return ConvEncoder if role == "encoder" else ConvDecoder
+
+
 def build_model(role: str, architecture: str, **kwargs: Any) -> nn.Module:
     """Build a model by role and architecture name.
 
@@ -259,25 +396,13 @@ def build_model(role: str, architecture: str, **kwargs: Any) -> nn.Module:
     or [500]) and latent_dim; velocity: latent_dim; classifier: data_shape and
     num_classes; plus the architecture's own options (hidden, activation, width ...).
     """
-    if role not in ROLES:
-        raise ValueError(f"unknown model role '{role}': choose one of {list(ROLES)}")
-    if architecture not in ROLE_ARCHITECTURES[role]:
-        for_role = "" if role in ("encoder", "decoder") else f" for role '{role}'"
-        raise ValueError(f"unknown architecture '{architecture}'{for_role}: choose one of {list(ROLE_ARCHITECTURES[role])}")
+    cls = model_class(role, architecture)
     kwargs = _to_builtin(kwargs)
     required = REQUIRED_KWARGS[role]
     if any(key not in kwargs for key in required):
         raise ValueError(f"build_model needs {' and '.join(required)} for role '{role}'")
-    if role == "velocity":
-        model = VelocityMLP(**kwargs)
-    elif role == "classifier":
-        model = FeatureClassifier(**kwargs)
-    elif architecture == "mlp":
-        cls = MLPEncoder if role == "encoder" else MLPDecoder
-        model = cls(**kwargs)
-    else:
-        cls = ConvEncoder if role == "encoder" else ConvDecoder
-        model = cls(architecture=architecture, **kwargs)
+    # The image networks serve several sizes; the name says which.
+    model = cls(architecture=architecture, **kwargs) if architecture in IMAGE_SIZES else cls(**kwargs)
     model.build_spec = ModelSpec(role, architecture, kwargs)
     return model
 
@@ -292,19 +417,3 @@ def model_from_spec(spec: dict[str, Any], state_dict: dict[str, Tensor] | None =
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def model_class(role: str, architecture: str) -> type[nn.Module]:
-    """The class build_model uses for a role and architecture name (its signature lists the options)."""
-    if role not in ROLES:
-        raise ValueError(f"unknown model role '{role}': choose one of {list(ROLES)}")
-    if architecture not in ROLE_ARCHITECTURES[role]:
-        for_role = "" if role in ("encoder", "decoder") else f" for role '{role}'"
-        raise ValueError(f"unknown architecture '{architecture}'{for_role}: choose one of {list(ROLE_ARCHITECTURES[role])}")
-    if role == "velocity":
-        return VelocityMLP
-    if role == "classifier":
-        return FeatureClassifier
-    if architecture == "mlp":
-        return MLPEncoder if role == "encoder" else MLPDecoder
-    return ConvEncoder if role == "encoder" else ConvDecoder
