@@ -1,5 +1,7 @@
 """DDP on CPU (gloo, 2 spawned processes): one step equals a single process on the concatenated batch."""
 
+import copy
+
 import pytest
 import torch
 
@@ -23,9 +25,10 @@ def one_step(model, loss, data, world_size, evaluate=None, **overrides):
     return train(model, loss, data, TrainConfig(name="ddp", **settings), evaluate=evaluate)
 
 
-def assert_same_parameters(a, b):
+def assert_same_parameters(a, b, skip=()):
     for (key, value), other in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.allclose(value, other, atol=1e-5, rtol=0), key
+        if key not in skip:
+            assert torch.allclose(value, other, atol=1e-5, rtol=0), key
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +40,12 @@ def test_distributed_gme_step_equals_single_process_step(images):
     torch.manual_seed(0)
     encoder = build_model("encoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[32])
     initial = {k: v.clone() for k, v in encoder.state_dict().items()}
-    single = one_step(encoder, encoder_loss, [images], world_size=1).model
+    single = copy.deepcopy(one_step(encoder, encoder_loss, [images], world_size=1).model)  # train() trains in place
     encoder.load_state_dict(initial)
     spawned = one_step(encoder, encoder_loss, [images], world_size=2)
     assert not torch.equal(spawned.model.net[1].weight, initial["net.1.weight"]), "the step changed the weights"
-    assert_same_parameters(single, spawned.model)
+    # GME ignores the latent layer's bias: its gradient is rounding noise, which Adam's normalisation turns into +-lr.
+    assert_same_parameters(single, spawned.model, skip={"net.3.bias"})
     assert spawned.history[0]["train_loss"] == pytest.approx(single_loss(initial, images), rel=1e-5)
 
 
@@ -60,7 +64,7 @@ def test_distributed_decoder_step_equals_single_process_step(images):
     decoder = build_model("decoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[32])
     latents = torch.randn(40, 4, generator=torch.Generator().manual_seed(2))
     initial = {k: v.clone() for k, v in decoder.state_dict().items()}
-    single = one_step(decoder, decoder_loss, [latents, images], world_size=1).model
+    single = copy.deepcopy(one_step(decoder, decoder_loss, [latents, images], world_size=1).model)
     decoder.load_state_dict(initial)
     spawned = one_step(decoder, decoder_loss, [latents, images], world_size=2).model
     assert_same_parameters(single, spawned)

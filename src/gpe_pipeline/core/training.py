@@ -136,6 +136,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def allow_tf32() -> None:
+    """TF32 for CUDA matmuls and convolutions (float32 range, ~8x the fp32 rate); pairwise distances opt out (losses.full_float32)."""
+    # The fp32_precision switches, not the legacy allow_tf32 flags: torch refuses to mix the two APIs.
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    torch.backends.cudnn.conv.fp32_precision = "tf32"
+
+
 def autocast_context(device: torch.device, precision: str):
     """bf16 autocast on CUDA when asked (or 'auto'); nothing on CPU, so CPU results never change."""
     use_bf16 = device.type == "cuda" and precision in ("auto", "bf16")
@@ -315,12 +322,13 @@ def train(
     device = resolve_device(config.device)
     if device.type == "cuda":
         device = torch.device("cuda", rank if world > 1 else (device.index or 0))
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls and convolutions: float32 range, much faster
-        torch.backends.cudnn.allow_tf32 = True
+        allow_tf32()
     name = config.name
     key_root = config.params_key or name
     torch.manual_seed(config.seed + rank)  # every rank draws its own noise; rank 0 matches a single process
     model.to(device)
+    if world > 1 and device.type == "cuda":  # batch statistics of the global batch, as one process would compute them
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     data = place_data(data, device)
     sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed)  # same seed on every rank: one global batch
     local_batch = config.batch_size // world
@@ -455,6 +463,9 @@ def train(
 
 def _train_in_process_group(model, loss_fn, data, config, evaluate, log_metrics) -> dict[str, Any]:
     """What one spawned rank runs: the ordinary loop (it sees the process group), returning plain values."""
+    # torch.multiprocessing hands every rank the parent's CPU weights in one shared-memory storage: without a private
+    # copy, on the CPU every rank's optimiser would update the same tensors and each step would be applied world times.
+    model = copy.deepcopy(model)
     result = train(model, loss_fn, data, config, evaluate, log_metrics)
     return {
         "model": result.model.state_dict(),
