@@ -398,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         if text is not None:
             sections[key] = text
         out.write_text("\n\n".join(sections.values()) + "\n")
-        if os.environ.get("OUT"):  # the device machine's folder whose files come back
-            shutil.copy(out, Path(os.environ["OUT"]) / out.name)
+        copy = Path(os.environ.get("OUT", out.parent)) / out.name  # OUT: the device machine's folder that comes back
+        if copy.resolve() != out.resolve():
+            shutil.copy(out, copy)
 
     emit(f"GPU check on {device}, report: {out}")
     sections["isometry"], isometry_ok = section_isometry(device)

@@ -152,31 +152,41 @@ def autocast_context(device: torch.device, precision: str):
 
 
 class BatchSampler:
-    """Random batches without replacement within an epoch, drawn by indexing in-memory tensors."""
+    """Random batches without replacement within an epoch, drawn by indexing in-memory tensors.
 
-    def __init__(self, num_items: int, batch_size: int, seed: int):
+    The permutation is drawn on the CPU (the same order on every device and after a resume) and moved to `device`
+    once per epoch: indices on the GPU cost no host-to-device copy per step, and such a copy from pageable memory
+    would make the host wait for the GPU at every step.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
         if num_items < batch_size:
             raise ValueError(f"batch_size {batch_size} is larger than the {num_items} training examples: lower batch_size")
         self.num_items = num_items
         self.batch_size = batch_size
+        self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
-        self.order = torch.randperm(num_items, generator=self.generator)
+        self.order = self._permutation()
         self.position = 0
 
+    def _permutation(self) -> Tensor:
+        return torch.randperm(self.num_items, generator=self.generator).to(self.device)
+
     def next_indices(self) -> Tensor:
+        """The next batch's indices (batch_size,), on the sampler's device."""
         if self.position + self.batch_size > self.num_items:  # drop the ragged tail: every batch is full
-            self.order = torch.randperm(self.num_items, generator=self.generator)
+            self.order = self._permutation()
             self.position = 0
         indices = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
         return indices
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "order": self.order, "position": self.position}
+        return {"generator": self.generator.get_state(), "order": self.order.cpu(), "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
-        self.order = state["order"]
+        self.order = state["order"].to(self.device)
         self.position = int(state["position"])
 
 
@@ -330,7 +340,8 @@ def train(
     if world > 1 and device.type == "cuda":  # batch statistics of the global batch, as one process would compute them
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     data = place_data(data, device)
-    sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed)  # same seed on every rank: one global batch
+    # The same seed on every rank: one global batch, of which each rank takes its slice.
+    sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed, device=data[0].device)
     local_batch = config.batch_size // world
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     step_model: nn.Module = model
@@ -407,7 +418,7 @@ def train(
     model.train()
     while step < config.max_steps:
         step += 1
-        indices = sampler.next_indices()[rank * local_batch : (rank + 1) * local_batch].to(data[0].device)
+        indices = sampler.next_indices()[rank * local_batch : (rank + 1) * local_batch]
         batch = tuple(t[indices].to(device, non_blocking=True) for t in data)
         with autocast_context(device, config.precision):
             loss = loss_fn(step_model, batch)
