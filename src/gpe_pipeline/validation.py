@@ -70,11 +70,6 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
         unknown = sorted(set(augment) - {"hflip", "crop_scale"})
         if unknown or not isinstance(augment.get("hflip", False), bool) or not 0 < augment.get("crop_scale", 1.0) <= 1:
             raise ParameterError(f"train_encoder.augment takes hflip (true/false) and crop_scale in (0, 1], got {augment}")
-        if encoder.get("loss", "gme") != "gme" and encoder["training"].get("world_size", 1) > 1:
-            raise ParameterError(
-                f"train_encoder.loss {encoder['loss']} runs on one process only (only GME gathers pairs across ranks): "
-                "set train_encoder.training.world_size to 1"
-            )
     latent_dim = latent_dim if _integer(latent_dim) and latent_dim >= 1 else 1  # later stages take d from the cached latents
     if "cache_latents" in nodes:
         batch_size = params.get("cache_latents", {}).get("batch_size", 1024)

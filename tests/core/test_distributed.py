@@ -1,14 +1,15 @@
 """DDP on CPU (gloo, 2 spawned processes): one step equals a single process on the concatenated batch."""
 
 import copy
+from functools import partial
 
 import pytest
 import torch
 
-from gpe_pipeline.core.distributed import distributed_gme_loss
-from gpe_pipeline.core.losses import reconstruction_loss
+from gpe_pipeline.core.distributed import distributed_gme_loss, distributed_pairwise_loss
+from gpe_pipeline.core.losses import PAIRWISE_RESIDUALS, mds1_loss, mds2_loss, mds_regulariser, reconstruction_loss
 from gpe_pipeline.core.models import build_model
-from gpe_pipeline.core.training import TrainConfig, train
+from gpe_pipeline.core.training import BatchSampler, TrainConfig, train
 
 
 def encoder_loss(model, batch):
@@ -52,11 +53,30 @@ def test_distributed_gme_step_equals_single_process_step(images):
 def single_loss(state, images):
     model = build_model("encoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[32])
     model.load_state_dict(state)
-    from gpe_pipeline.core.training import BatchSampler
-
     indices = BatchSampler(len(images), 16, 0).next_indices()
     with torch.no_grad():
         return float(encoder_loss(model, (images[indices],)))
+
+
+@pytest.mark.parametrize("name", ["mds1", "mds2", "r_mds"])
+def test_every_pairwise_loss_pairs_rows_with_the_gathered_batch(images, name):
+    torch.manual_seed(0)
+    encoder = build_model("encoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[32])
+    initial = {k: v.clone() for k, v in encoder.state_dict().items()}
+    loss = partial(pairwise_step_loss, residual=PAIRWISE_RESIDUALS[name])
+    single = copy.deepcopy(one_step(encoder, loss, [images], world_size=1).model)
+    encoder.load_state_dict(initial)
+    spawned = one_step(encoder, loss, [images], world_size=2)
+    assert_same_parameters(single, spawned.model, skip={"net.3.bias"})  # every loss here ignores the latent bias
+    with torch.no_grad():
+        x = images[BatchSampler(len(images), 16, 0).next_indices()]
+        encoder.load_state_dict(initial)
+        expected = {"mds1": mds1_loss, "mds2": mds2_loss, "r_mds": mds_regulariser}[name](encoder(x), x)
+    assert spawned.history[0]["train_loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def pairwise_step_loss(model, batch, residual):
+    return distributed_pairwise_loss(residual, model(batch[0]), batch[0])
 
 
 def test_distributed_decoder_step_equals_single_process_step(images):

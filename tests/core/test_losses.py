@@ -8,11 +8,15 @@ import torch
 from gpe_pipeline.core.losses import (
     full_float32,
     gme_loss,
-    gme_rows_loss,
+    gme_residual,
+    kl_divergence,
     mds1_loss,
     mds2_loss,
+    mds_regulariser,
+    pairwise_rows_loss,
     pairwise_squared_distances,
     reconstruction_loss,
+    vae_family_loss,
 )
 
 
@@ -81,7 +85,8 @@ def test_gme_gradient_flows_and_is_finite(batch):
 
 def test_gme_rows_sum_over_row_blocks_is_the_full_loss(batch):
     latents, data = batch
-    blocks = sum(gme_rows_loss(latents[i : i + 3], data[i : i + 3], latents, data) for i in range(0, 7, 3))
+    rows = [pairwise_rows_loss(gme_residual, latents[i : i + 3], data[i : i + 3], latents, data) for i in range(0, 7, 3)]
+    blocks = sum(rows)
     assert (blocks / 49).item() == pytest.approx(gme_loss(latents, data).item(), rel=1e-6)
 
 
@@ -144,3 +149,36 @@ def test_distances_are_unchanged_by_a_shared_shift():
     a, b = torch.randn(6, 10, generator=generator), torch.randn(9, 10, generator=generator)
     expected = torch.cdist(a.double(), b.double()).square()
     assert torch.allclose(pairwise_squared_distances(a + 500.0, b + 500.0).double(), expected, atol=1e-3)
+
+
+def test_mds_regulariser_matches_double_loop(batch):
+    latents, data = batch
+    expected = brute_force(latents.detach(), data, lambda a, b, x, y: sq(a, b) ** 0.5 / 2 - sq(x, y) ** 0.5 / 3)
+    assert mds_regulariser(latents, data).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mds_regulariser_gradient_is_finite_on_the_diagonal_and_on_duplicates():
+    means = torch.tensor([[0.0, 1.0], [0.0, 1.0], [2.0, 0.0]], requires_grad=True)  # two identical rows
+    data = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    mds_regulariser(means, data).backward()
+    assert torch.isfinite(means.grad).all() and means.grad.abs().sum() > 0
+
+
+def test_kl_divergence_by_hand():
+    mean = torch.tensor([[0.0, 0.0], [1.0, -2.0]])
+    logvar = torch.tensor([[0.0, 0.0], [math.log(4.0), 0.0]])
+    # Second row: -1/2 [(1 + ln 4 - 1 - 4) + (1 + 0 - 4 - 1)] = -1/2 (ln 4 - 4 - 4) = 4 - ln 2.
+    assert kl_divergence(mean, logvar).tolist() == pytest.approx([0.0, 4.0 - math.log(2.0)])
+
+
+def test_vae_family_loss_has_the_spec_scaling():
+    generator = torch.Generator().manual_seed(5)
+    data = torch.rand(6, 1, 4, 4, generator=generator) * 2 - 1
+    reconstruction = torch.rand(6, 1, 4, 4, generator=generator) * 2 - 1
+    mean, logvar = torch.randn(6, 3, generator=generator), torch.randn(6, 3, generator=generator)
+    terms = vae_family_loss(reconstruction, data, mean, logvar, beta=0.1, mds_weight=2.0)
+    mse = (reconstruction - data).square().mean()
+    kl = kl_divergence(mean, logvar).mean() / 3  # per-example KL over the latent size d
+    assert terms["loss"].item() == pytest.approx((mse + 0.1 * kl + 2.0 * mds_regulariser(mean, data)).item(), rel=1e-6)
+    autoencoder = vae_family_loss(reconstruction, data, mean, None, beta=0.0, mds_weight=0.0)
+    assert autoencoder["loss"].item() == pytest.approx(mse.item(), rel=1e-6) and autoencoder["kl"].item() == 0

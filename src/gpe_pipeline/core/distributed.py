@@ -5,10 +5,11 @@ with a process group (NCCL on GPU, gloo on CPU), runs `function(*args)` in each
 and returns rank 0's result: the training loop uses it so that `kedro run`
 stays the entry point (no re-executed command line, no second launcher).
 
-The GME loss is not a per-example mean: each pair (i, j) couples two examples.
-`distributed_gme_loss` pairs this rank's rows with the batch gathered from every
-rank through the differentiable all-gather, scaled so that DDP's gradient
-averaging gives exactly the single-process gradient of the global batch.
+The pairwise losses (GME, MDS1, MDS2, R_MDS) are not per-example means: each
+pair (i, j) couples two examples. `distributed_pairwise_loss` pairs this rank's
+rows with the batch gathered from every rank through the differentiable
+all-gather, scaled so that DDP's gradient averaging gives exactly the
+single-process gradient of the global batch.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
 
-from .losses import gme_loss, gme_rows_loss
+from .losses import gme_residual, pairwise_rows_loss
 
 BACKENDS = ("auto", "gloo", "nccl")
 
@@ -60,19 +61,25 @@ def gather_rows(rows: Tensor, differentiable: bool) -> Tensor:
     return torch.cat(parts)
 
 
-def distributed_gme_loss(latents: Tensor, data: Tensor) -> Tensor:
-    """L_GME of the global batch, computed from this rank's rows (b, d) and (b, ...).
+def distributed_pairwise_loss(residual, latents: Tensor, data: Tensor) -> Tensor:
+    """A pairwise loss (the mean over all B x B pairs of residual^2) of the global batch, from this rank's rows.
 
-    One process: gme_loss. Several: (sum of this rank's rows' squared residuals
-    against the gathered batch) / B^2 * world_size, so the sum over ranks is
-    world_size * L_GME and DDP's averaging of gradients leaves grad L_GME.
+    residual: one of losses.PAIRWISE_RESIDUALS. latents (b, d) and data (b, ...)
+    are this rank's rows. One process: the batch mean. Several: (sum of this
+    rank's rows' squared residuals against the gathered batch) / B^2 * world_size,
+    so the sum over ranks is world_size * L and DDP's averaging of gradients leaves grad L.
     """
     world = world_size()
     if world == 1:
-        return gme_loss(latents, data)
+        return pairwise_rows_loss(residual, latents, data, latents, data) / latents.shape[0] ** 2
     all_latents = gather_rows(latents, differentiable=True)
     all_data = gather_rows(data, differentiable=False)
-    return gme_rows_loss(latents, data, all_latents, all_data) * (world / all_latents.shape[0] ** 2)
+    return pairwise_rows_loss(residual, latents, data, all_latents, all_data) * (world / all_latents.shape[0] ** 2)
+
+
+def distributed_gme_loss(latents: Tensor, data: Tensor) -> Tensor:
+    """L_GME of the global batch from this rank's rows (distributed_pairwise_loss with the GME residual)."""
+    return distributed_pairwise_loss(gme_residual, latents, data)
 
 
 def mean_over_ranks(value: Tensor) -> Tensor:

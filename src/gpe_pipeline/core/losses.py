@@ -64,6 +64,54 @@ def log_cost(squared_distance: Tensor) -> Tensor:
     return torch.log1p(squared_distance)
 
 
+def safe_sqrt(squared_distance: Tensor) -> Tensor:
+    """|a - b| from |a - b|^2, with gradient 0 (not inf * 0 = nan) at coincident points such as the diagonal."""
+    positive = squared_distance > 0
+    return torch.where(positive, squared_distance.clamp_min(1e-30).sqrt(), torch.zeros_like(squared_distance))
+
+
+# Each pairwise loss is the mean over all B x B pairs of a residual squared. A residual takes the squared distances
+# of latent pairs and of data pairs, and the latent and data dimensions d and D.
+
+
+def gme_residual(latent_sq: Tensor, data_sq: Tensor, latent_dim: int, data_dim: int) -> Tensor:
+    """c(T x_i, T x_j) - c(x_i, x_j) with c = log(1 + |.|^2) (SPEC 1, eq. 4/5)."""
+    return log_cost(latent_sq) - log_cost(data_sq)
+
+
+def mds1_residual(latent_sq: Tensor, data_sq: Tensor, latent_dim: int, data_dim: int) -> Tensor:
+    """|T x_i - T x_j|^2 - |x_i - x_j|^2 (vanilla MDS stress)."""
+    return latent_sq - data_sq
+
+
+def mds2_residual(latent_sq: Tensor, data_sq: Tensor, latent_dim: int, data_dim: int) -> Tensor:
+    """|T x_i - T x_j|^2 / d - |x_i - x_j|^2 / D (dimension-scaled MDS)."""
+    return latent_sq / latent_dim - data_sq / data_dim
+
+
+def mds_regulariser_residual(latent_sq: Tensor, data_sq: Tensor, latent_dim: int, data_dim: int) -> Tensor:
+    """|mu_i - mu_j| / sqrt(d) - |x_i - x_j| / sqrt(D) (R_MDS, the VAE+MDS / AE+MDS regulariser)."""
+    return safe_sqrt(latent_sq) / latent_dim**0.5 - safe_sqrt(data_sq) / data_dim**0.5
+
+
+def pairwise_rows_loss(residual, latent_rows: Tensor, data_rows: Tensor, latents: Tensor, data: Tensor) -> Tensor:
+    """Sum of the squared residuals of some rows against a whole batch.
+
+    The building block of every pairwise loss and of its distributed form: rank r
+    sums its own rows against the gathered global batch; the global mean is the
+    sum over ranks divided by B^2. latent_rows: (b, d), data_rows: (b, ...),
+    latents: (B, d), data: (B, ...). Returns a float32 scalar (not divided by anything).
+    """
+    latent_sq = pairwise_squared_distances(latent_rows, latents)
+    data_sq = pairwise_squared_distances(data_rows, data)
+    return residual(latent_sq, data_sq, latents[0].numel(), data[0].numel()).square().sum()
+
+
+def _pairwise_mean(residual, latents: Tensor, data: Tensor) -> Tensor:
+    _check_pairs(latents, data)
+    return pairwise_rows_loss(residual, latents, data, latents, data) / latents.shape[0] ** 2
+
+
 def _check_pairs(latents: Tensor, data: Tensor) -> None:
     if latents.shape[0] != data.shape[0]:
         raise ValueError(f"latents and data must have the same batch size, got {latents.shape[0]} and {data.shape[0]}")
@@ -76,36 +124,68 @@ def gme_loss(latents: Tensor, data: Tensor) -> Tensor:
 
     latents: (B, d) = T(x); data: (B, ...) = x. Returns a float32 scalar.
     """
-    _check_pairs(latents, data)
-    return gme_rows_loss(latents, data, latents, data) / latents.shape[0] ** 2
-
-
-def gme_rows_loss(latent_rows: Tensor, data_rows: Tensor, latents: Tensor, data: Tensor) -> Tensor:
-    """Sum of the squared GME residuals of some rows against a whole batch.
-
-    The building block of the distributed GME loss: rank r sums its own rows
-    against the gathered global batch; the global mean is the sum over ranks
-    divided by B^2. latent_rows: (b, d), data_rows: (b, ...), latents: (B, d),
-    data: (B, ...). Returns a float32 scalar (not divided by anything).
-    """
-    residual = log_cost(pairwise_squared_distances(latent_rows, latents)) - log_cost(pairwise_squared_distances(data_rows, data))
-    return residual.square().sum()
+    return _pairwise_mean(gme_residual, latents, data)
 
 
 def mds1_loss(latents: Tensor, data: Tensor) -> Tensor:
     """Vanilla MDS stress: mean over pairs of (|Tx_i - Tx_j|^2 - |x_i - x_j|^2)^2."""
-    _check_pairs(latents, data)
-    residual = pairwise_squared_distances(latents) - pairwise_squared_distances(data)
-    return residual.square().mean()
+    return _pairwise_mean(mds1_residual, latents, data)
 
 
 def mds2_loss(latents: Tensor, data: Tensor) -> Tensor:
     """Dimension-scaled MDS: mean over pairs of (|Tx_i - Tx_j|^2 / d - |x_i - x_j|^2 / D)^2."""
-    _check_pairs(latents, data)
-    latent_dim = latents[0].numel()
-    data_dim = data[0].numel()
-    residual = pairwise_squared_distances(latents) / latent_dim - pairwise_squared_distances(data) / data_dim
-    return residual.square().mean()
+    return _pairwise_mean(mds2_residual, latents, data)
+
+
+def mds_regulariser(means: Tensor, data: Tensor) -> Tensor:
+    """R_MDS = mean over pairs of (|mu_i - mu_j| / sqrt(d) - |x_i - x_j| / sqrt(D))^2 (SPEC 1, VAE+MDS and AE+MDS).
+
+    means: (B, d), the encoder's means; data: (B, ...). Returns a float32 scalar.
+    """
+    return _pairwise_mean(mds_regulariser_residual, means, data)
+
+
+ENCODER_LOSSES = {"gme": gme_loss, "mds1": mds1_loss, "mds2": mds2_loss}
+PAIRWISE_RESIDUALS = {
+    "gme": gme_residual,
+    "mds1": mds1_residual,
+    "mds2": mds2_residual,
+    "r_mds": mds_regulariser_residual,
+}
+
+
+def kl_divergence(mean: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) of each example: -1/2 sum_k (1 + logvar_k - mu_k^2 - exp(logvar_k)).
+
+    mean, logvar: (B, d). Returns (B,) in float32.
+    """
+    mean, logvar = mean.float(), logvar.float()
+    return -0.5 * (1.0 + logvar - mean.square() - logvar.exp()).sum(1)
+
+
+def vae_family_loss(
+    reconstruction: Tensor,
+    data: Tensor,
+    mean: Tensor,
+    logvar: Tensor | None,
+    beta: float,
+    mds_weight: float,
+    mds_term: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """The jointly trained baselines' loss with SPEC 1's scaling (the reference implementation's loss / (B * D)).
+
+    L = mean |x - S(z)|^2 + beta * mean_b KL_b / d + lambda_MDS * R_MDS. logvar None: the AE family (no KL term).
+    mds_term: R_MDS when the caller computed it (under DDP, over the gathered batch); else computed here.
+    Returns {"loss", "reconstruction", "kl", "mds"}, float32 scalars.
+    """
+    terms = {"reconstruction": reconstruction_loss(reconstruction, data)}
+    zero = torch.zeros((), device=terms["reconstruction"].device)
+    terms["kl"] = kl_divergence(mean, logvar).mean() / mean.shape[1] if logvar is not None else zero
+    if mds_term is None:
+        mds_term = mds_regulariser(mean, data) if mds_weight > 0 else zero
+    terms["mds"] = mds_term
+    terms["loss"] = terms["reconstruction"] + beta * terms["kl"] + mds_weight * terms["mds"]
+    return terms
 
 
 def reconstruction_loss(reconstruction: Tensor, target: Tensor) -> Tensor:
@@ -113,9 +193,6 @@ def reconstruction_loss(reconstruction: Tensor, target: Tensor) -> Tensor:
     if reconstruction.shape != target.shape:
         raise ValueError(f"reconstruction shape {tuple(reconstruction.shape)} != target shape {tuple(target.shape)}")
     return (reconstruction.float() - target.float()).square().mean()
-
-
-ENCODER_LOSSES = {"gme": gme_loss, "mds1": mds1_loss, "mds2": mds2_loss}
 
 
 def flow_interpolation(noise: Tensor, target: Tensor, t: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .data import to_model_scale
-from .losses import log_cost, pairwise_squared_distances
+from .losses import gme_residual, pairwise_squared_distances
 from .training import resolve_device
 
 
@@ -25,9 +25,8 @@ def gme_heldout(latents: Tensor, data: Tensor, block_size: int = 1024) -> float:
     total = torch.zeros((), dtype=torch.float64, device=latents.device)
     for start in range(0, len(latents), block_size):
         stop = start + block_size
-        residual = log_cost(pairwise_squared_distances(latents[start:stop], latents)) - log_cost(
-            pairwise_squared_distances(data[start:stop], data)
-        )
+        latent_sq = pairwise_squared_distances(latents[start:stop], latents)
+        residual = gme_residual(latent_sq, pairwise_squared_distances(data[start:stop], data), 0, 0)
         total += residual.square().sum(dtype=torch.float64)
     return float(total / len(latents) ** 2)
 

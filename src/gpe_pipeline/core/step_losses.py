@@ -8,16 +8,17 @@ for options) so they pickle into spawned DDP processes.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from torch import Tensor, nn
 
 from .data import augment_images, to_model_scale
-from .distributed import distributed_gme_loss
-from .losses import ENCODER_LOSSES, cfm_loss, classifier_loss, reconstruction_loss
+from .distributed import distributed_pairwise_loss
+from .losses import ENCODER_LOSSES, PAIRWISE_RESIDUALS, cfm_loss, classifier_loss, reconstruction_loss
 
-# GME pairs every row with the whole batch: under DDP it gathers the batch from all ranks.
-ENCODER_STEP_LOSSES = {**ENCODER_LOSSES, "gme": distributed_gme_loss}
+# Each pairwise loss pairs every row with the whole batch: under DDP it gathers the batch from all ranks.
+ENCODER_STEP_LOSSES = {name: partial(distributed_pairwise_loss, PAIRWISE_RESIDUALS[name]) for name in ENCODER_LOSSES}
 
 
 def encoder_step_loss(
