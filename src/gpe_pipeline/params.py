@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from gpe_pipeline.core.errors import UserError
 from gpe_pipeline.core.models import build_model, model_class
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """A parameter value the run cannot use; the message names the key to change."""
 
 

@@ -22,13 +22,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .errors import UserError
+
 DATASETS = ("digits", "gmm", "mnist", "cifar10", "celeba", "celebahq", "image_folder")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IMAGE_DTYPES = ("float32", "uint8")
 DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeba": 64, "celebahq": 256, "image_folder": 64}
 
 
-class DatasetFilesError(FileNotFoundError):
+class DatasetFilesError(UserError, FileNotFoundError):
     """A dataset's files are missing or unreadable; the message says where they belong."""
 
 
