@@ -27,19 +27,23 @@ def model_from_params(role: str, section: str, params: dict[str, Any], **sizes: 
     """
     architecture = params.get("architecture")
     options = dict((params.get("model_options") or {}).get(architecture) or {})
+    option_role = "encoder" if role == "gaussian_encoder" else role  # a Gaussian encoder takes its body's options
     try:
-        accepted = inspect.signature(model_class(role, architecture)).parameters
+        accepted = inspect.signature(model_class(option_role, architecture)).parameters
     except ValueError as err:
         raise ParameterError(f"{section}: {err}") from err
     for key in options:
         if key not in accepted or key in sizes or key == "architecture":
             allowed = sorted(k for k in accepted if k not in sizes and k not in ("self", "architecture"))
             raise ParameterError(
-                f"{section}.model_options.{architecture}.{key} is not an option of architecture '{architecture}' ({role}): use {allowed}"
+                f"{section}.model_options.{architecture}.{key} is not an option of architecture '{architecture}' "
+                f"({option_role}): use {allowed}"
             )
     try:
         with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left as it was
             torch.manual_seed((params.get("training") or {}).get("seed", 0))
+            if role == "gaussian_encoder":
+                return build_model(role, architecture, **sizes, body_options=options)
             return build_model(role, architecture, **sizes, **options)
     except (ValueError, TypeError) as err:
         raise ParameterError(f"{section}: {err}") from err

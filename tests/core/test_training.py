@@ -1,6 +1,7 @@
 """The one training loop: exact resume, NaN guard, early stopping, logging cadence, config errors."""
 
 import logging
+import time
 
 import pytest
 import torch
@@ -185,3 +186,29 @@ def test_mixed_precision_switch_leaves_cpu_results_unchanged(tmp_path):
         results[precision] = train(model, noisy_mse, data, config(tmp_path / precision, precision=precision)).model.state_dict()
     for key, value in results["fp32"].items():
         assert torch.equal(value, results["bf16"][key]) and torch.equal(value, results["auto"][key]), key
+
+
+def test_a_loss_dict_is_minimised_by_its_loss_and_logs_its_terms(tmp_path):
+    model, data = make_problem()
+
+    def loss_with_terms(model, batch):
+        error = noisy_mse(model, batch)
+        return {"loss": error, "half": error / 2}
+
+    result = train(model, loss_with_terms, data, config(tmp_path, max_steps=10, log_every=5, eval_every=10))
+    for record in result.history:
+        assert record["train_half"] == pytest.approx(record["train_loss"] / 2, rel=1e-6)
+
+
+def test_train_elapsed_seconds_leave_out_evaluation(tmp_path):
+    model, data = make_problem()
+
+    def slow_evaluation(model):
+        time.sleep(0.2)
+        return {"zero": 0.0}
+
+    result = train(model, noisy_mse, data, config(tmp_path, max_steps=20, eval_every=5), evaluate=slow_evaluation)
+    last = result.history[-1]
+    # elapsed_s of a record is read before that record's own evaluation: the ones at steps 5, 10 and 15 are in it.
+    assert last["elapsed_s"] - last["train_elapsed_s"] >= 3 * 0.2
+    assert 0 < last["train_elapsed_s"] < last["elapsed_s"]

@@ -17,6 +17,7 @@ distance are `mlp` only.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,14 +25,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-ROLES = ("encoder", "decoder", "velocity", "classifier")
+ROLES = ("encoder", "gaussian_encoder", "decoder", "velocity", "classifier")
 CONV_IMAGE_SIZES = {"conv32": 32, "conv64": 64, "conv256": 256}
 PAPER_IMAGE_SIZES = {"paper_mnist": 32, "paper_cifar10": 32, "paper_celeba": 64, "paper_celebahq": 256}
 IMAGE_SIZES = {**CONV_IMAGE_SIZES, **PAPER_IMAGE_SIZES}
 ARCHITECTURES = ("mlp", *CONV_IMAGE_SIZES, *PAPER_IMAGE_SIZES)
-ROLE_ARCHITECTURES = {"encoder": ARCHITECTURES, "decoder": ARCHITECTURES, "velocity": ("mlp",), "classifier": ("mlp",)}
+ROLE_ARCHITECTURES = {
+    "encoder": ARCHITECTURES,
+    "gaussian_encoder": ARCHITECTURES,
+    "decoder": ARCHITECTURES,
+    "velocity": ("mlp",),
+    "classifier": ("mlp",),
+}
 REQUIRED_KWARGS = {
     "encoder": ("data_shape", "latent_dim"),
+    "gaussian_encoder": ("data_shape", "latent_dim"),
     "decoder": ("data_shape", "latent_dim"),
     "velocity": ("latent_dim",),
     "classifier": ("data_shape", "num_classes"),
@@ -290,6 +298,63 @@ class PaperDecoder(nn.Module):
         return self.net(z)
 
 
+# --- the VAE family (SPEC 1 baselines) -----------------------------------------------------------------
+
+
+class GaussianEncoder(nn.Module):
+    """The baselines' encoder: an encoder body to a hidden vector of size hidden_factor * d, then linear heads.
+
+    forward(x) is the mean mu(x) (B, d), the deterministic encoder that cache_latents
+    uses like GPE's. distribution(x) gives (mu, logvar), each (B, d); logvar is None
+    for the AE family (stochastic=False: z = mu, no log-variance head at all).
+    body_options: the body architecture's own options (as for an encoder of that name).
+    """
+
+    def __init__(
+        self,
+        data_shape,
+        latent_dim: int,
+        architecture: str = "mlp",
+        stochastic: bool = True,
+        hidden_factor: int = 10,
+        body_options: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        _check_latent_dim(latent_dim)
+        hidden = hidden_factor * latent_dim
+        self.body = build_model("encoder", architecture, data_shape=data_shape, latent_dim=hidden, **(body_options or {}))
+        # A nonlinearity between the body's hidden vector and the heads, so the heads are not one factored linear map.
+        self.activation = nn.LeakyReLU(0.2)
+        self.mean = nn.Linear(hidden, latent_dim)
+        self.logvar = nn.Linear(hidden, latent_dim) if stochastic else None
+
+    def distribution(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        hidden = self.activation(self.body(x))
+        return self.mean(hidden), None if self.logvar is None else self.logvar(hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mean(self.activation(self.body(x)))
+
+
+class JointAutoencoder(nn.Module):
+    """A Gaussian encoder and a decoder trained together: x (B, ...) -> (S(z), mu, logvar).
+
+    z = mu + exp(logvar / 2) * eps with eps ~ N(0, I) for the VAE family, z = mu
+    for the AE family (logvar None). A training wrapper only: the encoder and the
+    decoder are saved, and used afterwards, on their own.
+    """
+
+    def __init__(self, encoder: GaussianEncoder, decoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        mean, logvar = self.encoder.distribution(x)
+        latents = mean if logvar is None else mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        return self.decoder(latents), mean, logvar
+
+
 class SinusoidalTimeEmbedding(nn.Module):
     """Fixed sin/cos features of t at geometric frequencies 1 .. max_frequency: (B,) -> (B, dim)."""
 
@@ -382,6 +447,8 @@ def model_class(role: str, architecture: str) -> type[nn.Module]:
         return VelocityMLP
     if role == "classifier":
         return FeatureClassifier
+    if role == "gaussian_encoder":
+        return GaussianEncoder
     if architecture == "mlp":
         return MLPEncoder if role == "encoder" else MLPDecoder
     if architecture in PAPER_IMAGE_SIZES:
@@ -401,8 +468,9 @@ def build_model(role: str, architecture: str, **kwargs: Any) -> nn.Module:
     required = REQUIRED_KWARGS[role]
     if any(key not in kwargs for key in required):
         raise ValueError(f"build_model needs {' and '.join(required)} for role '{role}'")
-    # The image networks serve several sizes; the name says which.
-    model = cls(architecture=architecture, **kwargs) if architecture in IMAGE_SIZES else cls(**kwargs)
+    # The image networks serve several sizes and a Gaussian encoder several bodies; the name says which.
+    takes_architecture = "architecture" in inspect.signature(cls).parameters
+    model = cls(architecture=architecture, **kwargs) if takes_architecture else cls(**kwargs)
     model.build_spec = ModelSpec(role, architecture, kwargs)
     return model
 

@@ -15,7 +15,15 @@ from torch import Tensor, nn
 
 from .data import augment_images, to_model_scale
 from .distributed import distributed_pairwise_loss
-from .losses import ENCODER_LOSSES, PAIRWISE_RESIDUALS, cfm_loss, classifier_loss, reconstruction_loss
+from .losses import (
+    ENCODER_LOSSES,
+    PAIRWISE_RESIDUALS,
+    cfm_loss,
+    classifier_loss,
+    mds_regulariser_residual,
+    reconstruction_loss,
+    vae_family_loss,
+)
 
 # Each pairwise loss pairs every row with the whole batch: under DDP it gathers the batch from all ranks.
 ENCODER_STEP_LOSSES = {name: partial(distributed_pairwise_loss, PAIRWISE_RESIDUALS[name]) for name in ENCODER_LOSSES}
@@ -29,6 +37,18 @@ def encoder_step_loss(
     if augment and x.ndim == 4:
         x = augment_images(x, **augment)
     return ENCODER_STEP_LOSSES[loss_name](model(x), x)
+
+
+def joint_step_loss(model: nn.Module, batch: tuple[Tensor, ...], beta: float, mds_weight: float) -> dict[str, Tensor]:
+    """The VAE family's joint loss of one batch (x,) through a JointAutoencoder (SPEC 1 scaling).
+
+    Returns {"loss", "reconstruction", "kl", "mds"}: the training loop minimises "loss" and logs the terms.
+    R_MDS pairs this process's rows with the batch gathered from every rank, like the encoder losses.
+    """
+    x = to_model_scale(batch[0])
+    reconstruction, mean, logvar = model(x)
+    mds_term = distributed_pairwise_loss(mds_regulariser_residual, mean, x) if mds_weight > 0 else None
+    return vae_family_loss(reconstruction, x, mean, logvar, beta, mds_weight, mds_term=mds_term)
 
 
 def decoder_step_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:

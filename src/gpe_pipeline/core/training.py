@@ -31,7 +31,9 @@ from .errors import UserError
 
 logger = logging.getLogger(__name__)
 
-LossFn = Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
+# A step loss returns the scalar to minimise, or a dict of scalars whose "loss" is minimised and whose other
+# entries (e.g. a VAE's reconstruction and KL terms) are logged beside it as train_<name>.
+LossFn = Callable[[nn.Module, tuple[Tensor, ...]], Tensor | dict[str, Tensor]]
 EvaluateFn = Callable[[nn.Module], dict[str, float]]
 MetricsCallback = Callable[[dict[str, float], int], None]
 
@@ -387,18 +389,23 @@ def train(
         return metrics
 
     # Losses stay on the device between log lines: one host sync per log interval, not per step.
-    pending_losses: list[Tensor] = []
+    pending_losses: list[Tensor] = []  # one (1 + extra terms,) vector per step
+    term_names: list[str] = []
+    # Seconds spent in training steps, without evaluations and checkpoints: what a wall-clock comparison counts.
+    train_seconds = float(history[-1].get("train_elapsed_s", 0.0)) if history else 0.0
     pending_first_step = step + 1
     start = time.perf_counter()
     window_start, window_start_step = start, step
     stop_reason = "max_steps"
     final_metrics: dict[str, float] = {}
 
-    def flush_losses() -> float:
+    def flush_losses() -> dict[str, float]:
+        """The mean loss (and extra terms) since the last flush, over steps and ranks: train_loss, train_<term>."""
         nonlocal pending_losses, pending_first_step
         if not pending_losses:
-            return float("nan")
-        values = distributed.mean_over_ranks(torch.stack(pending_losses).float()).cpu()  # the global batch's loss
+            return {"train_loss": float("nan")}
+        stacked = distributed.mean_over_ranks(torch.stack(pending_losses)).cpu()  # (steps, 1 + terms), the global batch
+        values = stacked[:, 0]
         bad = (~torch.isfinite(values)).nonzero()
         if len(bad):
             bad_step = pending_first_step + int(bad[0])
@@ -413,7 +420,8 @@ def train(
             )
         pending_losses = []
         pending_first_step = step + 1
-        return float(values.mean())
+        means = stacked.mean(0).tolist()
+        return {"train_loss": means[0], **{f"train_{term}": value for term, value in zip(term_names, means[1:], strict=True)}}
 
     last_good_checkpoint = step if checkpoint_path is not None and checkpoint_path.exists() and step > 0 else 0
     model.train()
@@ -423,6 +431,10 @@ def train(
         batch = tuple(t[indices].to(device, non_blocking=True) for t in data)
         with autocast_context(device, config.precision):
             loss = loss_fn(step_model, batch)
+        terms: list[Tensor] = []
+        if isinstance(loss, dict):
+            term_names = [key for key in loss if key != "loss"]
+            loss, terms = loss["loss"], [loss[key] for key in term_names]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip is not None:
@@ -430,20 +442,21 @@ def train(
         optimizer.step()
         if ema_model is not None:
             update_ema(ema_model, model, config.ema_decay)
-        pending_losses.append(loss.detach())
+        pending_losses.append(torch.stack([value.detach().float() for value in (loss, *terms)]))
         if on_step_end is not None:
             on_step_end(step)
 
         is_last = step == config.max_steps
         if step % config.log_every == 0 or step % config.eval_every == 0 or step % config.checkpoint_every == 0 or is_last:
-            record: dict[str, float] = {"step": step}
-            record["train_loss"] = flush_losses()
+            record: dict[str, float] = {"step": step, **flush_losses()}
             now = time.perf_counter()
             rate = (step - window_start_step) / max(now - window_start, 1e-9)
+            train_seconds += now - window_start
             record["steps_per_sec"] = rate
             if step % config.eval_every == 0 or is_last:
                 record.update(run_evaluation())
             record["elapsed_s"] = elapsed_before + now - start
+            record["train_elapsed_s"] = train_seconds
             history.append(record)
             if is_main:
                 if log_metrics is not None:
