@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import torch
 
@@ -47,6 +48,7 @@ def test_full_run_writes_every_catalog_entry(trained_project):
     data = trained_project / "data"
     metadata = json.loads((data / "03_primary" / "dataset_metadata.json").read_text())
     assert metadata["shape"] == [1, 8, 8] and metadata["num_train"] == 300 and metadata["num_heldout"] == 100
+    assert metadata["num_validation"] == 162  # 10% of the 1617 training digits, drawn before max_train
     latents = torch.load(data / "05_model_input" / "train_latents.pt", weights_only=True)
     assert latents.shape == (300, 16)
     stats = torch.load(data / "05_model_input" / "latent_stats.pt", weights_only=True)
@@ -73,12 +75,16 @@ def test_one_mlflow_run_holds_parameters_histories_and_models(trained_project):
     client = mlflow.MlflowClient()
     for metric in (
         "train_encoder/train_loss",
-        "train_encoder/heldout_gme",
+        "train_encoder/validation_gme",
         "train_decoder/train_loss",
-        "train_decoder/heldout_mse",
+        "train_decoder/validation_mse",
+        "train_flow/validation_cfm",
     ):
         history = client.get_metric_history(run.run_id, metric)
         assert len(history) >= 2, metric
+    trainer_metrics = [m for m in runs.columns if m.startswith(("metrics.train_", "metrics.feature_classifier/"))]
+    assert not [m for m in trainer_metrics if "heldout" in m], "no trainer measures the held-out split"
+    assert run["metrics.train_encoder/final_validation_gme"] >= 0
     steps = [m.step for m in client.get_metric_history(run.run_id, "train_encoder/train_loss")]
     assert steps == [20, 30, 40, 60], "logged at log_every (20) and eval_every (30) steps, not every step"
     assert run["metrics.train_encoder/steps_per_sec"] > 0
@@ -92,6 +98,34 @@ def test_one_mlflow_run_holds_parameters_histories_and_models(trained_project):
     figures = {a.path for a in client.list_artifacts(run.run_id, "figures")}
     assert "figures/samples.png" in figures and "figures/loss_curves.png" in figures
     assert {a.path for a in client.list_artifacts(run.run_id, "evaluation")} == {"evaluation/evaluation_metrics.json"}
+
+
+def test_only_evaluate_reads_the_heldout_split(trained_project):
+    """Trainers stop early on the validation split; the held-out split reaches evaluate (through cache_latents) only."""
+    from gpe_pipeline.pipelines.evaluate import create_pipeline as evaluate_pipeline
+    from gpe_pipeline.pipelines.gpe_full import create_pipeline as full_pipeline
+
+    evaluate_nodes = {node.name for node in evaluate_pipeline().nodes}
+    readers = {node.name for node in full_pipeline().nodes if {"heldout_data", "heldout_latents"} & set(node.inputs)}
+    assert readers - evaluate_nodes == {"cache_latents"}  # which only encodes it, for evaluate
+    cache = next(node for node in full_pipeline().nodes if node.name == "cache_latents")
+    assert "heldout_latents" in cache.outputs and "validation_latents" in cache.outputs
+    for node in full_pipeline().nodes:
+        if node.name in ("train_encoder", "train_decoder", "train_flow"):
+            assert {"validation_data", "validation_latents"} & set(node.inputs), node.name
+
+    data = trained_project / "data"
+    train = torch.load(data / "03_primary" / "train_data.pt", weights_only=True)["x"]
+    validation = torch.load(data / "03_primary" / "validation_data.pt", weights_only=True)
+    heldout = torch.load(data / "03_primary" / "heldout_data.pt", weights_only=True)["x"]
+    assert validation["x"].shape == (162, 1, 8, 8) and validation["labels"].shape == (162,)
+    rows = [{tuple(image.flatten().tolist()) for image in split} for split in (train, validation["x"])]
+    # digits holds a few duplicate images, so count rather than require an empty intersection
+    assert len(rows[0] & rows[1]) <= 2
+    validation_latents = torch.load(data / "05_model_input" / "validation_latents.pt", weights_only=True)
+    assert validation_latents.shape == (162, 16) and len(heldout) == 100
+    history = pd.read_csv(data / "08_reporting" / "decoder_history.csv")
+    assert "validation_mse" in history.columns and not [c for c in history.columns if "heldout" in c]
 
 
 def test_a_later_stage_runs_alone_from_the_catalog(trained_project):

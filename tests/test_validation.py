@@ -61,6 +61,10 @@ def test_base_parameters_are_valid(params):
         ("cache_latents.device", "gpu", "cache_latents.device must be auto, cpu or cuda"),
         ("train_flow.training.device", "gpu", "train_flow.training.device must be auto, cpu or cuda"),
         ("evaluate.classifier.training.batch_size", 0, "evaluate.classifier.training.batch_size must be an integer >= 1"),
+        ("ingest.validation_fraction", 0, r"ingest.validation_fraction must be a number in \(0, 1\)"),
+        ("ingest.validation_fraction", 1.0, r"ingest.validation_fraction must be a number in \(0, 1\)"),
+        ("ingest.validation_fraction", "10%", r"ingest.validation_fraction must be a number in \(0, 1\)"),
+        ("ingest.max_validation", 0, "ingest.max_validation must be null or an integer >= 1"),
     ],
 )
 def test_bad_values_are_named(params, dotted, value, message):

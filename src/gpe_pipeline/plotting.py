@@ -9,6 +9,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from gpe_pipeline.core.training import VALIDATION_PREFIX
+
 
 def _as_grid(images: Tensor, columns: int) -> Tensor:
     """(N, C, H, W) in [-1, 1] -> one (H', W', C) array in [0, 1] with a 1-pixel gap."""
@@ -74,14 +76,14 @@ def latent_scatter_figure(normalised_latents: Tensor, gaussian: Tensor) -> plt.F
 
 
 def loss_curves_figure(histories: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Training loss and held-out metric of every trainer against its step, log scale."""
+    """Training loss and validation metric of every trainer against its step, log scale."""
     figure, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3.4), squeeze=False)
     for axis, (name, history) in zip(axes[0], histories.items(), strict=True):
         axis.plot(history["step"], history["train_loss"], label="train loss")
         for column in history.columns:
-            if column.startswith("heldout_"):
-                held = history[["step", column]].dropna()
-                axis.plot(held["step"], held[column], marker="o", markersize=3, label=column)
+            if column.startswith(VALIDATION_PREFIX):
+                measured = history[["step", column]].dropna()
+                axis.plot(measured["step"], measured[column], marker="o", markersize=3, label=column)
         axis.set_yscale("log")
         axis.set_xlabel("step")
         axis.set_title(name)

@@ -42,7 +42,7 @@ def log_metrics(prefix: str, metrics: dict[str, float], step: int = 0) -> None:
 
 
 def log_training_summary(prefix: str, result: TrainResult) -> None:
-    """Final step count, wall-clock and held-out metrics of a trainer, as MLflow metrics and a tag."""
+    """Final step count, wall-clock and final validation metrics of a trainer, as MLflow metrics and a tag."""
     log_metrics(
         prefix,
         {"steps": result.steps, "train_seconds": result.seconds, **{f"final_{k}": v for k, v in result.final_metrics.items()}},

@@ -55,8 +55,8 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
         raise ParameterError(str(err)) from err
     if ingest.get("image_dtype", "float32") not in IMAGE_DTYPES:
         raise ParameterError(f"ingest.image_dtype must be one of {list(IMAGE_DTYPES)}, got {ingest.get('image_dtype')!r}")
-    if "ingest_dataset" in nodes and ingest.get("dataset") == "image_folder" and not ingest.get("path"):
-        raise ParameterError("ingest.path must name the image folder when ingest.dataset is image_folder")
+    if "ingest_dataset" in nodes:
+        _check_ingest(ingest)
     encoder = params.get("train_encoder", {})
     latent_dim = encoder.get("latent_dim")
     if "train_encoder" in nodes:
@@ -86,6 +86,24 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
         _check_training("train_flow", flow)
     if nodes & {"train_feature_classifier", "generate_samples", "compute_metrics"}:
         _check_evaluate(params.get("evaluate", {}), shape)
+
+
+def _check_ingest(ingest: dict[str, Any]) -> None:
+    if ingest.get("dataset") == "image_folder" and not ingest.get("path"):
+        raise ParameterError("ingest.path must name the image folder when ingest.dataset is image_folder")
+    fraction = ingest.get("validation_fraction", 0.1)
+    if not _number(fraction) or not 0 < fraction < 1:
+        raise ParameterError(
+            f"ingest.validation_fraction must be a number in (0, 1) (the share of the training data kept for early "
+            f"stopping), got {fraction!r}"
+        )
+    limit = ingest.get("max_validation")
+    if limit is not None and (not _integer(limit) or limit < 1):
+        raise ParameterError(f"ingest.max_validation must be null or an integer >= 1, got {limit!r}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_device(section: str, params: dict[str, Any]) -> None:

@@ -101,15 +101,16 @@ def solid(value, size=(10, 12), channels: int = 3) -> np.ndarray:
 def write_celeba(root: Path) -> list[int]:
     """10 aligned JPEGs 30 wide x 46 tall with partitions 0 x5, 1 x2, 2 x3; returns the partitions.
 
-    The top and bottom 8 rows are red, the middle 30 x 30 square blue: the center crop keeps only blue.
+    The top and bottom 8 rows are red, the middle 30 x 30 square blue with green 6 * i in image i (1..10),
+    which tells the images apart: the center crop keeps only the square.
     """
     base = root / "celeba"
     partitions = [0, 0, 0, 0, 0, 1, 1, 2, 2, 2]
-    image = solid((0, 0, 255), size=(46, 30))
-    image[:8] = (255, 0, 0)
-    image[38:] = (255, 0, 0)
     lines = []
     for i, part in enumerate(partitions, start=1):
+        image = solid((0, 6 * i, 255), size=(46, 30))
+        image[:8] = (255, 0, 0)
+        image[38:] = (255, 0, 0)
         name = f"{i:06d}.jpg"
         write_image(base / "img_align_celeba" / name, image, quality=100, subsampling=0)
         lines.append(f"{name} {part}")
@@ -127,17 +128,24 @@ def forbid_downloads(monkeypatch) -> None:
         monkeypatch.setattr(torchvision.datasets, name, no_download)
 
 
-def check_splits(splits, shape: list[int], num_train: int, num_heldout: int) -> None:
+def check_splits(splits, shape: list[int], num_train: int, num_validation: int, num_heldout: int) -> None:
     assert tuple(splits.train.shape) == (num_train, *shape)
+    assert tuple(splits.validation.shape) == (num_validation, *shape)
     assert tuple(splits.heldout.shape) == (num_heldout, *shape)
-    assert splits.train.dtype == splits.heldout.dtype == torch.float32
+    assert splits.train.dtype == splits.validation.dtype == splits.heldout.dtype == torch.float32
     assert splits.metadata["shape"] == shape
     assert splits.metadata["dim"] == int(np.prod(shape))
     assert splits.metadata["num_train"] == num_train
+    assert splits.metadata["num_validation"] == num_validation
     assert splits.metadata["num_heldout"] == num_heldout
     assert splits.metadata["is_image"] is (len(shape) == 3)
-    for part in (splits.train, splits.heldout):
+    for part in (splits.train, splits.validation, splits.heldout):
         assert part.min() >= -1 and part.max() <= 1
+
+
+def every_row(splits) -> torch.Tensor:
+    """The three splits' rows together."""
+    return torch.cat([splits.train, splits.validation, splits.heldout])
 
 
 # --- MNIST ----------------------------------------------------------------------------------------
@@ -148,16 +156,19 @@ def test_mnist_reads_idx_files(tmp_path, gz):
     arrays = write_mnist(tmp_path, gz=gz)
     splits = load_dataset("mnist", root=tmp_path)
 
-    check_splits(splits, [1, 28, 28], num_train=6, num_heldout=4)
+    # 10% of the 6 training images (rounded, at least 1) become the validation split
+    check_splits(splits, [1, 28, 28], num_train=5, num_validation=1, num_heldout=4)
     assert data_shape("mnist") == [1, 28, 28]
     # 0 -> -1, 255 -> 1, v -> v / 127.5 - 1
     assert torch.all(splits.train[:, 0, 0, 0] == -1) and torch.all(splits.heldout[:, 0, 0, 0] == -1)
     assert torch.all(splits.train[:, 0, 0, 1] == 1) and torch.all(splits.heldout[:, 0, 0, 1] == 1)
     expected_train = torch.from_numpy(arrays["train-images-idx3-ubyte"]).float().unsqueeze(1) / 127.5 - 1
     expected_test = torch.from_numpy(arrays["t10k-images-idx3-ubyte"]).float().unsqueeze(1) / 127.5 - 1
-    torch.testing.assert_close(splits.train, expected_train)
+    # train label k belongs to train image k: train and validation are the six train images, each once, in order
+    rows = torch.cat([splits.train_labels, splits.validation_labels])
+    assert sorted(rows.tolist()) == [0, 1, 2, 3, 4, 5] and splits.train_labels.tolist() == sorted(splits.train_labels.tolist())
+    torch.testing.assert_close(torch.cat([splits.train, splits.validation]), expected_train[rows])
     torch.testing.assert_close(splits.heldout, expected_test)  # the official test split is held out
-    assert splits.train_labels.tolist() == [0, 1, 2, 3, 4, 5]
     assert splits.heldout_labels.tolist() == [3, 4, 5, 6]
     assert splits.train_labels.dtype == torch.long
     assert splits.metadata["num_classes"] == 7
@@ -167,10 +178,10 @@ def test_mnist_reads_idx_files(tmp_path, gz):
 def test_mnist_resizes_to_image_size(tmp_path):
     write_mnist(tmp_path)
     splits = load_dataset("mnist", root=tmp_path, image_size=32)
-    check_splits(splits, [1, 32, 32], num_train=6, num_heldout=4)
+    check_splits(splits, [1, 32, 32], num_train=5, num_validation=1, num_heldout=4)
     assert data_shape("mnist", image_size=32) == [1, 32, 32]
     # the constant background (100) stays 100 / 127.5 - 1 away from the marked pixels
-    torch.testing.assert_close(splits.train[:, 0, 20, 20], torch.full((6,), 100 / 127.5 - 1))
+    torch.testing.assert_close(splits.train[:, 0, 20, 20], torch.full((5,), 100 / 127.5 - 1))
 
 
 def test_read_idx_shapes(tmp_path):
@@ -250,7 +261,7 @@ def test_mnist_download_only_when_files_missing(tmp_path, monkeypatch):
     # files missing: download=True asks torchvision for them under root
     splits = load_dataset("mnist", root=tmp_path / "absent", download=True)
     assert calls == [(str(tmp_path / "absent"), True, True)]
-    check_splits(splits, [1, 28, 28], num_train=6, num_heldout=4)
+    check_splits(splits, [1, 28, 28], num_train=5, num_validation=1, num_heldout=4)
 
 
 # --- CIFAR-10 -------------------------------------------------------------------------------------
@@ -260,19 +271,22 @@ def test_cifar10_reads_python_pickles(tmp_path):
     write_cifar10(tmp_path)
     splits = load_dataset("cifar10", root=tmp_path)
 
-    check_splits(splits, [3, 32, 32], num_train=10, num_heldout=3)
+    check_splits(splits, [3, 32, 32], num_train=9, num_validation=1, num_heldout=3)
     assert data_shape("cifar10") == [3, 32, 32]
-    # batches concatenated in order 1..5; channel-major bytes: red, then green, then blue planes
-    red = (splits.train[:, 0, 3, 5] + 1) * 127.5
-    torch.testing.assert_close(red, torch.tensor([10.0, 11, 20, 21, 30, 31, 40, 41, 50, 51]))
-    torch.testing.assert_close(splits.train[:, 1, 7, 1], torch.full((10,), 200 / 127.5 - 1))
-    assert torch.all(splits.train[:, 2, 10, 20] == 1)
+    # batches concatenated in order 1..5 (train and validation share them); channel-major bytes: red, green, blue planes
+    training = torch.cat([splits.train, splits.validation])
+    red = (training[:, 0, 3, 5] + 1) * 127.5
+    order = red.argsort()
+    torch.testing.assert_close(red[order], torch.tensor([10.0, 11, 20, 21, 30, 31, 40, 41, 50, 51]))
+    torch.testing.assert_close(training[:, 1, 7, 1], torch.full((10,), 200 / 127.5 - 1))
+    assert torch.all(training[:, 2, 10, 20] == 1)
     # the same positions in the other channels are 0 -> -1
-    assert torch.all(splits.train[:, 1:, 3, 5] == -1)
-    assert torch.all(splits.train[:, [0, 2], 7, 1] == -1)
-    assert torch.all(splits.train[:, :2, 10, 20] == -1)
-    assert int((splits.train > -1).sum()) == 10 * 3  # nothing else is lit
-    assert splits.train_labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert torch.all(training[:, 1:, 3, 5] == -1)
+    assert torch.all(training[:, [0, 2], 7, 1] == -1)
+    assert torch.all(training[:, :2, 10, 20] == -1)
+    assert int((training > -1).sum()) == 10 * 3  # nothing else is lit
+    labels = torch.cat([splits.train_labels, splits.validation_labels])
+    assert labels[order].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     # the official test batch is the held-out split
     torch.testing.assert_close((splits.heldout[:, 0, 3, 5] + 1) * 127.5, torch.tensor([250.0, 249, 248]))
     assert splits.heldout_labels.tolist() == [9, 9, 9]
@@ -282,7 +296,7 @@ def test_cifar10_reads_python_pickles(tmp_path):
 def test_cifar10_resizes_to_image_size(tmp_path):
     write_cifar10(tmp_path)
     splits = load_dataset("cifar10", root=tmp_path, image_size=16)
-    check_splits(splits, [3, 16, 16], num_train=10, num_heldout=3)
+    check_splits(splits, [3, 16, 16], num_train=9, num_validation=1, num_heldout=3)
     assert data_shape("cifar10", image_size=16) == [3, 16, 16]
 
 
@@ -325,11 +339,11 @@ def test_image_folder_flat_has_no_labels(tmp_path):
     (folder / "notes.txt").write_text("not an image")
 
     splits = load_dataset("image_folder", path=folder, image_size=8, heldout_fraction=1 / 3)
-    check_splits(splits, [3, 8, 8], num_train=4, num_heldout=2)
+    check_splits(splits, [3, 8, 8], num_train=3, num_validation=1, num_heldout=2)
     assert data_shape("image_folder", image_size=8) == [3, 8, 8]
-    assert splits.train_labels is None and splits.heldout_labels is None
+    assert splits.train_labels is None and splits.validation_labels is None and splits.heldout_labels is None
     assert splits.metadata["num_classes"] == 0
-    everything = torch.cat([splits.train, splits.heldout])
+    everything = every_row(splits)
     # three pure-red PNGs (lossless) and three blue JPEGs, whichever split they landed in
     red = everything[:, 0].mean(dim=(1, 2)) > 0
     assert int(red.sum()) == 3
@@ -343,7 +357,7 @@ def test_image_folder_default_size(tmp_path):
     for i in range(4):
         write_image(folder / f"{i}.png", solid(i * 60, size=(20, 30), channels=1))
     splits = load_dataset("image_folder", path=folder, heldout_fraction=0.25)
-    check_splits(splits, data_shape("image_folder"), num_train=3, num_heldout=1)
+    check_splits(splits, data_shape("image_folder"), num_train=2, num_validation=1, num_heldout=1)
     assert data_shape("image_folder") == [3, 64, 64]
 
 
@@ -358,11 +372,11 @@ def test_image_folder_class_subfolders_give_sorted_labels(tmp_path):
     (folder / "empty_class").mkdir()  # a folder without images is no class
 
     splits = load_dataset("image_folder", path=folder, image_size=6, channels=1, heldout_fraction=1 / 3, seed=3)
-    check_splits(splits, [1, 6, 6], num_train=6, num_heldout=3)
+    check_splits(splits, [1, 6, 6], num_train=5, num_validation=1, num_heldout=3)
     assert data_shape("image_folder", image_size=6, channels=1) == [1, 6, 6]
     assert splits.metadata["num_classes"] == 3
-    images = torch.cat([splits.train, splits.heldout])
-    labels = torch.cat([splits.train_labels, splits.heldout_labels])
+    images = every_row(splits)
+    labels = torch.cat([splits.train_labels, splits.validation_labels, splits.heldout_labels])
     assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     expected = {0: 255 / 127.5 - 1, 1: 128 / 127.5 - 1, 2: -1.0}
     for image, label in zip(images, labels.tolist(), strict=True):
@@ -376,25 +390,25 @@ def test_image_folder_grey_and_rgb_conversion(tmp_path):
         write_image(folder / f"rgb{i}.png", solid((30, 60, 90), size=(7, 7)))
 
     rgb = load_dataset("image_folder", path=folder, image_size=7, channels=3, heldout_fraction=0.25)
-    check_splits(rgb, [3, 7, 7], num_train=3, num_heldout=1)
-    everything = torch.cat([rgb.train, rgb.heldout])
+    check_splits(rgb, [3, 7, 7], num_train=2, num_validation=1, num_heldout=1)
+    everything = every_row(rgb)
     values = sorted(tuple(round(float(v), 4) for v in ((img[:, 3, 3] + 1) * 127.5)) for img in everything)
     assert values == [(30.0, 60.0, 90.0)] * 2 + [(200.0, 200.0, 200.0)] * 2  # grey is copied to all three channels
 
     grey = load_dataset("image_folder", path=folder, image_size=7, channels=1, heldout_fraction=0.25)
-    check_splits(grey, [1, 7, 7], num_train=3, num_heldout=1)
-    luma = sorted(round(float((img[0, 3, 3] + 1) * 127.5)) for img in torch.cat([grey.train, grey.heldout]))
+    check_splits(grey, [1, 7, 7], num_train=2, num_validation=1, num_heldout=1)
+    luma = sorted(round(float((img[0, 3, 3] + 1) * 127.5)) for img in every_row(grey))
     # PIL's ITU-R 601-2 luma of (30, 60, 90): 30 * 0.299 + 60 * 0.587 + 90 * 0.114 = 54.3
     assert luma == [54, 54, 200, 200]
 
 
 def test_image_folder_resizes_to_image_size(tmp_path):
     folder = tmp_path / "sizes"
-    for i, size in enumerate([(5, 9), (40, 30), (16, 16)]):
+    for i, size in enumerate([(5, 9), (40, 30), (16, 16), (12, 12)]):
         write_image(folder / f"{i}.png", solid((255, 255, 255), size=size))
-    splits = load_dataset("image_folder", path=folder, image_size=12, heldout_fraction=0.34)
-    check_splits(splits, [3, 12, 12], num_train=2, num_heldout=1)
-    torch.testing.assert_close(torch.cat([splits.train, splits.heldout]), torch.ones(3, 3, 12, 12))
+    splits = load_dataset("image_folder", path=folder, image_size=12, heldout_fraction=0.25)
+    check_splits(splits, [3, 12, 12], num_train=2, num_validation=1, num_heldout=1)
+    torch.testing.assert_close(every_row(splits), torch.ones(4, 3, 12, 12))
 
 
 @pytest.mark.parametrize("layout", ["flat", "classes"])
@@ -425,23 +439,32 @@ def test_image_folder_needs_a_path(tmp_path):
 # --- CelebA and CelebA-HQ -------------------------------------------------------------------------
 
 
+def celeba_image_numbers(images: torch.Tensor) -> list[int]:
+    """Which of write_celeba's images these are (1..10), read from the green level 6 * i of their centre."""
+    return [round(float((green + 1) * 127.5) / 6) for green in images[:, 1, 32, 32]]
+
+
 def test_celeba_uses_partition_file(tmp_path):
     write_celeba(tmp_path)
-    splits = load_dataset("celeba", root=tmp_path)
+    splits = load_dataset("celeba", root=tmp_path, validation_fraction=0.5)
 
-    # partition 0 is train, partition 2 (test) is held out, partition 1 (valid) is unused
-    check_splits(splits, [3, 64, 64], num_train=5, num_heldout=3)
+    # partition 0 is train, partition 1 (valid) the validation split whatever validation_fraction says, 2 (test) held out
+    check_splits(splits, [3, 64, 64], num_train=5, num_validation=2, num_heldout=3)
+    assert celeba_image_numbers(splits.train) == [1, 2, 3, 4, 5]
+    assert celeba_image_numbers(splits.validation) == [6, 7]
+    assert celeba_image_numbers(splits.heldout) == [8, 9, 10]
+    assert splits.metadata["validation_source"] == "partition 1 of list_eval_partition.txt"
     assert data_shape("celeba") == [3, 64, 64]
     assert splits.train_labels is None and splits.metadata["num_classes"] == 0
-    # the 30 x 30 centre crop drops the red bands at the top and bottom: all blue
-    for part in (splits.train, splits.heldout):
-        assert part[:, 0].max() < -0.7 and part[:, 1].max() < -0.7 and part[:, 2].min() > 0.7
+    # the 30 x 30 centre crop drops the red bands at the top and bottom: blue, with a little green
+    for part in (splits.train, splits.validation, splits.heldout):
+        assert part[:, 0].max() < -0.7 and part[:, 1].max() < -0.5 and part[:, 2].min() > 0.7
 
 
 def test_celeba_image_size(tmp_path):
     write_celeba(tmp_path)
     splits = load_dataset("celeba", root=tmp_path, image_size=32)
-    check_splits(splits, [3, 32, 32], num_train=5, num_heldout=3)
+    check_splits(splits, [3, 32, 32], num_train=5, num_validation=2, num_heldout=3)
     assert data_shape("celeba", image_size=32) == [3, 32, 32]
 
 
@@ -466,16 +489,16 @@ def test_celebahq_random_split(tmp_path):
         sub = folder / "part2" if i >= 4 else folder  # flat or nested
         write_image(sub / f"{i:05d}.png", solid((i * 40, 0, 255 - i * 40), size=(20, 20)))
     splits = load_dataset("celebahq", root=tmp_path, image_size=16, heldout_fraction=1 / 3, seed=1)
-    check_splits(splits, [3, 16, 16], num_train=4, num_heldout=2)
+    check_splits(splits, [3, 16, 16], num_train=3, num_validation=1, num_heldout=2)
     assert data_shape("celebahq", image_size=16) == [3, 16, 16]
     assert splits.train_labels is None and splits.metadata["num_classes"] == 0
-    red = sorted(round(float((img[0, 8, 8] + 1) * 127.5)) for img in torch.cat([splits.train, splits.heldout]))
-    assert red == [0, 40, 80, 120, 160, 200]  # every image exactly once across the two splits
+    red = sorted(round(float((img[0, 8, 8] + 1) * 127.5)) for img in every_row(splits))
+    assert red == [0, 40, 80, 120, 160, 200]  # every image exactly once across the three splits
     again = load_dataset("celebahq", root=tmp_path, image_size=16, heldout_fraction=1 / 3, seed=1)
     assert torch.equal(again.heldout, splits.heldout)
 
     default = load_dataset("celebahq", root=tmp_path, heldout_fraction=1 / 3)
-    check_splits(default, data_shape("celebahq"), num_train=4, num_heldout=2)
+    check_splits(default, data_shape("celebahq"), num_train=3, num_validation=1, num_heldout=2)
     assert data_shape("celebahq") == [3, 256, 256]
 
 
@@ -484,10 +507,10 @@ def test_celebahq_random_split(tmp_path):
 
 def test_digits_split_is_seeded():
     splits = load_dataset("digits", heldout_fraction=0.1, seed=0)
-    check_splits(splits, [1, 8, 8], num_train=1617, num_heldout=180)
+    check_splits(splits, [1, 8, 8], num_train=1455, num_validation=162, num_heldout=180)
     assert data_shape("digits") == [1, 8, 8]
     assert splits.metadata["value_range"] == [-1.0, 1.0]
-    labels = torch.cat([splits.train_labels, splits.heldout_labels])
+    labels = torch.cat([splits.train_labels, splits.validation_labels, splits.heldout_labels])
     assert sorted(labels.unique().tolist()) == list(range(10))
     assert splits.metadata["num_classes"] == 10
 
@@ -496,16 +519,16 @@ def test_digits_split_is_seeded():
     other = load_dataset("digits", heldout_fraction=0.1, seed=1)
     assert not torch.equal(other.heldout, splits.heldout)
     # a split of the same 1797 images either way
-    total = torch.cat([other.train, other.heldout]).sum(dim=(1, 2, 3)).sort().values
-    torch.testing.assert_close(total, torch.cat([splits.train, splits.heldout]).sum(dim=(1, 2, 3)).sort().values)
+    total = every_row(other).sum(dim=(1, 2, 3)).sort().values
+    torch.testing.assert_close(total, every_row(splits).sum(dim=(1, 2, 3)).sort().values)
 
     quarter = load_dataset("digits", heldout_fraction=0.25, seed=0)
-    check_splits(quarter, [1, 8, 8], num_train=1797 - 449, num_heldout=449)
+    check_splits(quarter, [1, 8, 8], num_train=1797 - 449 - 135, num_validation=135, num_heldout=449)
 
 
 def test_digits_image_size(tmp_path):
     splits = load_dataset("digits", image_size=16, max_train=10, max_heldout=5)
-    check_splits(splits, [1, 16, 16], num_train=10, num_heldout=5)
+    check_splits(splits, [1, 16, 16], num_train=10, num_validation=162, num_heldout=5)
     assert data_shape("digits", image_size=16) == [1, 16, 16]
 
 
@@ -514,15 +537,17 @@ def test_gmm_means_on_grid():
     params = {"n_samples": 6000, "dim": dim, "grid": [rows, cols], "spacing": spacing}
     params |= {"std_on_plane": std_on, "std_off_plane": std_off}
     splits = load_dataset("gmm", gmm=params, heldout_fraction=0.2, seed=5)
-    assert list(splits.train.shape) == [4800, dim] and list(splits.heldout.shape) == [1200, dim]
+    assert list(splits.train.shape) == [4320, dim] and list(splits.validation.shape) == [480, dim]
+    assert list(splits.heldout.shape) == [1200, dim]
     assert splits.metadata["shape"] == [dim] and splits.metadata["dim"] == dim
-    assert splits.metadata["num_train"] == 4800 and splits.metadata["num_heldout"] == 1200
+    assert splits.metadata["num_train"] == 4320 and splits.metadata["num_validation"] == 480
+    assert splits.metadata["num_heldout"] == 1200
     assert splits.metadata["is_image"] is False
     assert data_shape("gmm", gmm_dim=dim) == [dim]
     assert splits.metadata["num_classes"] == rows * cols
 
-    points = torch.cat([splits.train, splits.heldout])
-    labels = torch.cat([splits.train_labels, splits.heldout_labels])
+    points = every_row(splits)
+    labels = torch.cat([splits.train_labels, splits.validation_labels, splits.heldout_labels])
     xs = [(c - (cols - 1) / 2) * spacing for c in range(cols)]  # -2, 0, 2
     ys = [(r - (rows - 1) / 2) * spacing for r in range(rows)]  # -1, 1
     grid = {(x, y) for x in xs for y in ys}
@@ -596,11 +621,59 @@ def test_heldout_fraction_out_of_range(fraction):
         load_dataset("digits", heldout_fraction=fraction)
 
 
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_validation_fraction_out_of_range(fraction):
+    with pytest.raises(ValueError, match="ingest.validation_fraction"):
+        load_dataset("digits", validation_fraction=fraction)
+
+
+def rows_of(points: torch.Tensor) -> set[tuple[float, ...]]:
+    """Each gmm point as a hashable row (its continuous coordinates make every row distinct)."""
+    return {tuple(row) for row in points[:, :4].tolist()}
+
+
+def test_validation_split_is_disjoint_seeded_and_independent_of_max_train():
+    gmm = {"n_samples": 400, "dim": 6}
+    splits = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3)
+    train, validation, heldout = rows_of(splits.train), rows_of(splits.validation), rows_of(splits.heldout)
+    assert (len(train), len(validation), len(heldout)) == (240, 80, 80)
+    assert not train & validation and not validation & heldout and not train & heldout
+    assert splits.metadata["validation_source"] == "0.25 of the training data (ingest.validation_fraction, seed 3)"
+
+    again = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3)
+    assert torch.equal(again.validation, splits.validation) and torch.equal(again.train, splits.train)
+    assert torch.equal(again.validation_labels, splits.validation_labels)
+    # the held-out split does not depend on the validation fraction: reported numbers stay comparable
+    other_fraction = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.1, seed=3)
+    assert torch.equal(other_fraction.heldout, splits.heldout)
+    assert rows_of(other_fraction.validation) < validation | train
+    # max_train subsamples what remains after the validation split is drawn
+    small = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3, max_train=50)
+    assert torch.equal(small.validation, splits.validation) and rows_of(small.train) < train
+    capped = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3, max_validation=10)
+    assert len(capped.validation) == 10 and rows_of(capped.validation) < validation
+    # the same points (the mixture's own seed fixed) split with another seed: another validation split
+    reseeded = load_dataset("gmm", gmm={**gmm, "seed": 3}, heldout_fraction=0.2, validation_fraction=0.25, seed=4)
+    assert rows_of(every_row(reseeded)) == train | validation | heldout and rows_of(reseeded.validation) != validation
+
+
+def test_carve_validation_keeps_row_order():
+    from gpe_pipeline.core.data import carve_validation
+
+    rows = torch.arange(20) * 10
+    train, train_labels, validation, validation_labels = carve_validation(rows, torch.arange(20), 0.2, seed=0)
+    assert len(validation) == 4 and len(train) == 16
+    assert sorted(torch.cat([train, validation]).tolist()) == rows.tolist()
+    assert train.tolist() == sorted(train.tolist()) and validation.tolist() == sorted(validation.tolist())
+    assert torch.equal(train, train_labels * 10) and torch.equal(validation, validation_labels * 10)
+    assert carve_validation(rows, None, 0.2, seed=0)[1] is None
+
+
 def test_max_train_and_max_heldout_subsample(tmp_path):
     arrays = write_mnist(tmp_path)
     full = load_dataset("mnist", root=tmp_path)
     small = load_dataset("mnist", root=tmp_path, max_train=3, max_heldout=2)
-    check_splits(small, [1, 28, 28], num_train=3, num_heldout=2)
+    check_splits(small, [1, 28, 28], num_train=3, num_validation=1, num_heldout=2)
 
     # the kept rows are original rows, in their original order, with their own labels
     marks = [round(float((img[0, 5, 5] + 1) * 127.5)) for img in small.train]
@@ -629,8 +702,10 @@ def test_metadata_fields(tmp_path):
         "dataset": "cifar10",
         "shape": [3, 32, 32],
         "dim": 3 * 32 * 32,
-        "num_train": 10,
+        "num_train": 9,
+        "num_validation": 1,
         "num_heldout": 3,
+        "validation_source": "0.1 of the training data (ingest.validation_fraction, seed 7)",
         "num_classes": 10,
         "is_image": True,
         "dtype": "float32",

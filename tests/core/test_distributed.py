@@ -107,7 +107,7 @@ def test_early_stop_and_logging_happen_once_across_ranks(images, tmp_path):
         checkpoint_path=str(tmp_path / "ckpt.pt"),
     )
     assert result.steps == 5, "every rank stops at the first evaluation that meets the target"
-    assert result.stop_reason.startswith("heldout_always")
+    assert result.stop_reason.startswith("validation_always")
 
 
 def always(model):

@@ -95,7 +95,7 @@ def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point())
 
 
-def test_stops_at_the_heldout_target(tmp_path):
+def test_stops_at_the_validation_target(tmp_path):
     model, data = make_problem()
     evaluations = iter([0.5, 0.05, 0.01])
     result = train(
@@ -106,8 +106,8 @@ def test_stops_at_the_heldout_target(tmp_path):
         evaluate=lambda m: {"error": next(evaluations)},
     )
     assert result.steps == 20
-    assert "heldout_error 0.05 <= target 0.1" in result.stop_reason
-    assert result.final_metrics == {"heldout_error": 0.05}
+    assert "validation_error 0.05 <= target 0.1" in result.stop_reason
+    assert result.final_metrics == {"validation_error": 0.05}
 
 
 def test_metrics_are_logged_every_log_every_steps_not_every_step(tmp_path):

@@ -1,10 +1,12 @@
-"""Dataset readers: every dataset by name -> normalised tensors with a train and a held-out split.
+"""Dataset readers: every dataset by name -> normalised tensors with train, validation and held-out splits.
 
 Images come out as float32 in [-1, 1] with shape (N, C, H, W); vector data as
 (N, D). On-disk datasets are read from torchvision's layouts under `root`
 (MNIST IDX files, the CIFAR-10 python pickles, CelebA's aligned JPEGs with its
 partition file) or from an image folder; nothing is downloaded unless
-`download=True`.
+`download=True`. The validation split (early stopping, model selection) is
+CelebA's own partition 1, or else carved at random from the training data, so
+the held-out split that evaluate reports is never what a stopping rule saw.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .errors import UserError
 DATASETS = ("digits", "gmm", "mnist", "cifar10", "celeba", "celebahq", "image_folder")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IMAGE_DTYPES = ("float32", "uint8")
+VALIDATION_SEED_OFFSET = 2  # the validation split's random stream differs from the held-out split's (seed) and subsampling's
 DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeba": 64, "celebahq": 256, "image_folder": 64}
 
 
@@ -36,11 +39,13 @@ class DatasetFilesError(UserError, FileNotFoundError):
 
 @dataclass
 class DataSplits:
-    """A dataset split into train and held-out parts; labels are None for unlabelled data."""
+    """A dataset split into train, validation and held-out parts; labels are None for unlabelled data."""
 
     train: Tensor
+    validation: Tensor
     heldout: Tensor
     train_labels: Tensor | None = None
+    validation_labels: Tensor | None = None
     heldout_labels: Tensor | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -107,12 +112,27 @@ def _resize(images: Tensor, size: int) -> Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(-1, 1)
 
 
-def _random_split(n: int, heldout_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    if not 0 < heldout_fraction < 1:
-        raise ValueError(f"ingest.heldout_fraction must be in (0, 1), got {heldout_fraction}")
+def _random_split(n: int, fraction: float, seed: int, key: str = "ingest.heldout_fraction") -> tuple[Tensor, Tensor]:
+    """Indices (rest, part) of a seeded random split of n rows; part holds round(n * fraction) rows, at least 1."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"{key} must be in (0, 1), got {fraction}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_heldout = max(1, int(round(n * heldout_fraction)))
-    return order[n_heldout:], order[:n_heldout]
+    n_part = max(1, int(round(n * fraction)))
+    return order[n_part:], order[:n_part]
+
+
+def carve_validation(
+    train: Tensor, labels: Tensor | None, fraction: float, seed: int
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+    """Split the training rows into (train, train_labels, validation, validation_labels) at random, seeded.
+
+    Both parts keep the rows' original order; the same seed and row count give the same split.
+    """
+    rest, part = _random_split(len(train), fraction, seed + VALIDATION_SEED_OFFSET, "ingest.validation_fraction")
+    rest, part = rest.sort().values, part.sort().values
+    if labels is None:
+        return train[rest], None, train[part], None
+    return train[rest], labels[rest], train[part], labels[part]
 
 
 # --- digits and gmm: generated or bundled, no files --------------------------------------------
@@ -309,10 +329,11 @@ def load_image_folder(folder: Path, image_size: int, channels: int = 3) -> tuple
     return read_images(paths, image_size, channels), label_tensor
 
 
-def load_celeba(root: Path, image_size: int, download: bool = False) -> tuple[Tensor, Tensor]:
+def load_celeba(root: Path, image_size: int, download: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """CelebA aligned faces from <root>/celeba (torchvision layout), center-cropped to 148 and resized.
 
-    Returns uint8 train images (partition 0) and held-out images (partition 2, the test split).
+    Returns uint8 train images (partition 0), validation images (partition 1) and held-out images
+    (partition 2, the test split).
     """
     base = root / "celeba"
     images_dir = base / "img_align_celeba"
@@ -329,22 +350,20 @@ def load_celeba(root: Path, image_size: int, download: bool = False) -> tuple[Te
         )
     if not partition_file.exists():
         raise _missing("CelebA partition file", partition_file, "Copy list_eval_partition.txt from the CelebA site there.")
-    train_paths, heldout_paths = [], []
+    partitions: dict[str, list[Path]] = {"0": [], "1": [], "2": []}
     for line in partition_file.read_text().splitlines():
         parts = line.split()
-        if len(parts) != 2:
-            continue
-        target = train_paths if parts[1] == "0" else heldout_paths if parts[1] == "2" else None
-        if target is not None:
-            target.append(images_dir / parts[0])
-    missing = [p for p in train_paths + heldout_paths if not p.exists()]
+        if len(parts) == 2 and parts[1] in partitions:
+            partitions[parts[1]].append(images_dir / parts[0])
+    missing = [p for paths in partitions.values() for p in paths if not p.exists()]
     if missing:
         raise _missing(
             "CelebA image",
             missing[0],
             f"{len(missing)} files listed in {partition_file.name} are absent: unzip the whole archive.",
         )
-    return read_images(train_paths, image_size, 3, center_crop=148), read_images(heldout_paths, image_size, 3, center_crop=148)
+    train, validation, heldout = (read_images(partitions[k], image_size, 3, center_crop=148) for k in ("0", "1", "2"))
+    return train, validation, heldout
 
 
 def load_celebahq(root: Path, image_size: int) -> Tensor:
@@ -375,8 +394,10 @@ def load_dataset(
     root: str | Path = "data/01_raw",
     image_size: int | None = None,
     heldout_fraction: float = 0.1,
+    validation_fraction: float = 0.1,
     seed: int = 0,
     max_train: int | None = None,
+    max_validation: int | None = None,
     max_heldout: int | None = None,
     download: bool = False,
     path: str | Path | None = None,
@@ -384,10 +405,13 @@ def load_dataset(
     gmm: dict[str, Any] | None = None,
     image_dtype: str = "float32",
 ) -> DataSplits:
-    """Load a dataset by name into normalised train and held-out tensors with metadata.
+    """Load a dataset by name into normalised train, validation and held-out tensors with metadata.
 
     Datasets with an official test split (mnist, cifar10, celeba) hold it out;
-    the others are split at random with `heldout_fraction` and `seed`.
+    the others are split at random with `heldout_fraction` and `seed`. The
+    validation split is CelebA's partition 1; for every other dataset it is
+    `validation_fraction` of the training data, drawn with `seed` before
+    `max_train` subsamples what remains (so max_train never changes it).
     image_dtype "uint8" keeps image files' pixels as uint8 in [0, 255] (4x less
     memory; `to_model_scale` maps a batch to [-1, 1]); digits and gmm are float32 always.
     """
@@ -396,7 +420,8 @@ def load_dataset(
         raise ValueError(f"unknown dataset '{name}': set ingest.dataset to one of {list(DATASETS)}")
     root = Path(root)
     size = int(image_size or DEFAULT_IMAGE_SIZE.get(name, 0)) or None
-    train_labels = heldout_labels = None
+    train_labels = heldout_labels = validation_labels = None
+    validation: Tensor | None = None
     if image_dtype not in IMAGE_DTYPES:
         raise ValueError(f"ingest.image_dtype must be one of {list(IMAGE_DTYPES)}, got {image_dtype!r}")
     if name in ("digits", "gmm", "celebahq", "image_folder"):
@@ -421,25 +446,45 @@ def load_dataset(
         train, train_labels, heldout, heldout_labels = loader(root, download)
         train, heldout = _resize_uint8(train, size), _resize_uint8(heldout, size)
     else:  # celeba
-        train, heldout = load_celeba(root, size, download)
+        train, validation, heldout = load_celeba(root, size, download)
+    if validation is None:
+        validation_source = f"{validation_fraction:g} of the training data (ingest.validation_fraction, seed {seed})"
+        train, train_labels, validation, validation_labels = carve_validation(train, train_labels, validation_fraction, seed)
+    else:
+        validation_source = "partition 1 of list_eval_partition.txt"  # CelebA's own validation split
     if train.dtype == torch.uint8 and image_dtype == "float32":
-        train, heldout = uint8_to_unit_range(train), uint8_to_unit_range(heldout)
+        train, validation, heldout = uint8_to_unit_range(train), uint8_to_unit_range(validation), uint8_to_unit_range(heldout)
 
     train, train_labels = _subsample(train, train_labels, max_train, seed)
     heldout, heldout_labels = _subsample(heldout, heldout_labels, max_heldout, seed + 1)
-    if len(train) < 2 or len(heldout) < 1:
-        raise ValueError(f"dataset '{name}' gives {len(train)} train and {len(heldout)} held-out examples: need at least 2 and 1")
+    validation, validation_labels = _subsample(validation, validation_labels, max_validation, seed + VALIDATION_SEED_OFFSET)
+    if len(train) < 2 or len(validation) < 1 or len(heldout) < 1:
+        raise ValueError(
+            f"dataset '{name}' gives {len(train)} train, {len(validation)} validation and {len(heldout)} held-out examples: "
+            "need at least 2, 1 and 1"
+        )
     shape = list(train.shape[1:])
+    labels = [t for t in (train_labels, validation_labels, heldout_labels) if t is not None]
     metadata = {
         "dataset": name,
         "shape": shape,
         "dim": int(math.prod(shape)),
         "num_train": len(train),
+        "num_validation": len(validation),
         "num_heldout": len(heldout),
-        "num_classes": int(torch.cat([train_labels, heldout_labels]).max()) + 1 if train_labels is not None else 0,
+        "validation_source": validation_source,
+        "num_classes": int(torch.cat(labels).max()) + 1 if labels else 0,
         "is_image": len(shape) == 3,
         "dtype": str(train.dtype).removeprefix("torch."),
         "value_range": [float(to_model_scale(train[:1000]).min()), float(to_model_scale(train[:1000]).max())],
         "seed": seed,
     }
-    return DataSplits(train.contiguous(), heldout.contiguous(), train_labels, heldout_labels, metadata)
+    return DataSplits(
+        train.contiguous(),
+        validation.contiguous(),
+        heldout.contiguous(),
+        train_labels,
+        validation_labels,
+        heldout_labels,
+        metadata,
+    )

@@ -2,7 +2,9 @@
 
 `train(model, loss_fn, data, config, ...)` owns everything that is not the
 loss: device, precision, batching by indexing in-memory tensors, Adam, gradient
-clipping, periodic held-out evaluation with early stopping at a target,
+clipping, periodic evaluation on a validation split with early stopping at a
+target (metrics named `validation_<name>`; the held-out split a report uses is
+never passed here),
 progress lines, metric logging through a callback (MLflow plugs in there),
 atomic checkpoints with exact resume, and the NaN/inf guard.
 """
@@ -38,6 +40,7 @@ EvaluateFn = Callable[[nn.Module], dict[str, float]]
 MetricsCallback = Callable[[dict[str, float], int], None]
 
 PRECISIONS = ("auto", "fp32", "bf16")
+VALIDATION_PREFIX = "validation_"  # what evaluate(model) returns is logged and stopped on under this prefix
 COMPILE_MODES = ("auto", "on", "off")
 
 
@@ -61,7 +64,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     checkpoint_path: str | None = None
     target_metric: str | None = None
-    target: float | None = None
+    target: float | None = None  # stop once validation_<target_metric> is at or below it
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -299,8 +302,8 @@ def _format_eta(seconds: float) -> str:
 
 
 def _log_progress(name: str, record: dict[str, float], max_steps: int) -> None:
-    """One progress line: step, loss, held-out metrics, rate and ETA."""
-    held = "".join(f" | {k} {v:.4g}" for k, v in record.items() if k.startswith("heldout_"))
+    """One progress line: step, loss, validation metrics, rate and ETA."""
+    held = "".join(f" | {k} {v:.4g}" for k, v in record.items() if k.startswith(VALIDATION_PREFIX))
     rate = record["steps_per_sec"]
     eta = _format_eta((max_steps - record["step"]) / max(rate, 1e-9))
     logger.info(
@@ -317,13 +320,14 @@ def train(
     log_metrics: MetricsCallback | None = None,
     on_step_end: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train `model` on in-memory tensors until max_steps or the held-out target.
+    """Train `model` on in-memory tensors until max_steps or the validation target.
 
     data: tensors sharing their first dimension (N, ...); each step draws a
     batch of indices and calls loss_fn(model, batch) -> scalar loss.
-    evaluate(model) -> {metric: value} runs every eval_every steps in eval mode
-    (on the moving-average weights when config.ema_decay is set; those are returned too).
-    log_metrics(metrics, step) receives losses, held-out metrics and rate.
+    evaluate(model) -> {metric: value} measures the validation split every eval_every steps in eval mode
+    (on the moving-average weights when config.ema_decay is set; those are returned too); its metrics are
+    recorded as validation_<metric> and config.target applies to validation_<config.target_metric>.
+    log_metrics(metrics, step) receives losses, validation metrics and rate.
     """
     sizes = {len(t) for t in data}
     if len(sizes) != 1:
@@ -384,7 +388,7 @@ def train(
         evaluated = ema_model if ema_model is not None else model
         evaluated.eval()
         with torch.no_grad(), autocast_context(device, config.precision):
-            metrics = {f"heldout_{k}": float(v) for k, v in evaluate(evaluated).items()}
+            metrics = {f"{VALIDATION_PREFIX}{k}": float(v) for k, v in evaluate(evaluated).items()}
         model.train()
         return metrics
 
@@ -462,14 +466,14 @@ def train(
                 if log_metrics is not None:
                     log_metrics({k: v for k, v in record.items() if k != "step"}, step)
                 _log_progress(name, record, config.max_steps)
-            target_key = f"heldout_{config.target_metric}"
+            target_key = f"{VALIDATION_PREFIX}{config.target_metric}"
             reached = config.target is not None and target_key in record and record[target_key] <= config.target
             if distributed.any_rank(reached, device):  # rank 0 evaluates; every rank stops at the same step
                 stop_reason = f"{target_key} {record.get(target_key, float('nan')):.4g} <= target {config.target:g}"
-                final_metrics = {k: v for k, v in record.items() if k.startswith("heldout_")}
+                final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
                 break
             if is_last:
-                final_metrics = {k: v for k, v in record.items() if k.startswith("heldout_")}
+                final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
             if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last and is_main:
                 elapsed = elapsed_before + time.perf_counter() - start
                 state = checkpoint_state(fingerprint, step, model, ema_model, optimizer, sampler, device, history, elapsed)

@@ -10,8 +10,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 cache_latents,
-                inputs=["encoder", "train_data", "heldout_data", "params:cache_latents"],
-                outputs=["train_latents", "heldout_latents", "latent_stats"],
+                inputs=["encoder", "train_data", "validation_data", "heldout_data", "params:cache_latents"],
+                outputs=["train_latents", "validation_latents", "heldout_latents", "latent_stats"],
                 name="cache_latents",
             )
         ]

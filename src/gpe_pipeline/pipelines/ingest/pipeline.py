@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 ingest_dataset,
                 inputs="params:ingest",
-                outputs=["train_data", "heldout_data", "dataset_metadata"],
+                outputs=["train_data", "validation_data", "heldout_data", "dataset_metadata"],
                 name="ingest_dataset",
             )
         ]

@@ -14,15 +14,16 @@ from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
 
 
-def heldout_mse(model: nn.Module, latents: Tensor, data: Tensor) -> dict[str, float]:
+def validation_mse(model: nn.Module, latents: Tensor, data: Tensor) -> dict[str, float]:
+    """Reconstruction MSE of the validation split from its cached latents."""
     return {"mse": reconstruction_mse(model, latents, data)}
 
 
 def train_decoder(
     train_latents: Tensor,
-    heldout_latents: Tensor,
+    validation_latents: Tensor,
     train_data: dict[str, Any],
-    heldout_data: dict[str, Any],
+    validation_data: dict[str, Any],
     metadata: dict[str, Any],
     params: dict[str, Any],
 ) -> tuple[nn.Module, pd.DataFrame]:
@@ -31,13 +32,13 @@ def train_decoder(
         "decoder", "train_decoder", params, data_shape=metadata["shape"], latent_dim=train_latents.shape[1]
     )
     n_eval = params.get("eval_samples", 2000)
-    heldout_y, heldout_x = heldout_latents[:n_eval], heldout_data["x"][:n_eval]
+    validation_y, validation_x = validation_latents[:n_eval], validation_data["x"][:n_eval]
     return train_and_log(
         "train_decoder",
         decoder,
         decoder_step_loss,
         [train_latents, train_data["x"]],
         params["training"],
-        evaluate=partial(heldout_mse, latents=heldout_y, data=heldout_x),
+        evaluate=partial(validation_mse, latents=validation_y, data=validation_x),
         target_metric="mse",
     )

@@ -12,9 +12,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 train_decoder,
                 inputs=[
                     "train_latents",
-                    "heldout_latents",
+                    "validation_latents",
                     "train_data",
-                    "heldout_data",
+                    "validation_data",
                     "dataset_metadata",
                     "params:train_decoder",
                 ],

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 train_encoder,
-                inputs=["train_data", "heldout_data", "dataset_metadata", "params:train_encoder"],
+                inputs=["train_data", "validation_data", "dataset_metadata", "params:train_encoder"],
                 outputs=["encoder", "encoder_history"],
                 name="train_encoder",
             )

@@ -16,14 +16,14 @@ from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
 
 
-def heldout_cfm(model: nn.Module, latents: Tensor, noise: Tensor, times: Tensor) -> dict[str, float]:
-    """CFM loss of held-out latents at fixed noise and times, comparable across evaluations."""
+def validation_cfm(model: nn.Module, latents: Tensor, noise: Tensor, times: Tensor) -> dict[str, float]:
+    """CFM loss of the normalised validation latents at fixed noise and times, comparable across evaluations."""
     device = next(model.parameters()).device
     return {"cfm": float(cfm_loss(model, latents.to(device), noise.to(device), times.to(device)))}
 
 
 def train_flow(
-    train_latents: Tensor, heldout_latents: Tensor, latent_stats: dict[str, Tensor], params: dict[str, Any]
+    train_latents: Tensor, validation_latents: Tensor, latent_stats: dict[str, Tensor], params: dict[str, Any]
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Fit the latent velocity field by conditional flow matching on the cached, normalised latents.
 
@@ -31,11 +31,11 @@ def train_flow(
     """
     mean, scale = latent_stats["mean"], latent_stats["scale"]
     train_y = normalise_latents(train_latents, mean, scale)
-    heldout_y = normalise_latents(heldout_latents[: params.get("eval_samples", 2000)], mean, scale)
-    # Fixed noise and times make the held-out loss comparable from one evaluation to the next.
+    validation_y = normalise_latents(validation_latents[: params.get("eval_samples", 2000)], mean, scale)
+    # Fixed noise and times make the validation loss comparable from one evaluation to the next.
     generator = torch.Generator().manual_seed(params["training"].get("seed", 0))
-    heldout_noise = torch.randn(heldout_y.shape, generator=generator)
-    heldout_t = torch.rand(len(heldout_y), generator=generator)
+    validation_noise = torch.randn(validation_y.shape, generator=generator)
+    validation_t = torch.rand(len(validation_y), generator=generator)
     velocity = model_from_params("velocity", "train_flow", params, latent_dim=train_y.shape[1])
 
     return train_and_log(
@@ -44,6 +44,6 @@ def train_flow(
         flow_step_loss,
         [train_y],
         params["training"],
-        evaluate=partial(heldout_cfm, latents=heldout_y, noise=heldout_noise, times=heldout_t),
+        evaluate=partial(validation_cfm, latents=validation_y, noise=validation_noise, times=validation_t),
         target_metric="cfm",
     )

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 train_flow,
-                inputs=["train_latents", "heldout_latents", "latent_stats", "params:train_flow"],
+                inputs=["train_latents", "validation_latents", "latent_stats", "params:train_flow"],
                 outputs=["flow", "flow_history"],
                 name="train_flow",
             )
