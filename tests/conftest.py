@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 PROJECT_ROOT = Path(__file__).parents[1]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
@@ -55,3 +57,23 @@ def trained_project(tmp_path_factory) -> Path:
     project = make_project_copy(tmp_path_factory.mktemp("project"))
     kedro(project, "run", "--env", "test", "--pipeline=gpe_full")
     return project
+
+
+@pytest.fixture
+def params() -> dict:
+    """conf/base's parameters, every parameters_*.yml merged (what a run without an environment reads)."""
+    merged = {}
+    for path in (PROJECT_ROOT / "conf" / "base").glob("parameters_*.yml"):
+        merged.update(yaml.safe_load(path.read_text()))
+    return merged
+
+
+def with_value(params: dict, dotted: str, value) -> dict:
+    """A deep copy of params with the dotted key set to value (its parents must exist)."""
+    changed = copy.deepcopy(params)
+    *parents, leaf = dotted.split(".")
+    node = changed
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return changed

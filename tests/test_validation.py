@@ -1,35 +1,12 @@
 """Bad parameters fail in one line that names the key, before any stage runs."""
 
-import copy
-from pathlib import Path
-
 import pytest
-import yaml
 
 from gpe_pipeline.validation import ParameterError, validate_parameters
 
-from .conftest import PIPELINE_NODES
+from .conftest import PIPELINE_NODES, PROJECT_ROOT, with_value
 
 STAGES = PIPELINE_NODES
-CONF = Path(__file__).parents[1] / "conf" / "base"
-
-
-@pytest.fixture
-def params():
-    merged = {}
-    for path in CONF.glob("parameters_*.yml"):
-        merged.update(yaml.safe_load(path.read_text()))
-    return merged
-
-
-def with_value(params, dotted, value):
-    changed = copy.deepcopy(params)
-    *parents, leaf = dotted.split(".")
-    node = changed
-    for key in parents:
-        node = node[key]
-    node[leaf] = value
-    return changed
 
 
 def test_base_parameters_are_valid(params):
@@ -113,7 +90,7 @@ def test_paper_environments_have_valid_parameters_and_catalogs(env):
     from kedro.config import OmegaConfigLoader
     from kedro.io import DataCatalog
 
-    loader = OmegaConfigLoader(str(CONF.parent), base_env="base", default_run_env=env, env=env)
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env=env, env=env)
     validate_parameters(loader["parameters"], STAGES)
     catalog = DataCatalog.from_config(loader["catalog"])
     assert catalog.get("train_data") is not None and catalog.get("encoder") is not None

@@ -1,14 +1,39 @@
-"""Project hooks."""
+"""Project hooks: parameter checks before the first node, and MLflow runs that explain themselves.
+
+kedro-mlflow opens one MLflow run per `kedro run` (its hooks run before these: plugins register after the
+project, and pluggy calls the last registered first). `MlflowRunsHook` then completes that run: the commit, the
+dataset, the full command, a readable name, which earlier runs produced its inputs, and only the parameters the
+run reads; and it gives every variant namespace (compare.vae, ...) a child run that holds the variant's merged
+parameters, its metrics, models and figures.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
+from mlflow import MlflowClient
+from mlflow.entities import Param, RunStatus
 
-from gpe_pipeline.validation import validate_parameters
+from gpe_pipeline.params import architectures_by_path, used_parameters
+from gpe_pipeline.validation import validate_run
+from gpe_pipeline.variants import STAGE_SECTIONS, method_label, nested_get, resolve_variant
+
+logger = logging.getLogger(__name__)
+
+LINEAGE_FILE = Path("data") / "lineage.json"  # which MLflow run last wrote each persisted catalog entry
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow's UI then opens on the runs
+MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a parameter value
 
 
 class ValidateParametersHook:
@@ -16,4 +41,190 @@ class ValidateParametersHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
-        validate_parameters(catalog.load("parameters"), {node.name.split(".")[-1] for node in pipeline.nodes})
+        validate_run(catalog.load("parameters"), pipeline)
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}, as kedro-mlflow flattens the parent run's parameters."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def variant_namespaces(pipeline: Pipeline) -> list[str]:
+    """The namespaces of the pipeline's nodes: each is one variant of the stages (compare.vae, ...)."""
+    return sorted({node.namespace for node in pipeline.nodes if node.namespace})
+
+
+def git_state(project: Path) -> dict[str, str]:
+    """The commit and whether the working tree differs from it; empty outside a git checkout."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"mlflow.source.git.commit": commit, "git.dirty": "true" if dirty else "false"}
+
+
+def command_line() -> str:
+    """The command as typed: `kedro run --pipeline=gpe_full --params ...` (the program's name, not its path)."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+class MlflowRunsHook:
+    """Tags, readable names, lineage, used parameters and one child run per variant namespace."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.children: dict[str, str] = {}  # namespace -> child run id
+        self.unsaved_outputs: dict[str, set[str]] = {}  # node name -> outputs not saved yet, while its child is active
+        self.saved: dict[str, str] = {}  # persisted dataset -> run id that wrote it
+        self.catalog: DataCatalog | None = None
+        self.project = Path.cwd()
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        self._reset()
+        self.catalog = catalog
+        self.project = Path(run_params.get("project_path") or Path.cwd())
+        parameters = catalog.load("parameters")
+        namespaces = variant_namespaces(pipeline)
+        self._keep_used_parameters(parameters, namespaces, catalog)
+        run = mlflow.active_run()
+        if run is None:  # tracking is off for this pipeline
+            return
+        client = MlflowClient()
+        self._mark_experiment(client, run.info.experiment_id)
+        dataset = str((parameters.get("ingest") or {}).get("dataset", "unknown"))
+        pipelines = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+        shared_tags = {**git_state(self.project), "dataset": dataset, "kedro_command": command_line()}
+        tags = {**shared_tags, "runner": str(run_params.get("runner", "")).split(" object")[0].strip("<").split(".")[-1]}
+        tags.update(self._upstream_tags(pipeline))
+        if run.info.run_name == "+".join(pipelines):  # kedro-mlflow's default: no name was given in mlflow.yml
+            tags["mlflow.runName"] = f"{'+'.join(pipelines)} · {dataset}"
+        mlflow.set_tags(tags)
+        for namespace in namespaces:
+            self.children[namespace] = self._create_child(client, run, namespace, parameters, shared_tags)
+
+    def _mark_experiment(self, client: MlflowClient, experiment_id: str) -> None:
+        """An experiment created before conf/base/mlflow.yml set its kind gets the tag too."""
+        experiment = client.get_experiment(experiment_id)
+        for key, value in EXPERIMENT_KIND.items():
+            if experiment.tags.get(key) != value:
+                client.set_experiment_tag(experiment_id, key, value)
+
+    def _keep_used_parameters(self, parameters: dict[str, Any], namespaces: list[str], catalog: DataCatalog) -> None:
+        """Replace each params:<section> entry by the part the run reads, so only that reaches nodes and MLflow."""
+        in_use: dict[str, set[str]] = {}
+        for namespace in namespaces:
+            for path, names in architectures_by_path(nested_get(parameters, namespace) or {}).items():
+                in_use.setdefault(path, set()).update(names)
+        for section, value in parameters.items():
+            dataset = catalog.get(f"params:{section}") if isinstance(value, dict) else None
+            if dataset is not None:  # a memory dataset: saving into it replaces the value quietly
+                dataset.save(used_parameters(section, value, in_use))
+
+    def _upstream_tags(self, pipeline: Pipeline) -> dict[str, str]:
+        """For each input this run reads but does not produce: the run that wrote it (from data/lineage.json)."""
+        lineage = self._read_lineage()
+        tags = {
+            f"upstream.{name}": lineage[name]
+            for name in sorted(pipeline.inputs())
+            if not name.startswith("params:") and name != "parameters" and name in lineage
+        }
+        if tags:
+            tags["upstream_runs"] = ",".join(sorted(set(tags.values())))
+        return tags
+
+    def _create_child(
+        self, client: MlflowClient, parent: Any, namespace: str, parameters: dict[str, Any], shared_tags: dict[str, str]
+    ) -> str:
+        sections = resolve_variant(namespace, nested_get(parameters, namespace), parameters)
+        group, _, variant = namespace.rpartition(".")
+        tags = {
+            **shared_tags,
+            "mlflow.parentRunId": parent.info.run_id,
+            "mlflow.runName": f"{variant} · {shared_tags['dataset']}",
+            "variant": variant,
+            "variant_group": group,
+            "method": method_label(sections["train_encoder"]),
+        }
+        child = client.create_run(parent.info.experiment_id, tags=tags)
+        used = {section: used_parameters(section, sections[section]) for section in STAGE_SECTIONS}
+        used["ingest"] = used_parameters("ingest", parameters.get("ingest") or {})
+        params = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in flatten(used).items()]
+        for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
+            client.log_batch(child.info.run_id, params=params[start : start + 100])
+        return child.info.run_id
+
+    @hook_impl(trylast=True)
+    def before_node_run(self, node: Node, catalog: DataCatalog, inputs: dict[str, Any], is_async: bool) -> None:
+        child = self.children.get(node.namespace or "")
+        if child is not None and mlflow.active_run() is not None:
+            mlflow.start_run(run_id=child, nested=True)
+            self.unsaved_outputs[node.name] = set(node.outputs)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Node) -> None:
+        run = mlflow.active_run()
+        if (
+            run is not None
+            and self.catalog is not None
+            and not str(self.catalog.get_type(dataset_name)).endswith("MemoryDataset")
+        ):
+            self.saved[dataset_name] = run.info.run_id
+        pending = self.unsaved_outputs.get(node.name)
+        if pending is not None:
+            pending.discard(dataset_name)
+            if not pending:  # the node's last output is saved (and uploaded to the child): back to the parent run
+                del self.unsaved_outputs[node.name]
+                mlflow.end_run()
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Node, catalog: DataCatalog, inputs: dict[str, Any], is_async: bool) -> None:
+        if self.unsaved_outputs.pop(node.name, None) is not None:
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        self._finish("FINISHED")
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        self._finish("KILLED")
+
+    def _finish(self, status_of_open_children: str) -> None:
+        """Close children left open (a failed run's later variants), and record what this run wrote."""
+        client = MlflowClient()
+        for run_id in self.children.values():
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_terminated(run_id, status_of_open_children)
+        if self.saved:
+            lineage = {**self._read_lineage(), **self.saved}
+            path = self.project / LINEAGE_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            temporary.write_text(json.dumps(lineage, indent=1, sort_keys=True))
+            os.replace(temporary, path)
+
+    def _read_lineage(self) -> dict[str, str]:
+        path = self.project / LINEAGE_FILE
+        try:
+            return json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, json.JSONDecodeError):
+            logger.warning("ignoring the unreadable lineage file %s", path)
+            return {}

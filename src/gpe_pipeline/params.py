@@ -47,3 +47,53 @@ def model_from_params(role: str, section: str, params: dict[str, Any], **sizes: 
             return build_model(role, architecture, **sizes, **options)
     except (ValueError, TypeError) as err:
         raise ParameterError(f"{section}: {err}") from err
+
+
+# ingest keys that only some datasets read; every other ingest key is read by all of them.
+INGEST_KEYS_USED_BY = {
+    "gmm": {"gmm"},
+    "path": {"image_folder"},
+    "channels": {"image_folder"},
+    "root": {"mnist", "cifar10", "celeba", "celebahq"},
+    "download": {"mnist", "cifar10", "celeba"},
+    "image_size": {"digits", "mnist", "cifar10", "celeba", "celebahq", "image_folder"},
+    "image_dtype": {"mnist", "cifar10", "celeba", "celebahq", "image_folder"},
+}
+
+
+def used_parameters(section: str, value: Any, architectures: dict[str, set[str]] | None = None) -> Any:
+    """The part of one parameter section a run reads: other architectures' options and other datasets' keys left out.
+
+    section: the section's key ("train_encoder", "ingest", ...). architectures: for a dotted path inside the
+    section (e.g. "evaluate.classifier"), every architecture some variant of the run uses there besides the one
+    the section names; a dict with `architecture` and `model_options` keeps only those architectures' options.
+    """
+    architectures = architectures or {}
+
+    def prune(path: str, item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        kept = {key: prune(f"{path}.{key}", child) for key, child in item.items()}
+        if isinstance(item.get("model_options"), dict) and "architecture" in item:
+            in_use = {item["architecture"], *architectures.get(path, set())}
+            kept["model_options"] = {name: options for name, options in item["model_options"].items() if name in in_use}
+        return kept
+
+    pruned = prune(section, value)
+    if section == "ingest" and isinstance(pruned, dict):
+        dataset = pruned.get("dataset")
+        pruned = {key: item for key, item in pruned.items() if dataset in INGEST_KEYS_USED_BY.get(key, {dataset})}
+    return pruned
+
+
+def architectures_by_path(overrides: dict[str, Any], prefix: str = "") -> dict[str, set[str]]:
+    """Every `architecture` an overrides dict sets, by dotted path of the dict that holds it (for used_parameters)."""
+    found: dict[str, set[str]] = {}
+    for key, item in (overrides or {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key == "architecture" and prefix:
+            found.setdefault(prefix, set()).add(item)
+        elif isinstance(item, dict):
+            for inner, names in architectures_by_path(item, path).items():
+                found.setdefault(inner, set()).update(names)
+    return found

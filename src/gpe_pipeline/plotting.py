@@ -90,3 +90,55 @@ def loss_curves_figure(histories: dict[str, pd.DataFrame]) -> plt.Figure:
         axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def curves_against_seconds_figure(curves: dict[str, pd.DataFrame], ylabel: str, title: str) -> plt.Figure:
+    """One line per variant of a metric (column `value`) against training seconds (column `seconds`), log scale."""
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    for name, curve in curves.items():
+        axis.plot(curve["seconds"], curve["value"], marker="o", markersize=2.5, label=name)
+    axis.set_yscale("log")
+    axis.set_xlabel("training seconds (evaluation excluded)")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _panels(count: int, size: float) -> tuple[plt.Figure, list]:
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size), squeeze=False)
+    for axis in axes.flat[count:]:
+        axis.axis("off")
+    return figure, list(axes.flat[:count])
+
+
+def samples_by_variant_figure(samples: dict[str, Tensor], reference: Tensor, count: int = 16) -> plt.Figure:
+    """Generated samples of every variant side by side: image grids, or the first two coordinates of vectors."""
+    figure, axes = _panels(len(samples), 3.2)
+    for axis, (name, images) in zip(axes, samples.items(), strict=True):
+        if images.ndim == 4:
+            _show(axis, images[:count], int(math.sqrt(count)) or 1, name)
+        else:
+            axis.scatter(reference[:, 0], reference[:, 1], s=3, alpha=0.4, label="held-out data")
+            axis.scatter(images[:, 0], images[:, 1], s=3, alpha=0.4, label="generated")
+            axis.set_title(name)
+            axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def latents_by_variant_figure(normalised: dict[str, Tensor]) -> plt.Figure:
+    """Each variant's normalised held-out latents (first two coordinates) over N(0, I) samples."""
+    figure, axes = _panels(len(normalised), 3.2)
+    gaussian = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
+    for axis, (name, latents) in zip(axes, normalised.items(), strict=True):
+        axis.scatter(gaussian[:, 0], gaussian[:, 1], s=3, alpha=0.3, label="N(0, I)")
+        axis.scatter(latents[:, 0], latents[:, 1], s=3, alpha=0.6, label="latents")
+        axis.set_aspect("equal")
+        axis.set_title(name)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from typing import Any
 
 import mlflow
@@ -20,11 +21,13 @@ class MlflowMetricsLogger:
 
     It holds the run id and tracking URI rather than relying on the active run,
     so it pickles into spawned DDP ranks and rank 0 logs into the same run.
+    only: log just these names (None: all), so runs of different methods can share one set of metric names.
     """
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, only: Collection[str] | None = None):
         run = mlflow.active_run()
         self.prefix = prefix
+        self.only = None if only is None else frozenset(only)
         self.run_id = run.info.run_id if run is not None else None
         self.tracking_uri = mlflow.get_tracking_uri()
 
@@ -32,7 +35,11 @@ class MlflowMetricsLogger:
         if self.run_id is None:
             return
         timestamp = int(time.time() * 1000)
-        batch = [Metric(f"{self.prefix}/{k}", float(v), timestamp, step) for k, v in metrics.items() if math.isfinite(v)]
+        batch = [
+            Metric(f"{self.prefix}/{k}", float(v), timestamp, step)
+            for k, v in metrics.items()
+            if math.isfinite(v) and (self.only is None or k in self.only)
+        ]
         MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch)
 
 
@@ -41,11 +48,10 @@ def log_metrics(prefix: str, metrics: dict[str, float], step: int = 0) -> None:
     MlflowMetricsLogger(prefix)(metrics, step)
 
 
-def log_training_summary(prefix: str, result: TrainResult) -> None:
+def log_training_summary(prefix: str, result: TrainResult, only: Collection[str] | None = None) -> None:
     """Final step count, wall-clock and final validation metrics of a trainer, as MLflow metrics and a tag."""
-    log_metrics(
-        prefix,
-        {"steps": result.steps, "train_seconds": result.seconds, **{f"final_{k}": v for k, v in result.final_metrics.items()}},
+    MlflowMetricsLogger(prefix, only)(
+        {"steps": result.steps, "train_seconds": result.seconds, **{f"final_{k}": v for k, v in result.final_metrics.items()}}
     )
     if mlflow.active_run() is not None:
         mlflow.set_tag(f"{prefix}.stop_reason", result.stop_reason)
@@ -60,6 +66,7 @@ def train_and_log(
     evaluate: EvaluateFn | None = None,
     target_metric: str | None = None,
     min_batch_size: int = 1,
+    mlflow_metrics: Collection[str] | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Run the core training loop with MLflow logging; returns the trained model and its history table.
 
@@ -68,6 +75,7 @@ def train_and_log(
 
     section: the parameter section ("train_encoder"), used in error messages,
     progress lines, checkpoint fingerprints and as the MLflow metric prefix.
+    mlflow_metrics: the metric names (without the prefix) to log; None logs all. The history keeps everything.
     """
     config = TrainConfig(
         name=section,
@@ -76,6 +84,6 @@ def train_and_log(
         min_batch_size=min_batch_size,
         **training_params,
     )
-    result = train(model, loss_fn, data, config, evaluate=evaluate, log_metrics=MlflowMetricsLogger(section))
-    log_training_summary(section, result)
+    result = train(model, loss_fn, data, config, evaluate=evaluate, log_metrics=MlflowMetricsLogger(section, mlflow_metrics))
+    log_training_summary(section, result, mlflow_metrics)
     return result.model, pd.DataFrame(result.history)

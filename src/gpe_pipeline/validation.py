@@ -16,8 +16,34 @@ from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
 from gpe_pipeline.core.training import TrainConfig, valid_device
 from gpe_pipeline.params import ParameterError, model_from_params
+from gpe_pipeline.variants import VARIANT_GROUPS, nested_get, resolve_variant
 
-__all__ = ["ParameterError", "validate_parameters"]
+__all__ = ["ParameterError", "validate_parameters", "validate_run"]
+
+ENCODER_METHODS = ("gpe", "vae", "ae")
+
+
+def validate_run(params: dict[str, Any], pipeline: Any) -> None:
+    """Check the parameters of every node of a pipeline: shared nodes on the shared sections, each variant
+    namespace's nodes on its merged sections (variants.resolve_variant); unknown variant names are refused.
+
+    pipeline: a Kedro Pipeline (anything with .nodes whose items have .name and .namespace).
+    """
+    for group, variants in VARIANT_GROUPS.items():
+        unknown = sorted(set(params.get(group) or {}) - set(variants))
+        if unknown:
+            raise ParameterError(
+                f"{group}.{unknown[0]} is not a variant of the {group} pipeline: the variants are {list(variants)}"
+            )
+    by_namespace: dict[str, set[str]] = {}
+    for node in pipeline.nodes:
+        by_namespace.setdefault(node.namespace or "", set()).add(node.name.split(".")[-1])
+    for namespace, nodes in sorted(by_namespace.items()):
+        if namespace:
+            params_of_variant = {**params, **resolve_variant(namespace, nested_get(params, namespace), params)}
+            validate_parameters(params_of_variant, nodes)
+        else:
+            validate_parameters(params, nodes)
 
 
 def _integer(value: Any) -> bool:
@@ -62,9 +88,14 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
     if "train_encoder" in nodes:
         if not _integer(latent_dim) or latent_dim < 1:
             raise ParameterError(f"train_encoder.latent_dim must be an integer >= 1, got {latent_dim!r}")
-        if encoder.get("loss", "gme") not in ENCODER_LOSSES:
-            raise ParameterError(f"unknown train_encoder.loss '{encoder.get('loss')}': choose one of {sorted(ENCODER_LOSSES)}")
-        model_from_params("encoder", "train_encoder", encoder, data_shape=shape, latent_dim=latent_dim)
+        _check_method(encoder)
+        if encoder.get("method", "gpe") == "gpe":
+            model_from_params("encoder", "train_encoder", encoder, data_shape=shape, latent_dim=latent_dim)
+        else:  # the joint trainer builds the Gaussian encoder and the decoder the decoder stage would build
+            model_from_params("gaussian_encoder", "train_encoder", encoder, data_shape=shape, latent_dim=latent_dim)
+            model_from_params(
+                "decoder", "train_decoder", params.get("train_decoder", {}), data_shape=shape, latent_dim=latent_dim
+            )
         _check_training("train_encoder", encoder, min_batch_size=2)
         augment = encoder.get("augment") or {}
         unknown = sorted(set(augment) - {"hflip", "crop_scale"})
@@ -80,6 +111,8 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
         decoder = params.get("train_decoder", {})
         model_from_params("decoder", "train_decoder", decoder, data_shape=shape, latent_dim=latent_dim)
         _check_training("train_decoder", decoder)
+        if not isinstance(decoder.get("fresh_decoder", False), bool):
+            raise ParameterError(f"train_decoder.fresh_decoder must be true or false, got {decoder['fresh_decoder']!r}")
     if "train_flow" in nodes:
         flow = params.get("train_flow", {})
         model_from_params("velocity", "train_flow", flow, latent_dim=latent_dim)
@@ -104,6 +137,24 @@ def _check_ingest(ingest: dict[str, Any]) -> None:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_method(encoder: dict[str, Any]) -> None:
+    """train_encoder.method, loss, beta and mds_weight (SPEC 1: GPE, or the VAE family trained jointly)."""
+    method = encoder.get("method", "gpe")
+    if method not in ENCODER_METHODS:
+        raise ParameterError(f"unknown train_encoder.method '{method}': choose one of {list(ENCODER_METHODS)}")
+    if encoder.get("loss", "gme") not in ENCODER_LOSSES:
+        raise ParameterError(f"unknown train_encoder.loss '{encoder.get('loss')}': choose one of {sorted(ENCODER_LOSSES)}")
+    for key in ("beta", "mds_weight"):
+        value = encoder.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ParameterError(f"train_encoder.{key} must be a number >= 0, got {value!r}")
+    if method == "ae" and encoder.get("beta", 0.0) != 0:
+        raise ParameterError(
+            f"train_encoder.beta must be 0 for method ae (the AE family has no KL term), got {encoder['beta']!r}: "
+            "set it to 0 or use method vae"
+        )
 
 
 def _check_device(section: str, params: dict[str, Any]) -> None:

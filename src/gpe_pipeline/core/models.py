@@ -298,6 +298,11 @@ class PaperDecoder(nn.Module):
         return self.net(z)
 
 
+class NoModel(nn.Module):
+    """Stands where a stage has no model to hand on: GPE's joint decoder (its decoder trains later), the feature
+    classifier of unlabelled data. Kedro refuses to save None, so catalog entries hold this marker instead."""
+
+
 # --- the VAE family (SPEC 1 baselines) -----------------------------------------------------------------
 
 

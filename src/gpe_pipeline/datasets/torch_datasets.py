@@ -22,7 +22,7 @@ import torch
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
 from torch import nn
 
-from gpe_pipeline.core.models import model_from_spec
+from gpe_pipeline.core.models import NoModel, model_from_spec
 
 
 class _TorchFileDataset(AbstractVersionedDataset):
@@ -92,18 +92,18 @@ class _TorchFileDataset(AbstractVersionedDataset):
 class TorchModelDataset(_TorchFileDataset):
     """An `nn.Module` built by `gpe_pipeline.core.models.build_model`, saved as spec + state dict.
 
-    None is stored as an explicit "no model" record (e.g. no feature classifier for unlabelled data).
+    A `NoModel` (a stage with no model to hand on) is stored as an explicit "no model" record and loads as NoModel.
     """
 
-    def load(self) -> nn.Module | None:
+    def load(self) -> nn.Module:
         payload = self._read_payload()
         if payload["spec"] is None:
-            return None
+            return NoModel()
         model = model_from_spec(payload["spec"], payload["state_dict"])
         return model.eval()
 
-    def save(self, model: nn.Module | None) -> None:
-        if model is None:
+    def save(self, model: nn.Module) -> None:
+        if isinstance(model, NoModel):
             self._write_payload({"spec": None, "state_dict": None})
             return
         spec = getattr(model, "build_spec", None)

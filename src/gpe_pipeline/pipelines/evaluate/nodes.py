@@ -30,6 +30,7 @@ from gpe_pipeline.core.metrics import (
     inception_weights_path,
     local_distortion,
 )
+from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.core.sampling import sample_images
 from gpe_pipeline.core.step_losses import classifier_step_loss
 from gpe_pipeline.core.training import resolve_device
@@ -51,11 +52,11 @@ def split_halves(num_heldout: int, limit: int) -> tuple[slice, slice]:
 
 def train_feature_classifier(
     train_data: dict[str, Any], metadata: dict[str, Any], params: dict[str, Any]
-) -> tuple[nn.Module | None, pd.DataFrame]:
+) -> tuple[nn.Module, pd.DataFrame]:
     """A small classifier on the train split whose features give the classifier Frechet distance; None without labels."""
     if train_data.get("labels") is None or metadata.get("num_classes", 0) < 2:
         logger.info("evaluate: the dataset has no labels, so no feature classifier is trained")
-        return None, pd.DataFrame({"step": [], "train_loss": []})
+        return NoModel(), pd.DataFrame({"step": [], "train_loss": []})
     section = params["classifier"]
     classifier = model_from_params(
         "classifier", "evaluate.classifier", section, data_shape=metadata["shape"], num_classes=metadata["num_classes"]
@@ -124,7 +125,7 @@ def compute_metrics(
     reconstructions: Tensor,
     generated: Tensor,
     generation_info: dict[str, Any],
-    feature_classifier: nn.Module | None,
+    feature_classifier: nn.Module,
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Every measurement of SPEC 2 on the held-out split, as one flat dict (also logged to MLflow)."""
@@ -149,7 +150,7 @@ def compute_metrics(
         "sampling_seconds": generation_info["seconds"],
     }
     metrics.update(_frechet_with_floor("fd_pixel", lambda x: x.reshape(len(x), -1), real_a, real_b, candidates))
-    if feature_classifier is not None:
+    if not isinstance(feature_classifier, NoModel):
         classifier = feature_classifier.eval()
         with torch.no_grad():
             metrics.update(_frechet_with_floor("fd_classifier", classifier.features, real_a, real_b, candidates))

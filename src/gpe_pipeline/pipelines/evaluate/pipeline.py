@@ -5,7 +5,13 @@ from kedro.pipeline import Node, Pipeline
 from .nodes import compute_metrics, generate_samples, make_figures, reconstruct_heldout, train_feature_classifier
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
+    """The feature classifier, then every measurement and figure (parameters: see measurement_pipeline)."""
+    return classifier_pipeline() + measurement_pipeline(parameters)
+
+
+def classifier_pipeline() -> Pipeline:
+    """The classifier whose features give fd_classifier: trained once on the train split, shared by every variant."""
     return Pipeline(
         [
             Node(
@@ -13,16 +19,25 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["train_data", "dataset_metadata", "params:evaluate"],
                 outputs=["feature_classifier", "feature_classifier_history"],
                 name="train_feature_classifier",
-            ),
+            )
+        ]
+    )
+
+
+def measurement_pipeline(parameters: str = "params:{}") -> Pipeline:
+    """Reconstructions, samples, metrics and figures; parameters names the evaluate section's input."""
+    evaluate = parameters.format("evaluate")
+    return Pipeline(
+        [
             Node(
                 reconstruct_heldout,
-                inputs=["decoder", "heldout_latents", "params:evaluate"],
+                inputs=["decoder", "heldout_latents", evaluate],
                 outputs="heldout_reconstructions",
                 name="reconstruct_heldout",
             ),
             Node(
                 generate_samples,
-                inputs=["flow", "decoder", "latent_stats", "dataset_metadata", "params:evaluate"],
+                inputs=["flow", "decoder", "latent_stats", "dataset_metadata", evaluate],
                 outputs=["generated_samples", "generation_info"],
                 name="generate_samples",
             ),
@@ -36,7 +51,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "generated_samples",
                     "generation_info",
                     "feature_classifier",
-                    "params:evaluate",
+                    evaluate,
                 ],
                 outputs="evaluation_metrics",
                 name="compute_metrics",
@@ -53,7 +68,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "encoder_history",
                     "decoder_history",
                     "flow_history",
-                    "params:evaluate",
+                    evaluate,
                 ],
                 outputs="evaluation_figures",
                 name="make_figures",

@@ -5,13 +5,18 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import mlflow
 import pandas as pd
 from torch import Tensor, nn
 
 from gpe_pipeline.core.metrics import reconstruction_mse
+from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.core.step_losses import decoder_step_loss
 from gpe_pipeline.params import model_from_params
-from gpe_pipeline.tracking import train_and_log
+from gpe_pipeline.tracking import MlflowMetricsLogger, train_and_log
+
+# The columns of a jointly trained model's history that describe its decoder, under the decoder stage's names.
+JOINT_DECODER_COLUMNS = {"train_reconstruction": "train_loss", "validation_mse": "validation_mse"}
 
 
 def validation_mse(model: nn.Module, latents: Tensor, data: Tensor) -> dict[str, float]:
@@ -25,9 +30,17 @@ def train_decoder(
     train_data: dict[str, Any],
     validation_data: dict[str, Any],
     metadata: dict[str, Any],
+    joint_decoder: nn.Module,
+    encoder_history: pd.DataFrame,
     params: dict[str, Any],
 ) -> tuple[nn.Module, pd.DataFrame]:
-    """Minimise the reconstruction MSE on cached (latent, x) pairs; the encoder never runs here."""
+    """Minimise the reconstruction MSE on cached (latent, x) pairs; the encoder never runs here.
+
+    A baseline (VAE family) arrives with the decoder trained jointly with its encoder: it is kept, unless
+    train_decoder.fresh_decoder asks for a new decoder on the frozen encoder's latents (the paper's Table 1).
+    """
+    if not isinstance(joint_decoder, NoModel) and not params.get("fresh_decoder", False):
+        return joint_decoder, kept_decoder_history(encoder_history)
     decoder = model_from_params(
         "decoder", "train_decoder", params, data_shape=metadata["shape"], latent_dim=train_latents.shape[1]
     )
@@ -42,3 +55,23 @@ def train_decoder(
         evaluate=partial(validation_mse, latents=validation_y, data=validation_x),
         target_metric="mse",
     )
+
+
+def kept_decoder_history(joint_history: pd.DataFrame) -> pd.DataFrame:
+    """The jointly trained decoder's curve under the decoder stage's names, also logged as train_decoder/* metrics.
+
+    So every variant has train_decoder/validation_mse in MLflow and in decoder_history; `trained_jointly` marks
+    that these steps and seconds belong to the encoder stage (a comparison must not count them twice).
+    """
+    keep = ["step", *JOINT_DECODER_COLUMNS, "steps_per_sec", "elapsed_s", "train_elapsed_s"]
+    history = joint_history[[column for column in keep if column in joint_history]].rename(columns=JOINT_DECODER_COLUMNS)
+    history = history.assign(trained_jointly=True)
+    log = MlflowMetricsLogger("train_decoder")
+    for record in history.drop(columns="trained_jointly").to_dict("records"):
+        log({k: v for k, v in record.items() if k != "step"}, int(record["step"]))
+    # The summary a trained decoder logs: the decoder stage itself trained for 0 seconds.
+    last = history.iloc[-1]
+    log({"steps": float(last["step"]), "train_seconds": 0.0, "final_validation_mse": float(last["validation_mse"])})
+    if mlflow.active_run() is not None:
+        mlflow.set_tag("train_decoder.stop_reason", "kept the decoder trained jointly with the encoder (fresh_decoder: false)")
+    return history

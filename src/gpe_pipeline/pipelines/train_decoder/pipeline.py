@@ -5,7 +5,8 @@ from kedro.pipeline import Node, Pipeline
 from .nodes import train_decoder
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
+    """parameters: how a stage's parameter section is named as an input (a variant reads merged sections)."""
     return Pipeline(
         [
             Node(
@@ -16,7 +17,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "train_data",
                     "validation_data",
                     "dataset_metadata",
-                    "params:train_decoder",
+                    "joint_decoder",
+                    "encoder_history",
+                    parameters.format("train_decoder"),
                 ],
                 outputs=["decoder", "decoder_history"],
                 name="train_decoder",

@@ -1,4 +1,4 @@
-"""Nodes of the train_encoder pipeline."""
+"""Nodes of the train_encoder pipeline: GPE's encoder alone, or a VAE-family baseline trained jointly with its decoder."""
 
 from __future__ import annotations
 
@@ -10,10 +10,25 @@ from torch import Tensor, nn
 
 from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import encode
-from gpe_pipeline.core.metrics import gme_heldout
-from gpe_pipeline.core.step_losses import encoder_step_loss
+from gpe_pipeline.core.metrics import gme_heldout, reconstruction_mse
+from gpe_pipeline.core.models import JointAutoencoder, NoModel
+from gpe_pipeline.core.step_losses import encoder_step_loss, joint_step_loss
 from gpe_pipeline.params import model_from_params
 from gpe_pipeline.tracking import train_and_log
+
+# What every method's encoder stage logs to MLflow, so the variants' runs share their metric names. A baseline's
+# own terms (train_reconstruction, train_kl, train_mds, validation_mse) stay in its encoder_history; its validation
+# reconstruction curve reaches MLflow as train_decoder/validation_mse (train_decoder.nodes.kept_decoder_history).
+ENCODER_STAGE_METRICS = (
+    "train_loss",
+    "validation_gme",
+    "steps_per_sec",
+    "elapsed_s",
+    "train_elapsed_s",
+    "steps",
+    "train_seconds",
+    "final_validation_gme",
+)
 
 
 def validation_gme(model: nn.Module, points: Tensor) -> dict[str, float]:
@@ -23,12 +38,30 @@ def validation_gme(model: nn.Module, points: Tensor) -> dict[str, float]:
     return {"gme": gme_heldout(latents.to(device), to_model_scale(points.to(device)))}
 
 
+def joint_validation(model: JointAutoencoder, points: Tensor) -> dict[str, float]:
+    """Validation reconstruction MSE through the mean latent (no sampling), and the GME of the mean encoder."""
+    device = next(model.parameters()).device
+    latents = encode(model.encoder, points, device=str(device))
+    mse = reconstruction_mse(model.decoder, latents, points)
+    return {"mse": mse, "gme": gme_heldout(latents.to(device), to_model_scale(points.to(device)))}
+
+
 def train_encoder(
-    train_data: dict[str, Any], validation_data: dict[str, Any], metadata: dict[str, Any], params: dict[str, Any]
-) -> tuple[nn.Module, pd.DataFrame]:
-    """Minimise the encoder loss (GME by default) with Adam until max_steps or the validation GME target."""
+    train_data: dict[str, Any],
+    validation_data: dict[str, Any],
+    metadata: dict[str, Any],
+    params: dict[str, Any],
+    decoder_params: dict[str, Any],
+) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
+    """The encoder of train_encoder.method: GPE's (GME or an MDS loss, alone), or a VAE/AE baseline's mean encoder.
+
+    Returns the deterministic encoder, its training history and, for a baseline, the decoder trained jointly with
+    it (NoModel for GPE, whose decoder the decoder stage trains on the cached latents).
+    """
+    if params.get("method", "gpe") != "gpe":
+        return train_jointly(train_data, validation_data, metadata, params, decoder_params)
     encoder = model_from_params("encoder", "train_encoder", params, data_shape=metadata["shape"], latent_dim=params["latent_dim"])
-    return train_and_log(
+    encoder, history = train_and_log(
         "train_encoder",
         encoder,
         partial(encoder_step_loss, loss_name=params.get("loss", "gme"), augment=dict(params.get("augment") or {})),
@@ -37,4 +70,41 @@ def train_encoder(
         evaluate=partial(validation_gme, points=validation_data["x"][: params.get("eval_samples", 2000)]),
         target_metric="gme",
         min_batch_size=2,
+        mlflow_metrics=ENCODER_STAGE_METRICS,
     )
+    return encoder, history, NoModel()
+
+
+def train_jointly(
+    train_data: dict[str, Any],
+    validation_data: dict[str, Any],
+    metadata: dict[str, Any],
+    params: dict[str, Any],
+    decoder_params: dict[str, Any],
+) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
+    """A VAE (method vae: z = mu + sigma eps, KL weight beta) or AE (method ae: z = mu) with R_MDS weight mds_weight.
+
+    The encoder is a Gaussian encoder on train_encoder's architecture; the decoder is the one the decoder stage
+    would build (train_decoder's architecture and options), so every method shares the same bodies (SPEC 1).
+    Training settings are the decoder stage's (train_decoder.training: the budget GPE's decoder gets, and its
+    target on the validation reconstruction MSE); only the checkpoint file is train_encoder.training's.
+    """
+    shape, latent_dim = metadata["shape"], params["latent_dim"]
+    stochastic = params["method"] == "vae"
+    encoder = model_from_params(
+        "gaussian_encoder", "train_encoder", params, data_shape=shape, latent_dim=latent_dim, stochastic=stochastic
+    )
+    decoder = model_from_params("decoder", "train_decoder", decoder_params, data_shape=shape, latent_dim=latent_dim)
+    mds_weight = float(params.get("mds_weight", 0.0))
+    model, history = train_and_log(
+        "train_encoder",
+        JointAutoencoder(encoder, decoder),
+        partial(joint_step_loss, beta=float(params.get("beta", 0.0)) if stochastic else 0.0, mds_weight=mds_weight),
+        [train_data["x"]],
+        {**decoder_params["training"], "checkpoint_path": params["training"].get("checkpoint_path")},
+        evaluate=partial(joint_validation, points=validation_data["x"][: params.get("eval_samples", 2000)]),
+        target_metric="mse",
+        min_batch_size=2 if mds_weight > 0 else 1,
+        mlflow_metrics=ENCODER_STAGE_METRICS,
+    )
+    return model.encoder, history, model.decoder

@@ -5,13 +5,20 @@ from kedro.pipeline import Node, Pipeline
 from .nodes import train_encoder
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
+    """parameters: how a stage's parameter section is named as an input (a variant reads merged sections)."""
     return Pipeline(
         [
             Node(
                 train_encoder,
-                inputs=["train_data", "validation_data", "dataset_metadata", "params:train_encoder"],
-                outputs=["encoder", "encoder_history"],
+                inputs=[
+                    "train_data",
+                    "validation_data",
+                    "dataset_metadata",
+                    parameters.format("train_encoder"),
+                    parameters.format("train_decoder"),
+                ],
+                outputs=["encoder", "encoder_history", "joint_decoder"],
                 name="train_encoder",
             )
         ]

@@ -1,0 +1,157 @@
+"""Nodes of the compare pipeline: the side-by-side summary of every variant (the variants' stages are the usual ones)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from gpe_pipeline import plotting
+from gpe_pipeline.core.data import to_model_scale
+from gpe_pipeline.core.latents import normalise_latents
+from gpe_pipeline.variants import merge_overrides, method_label
+
+# Each variant's catalog entries the summary reads (compare.<variant>.<entry>).
+SUMMARY_INPUTS = (
+    "evaluation_metrics",
+    "encoder_history",
+    "decoder_history",
+    "flow_history",
+    "generated_samples",
+    "heldout_latents",
+    "latent_stats",
+)
+GEOMETRY_METRICS = ("recon_mse", "gme_heldout", "bilipschitz_p95", "local_distortion")
+# Evaluation metrics that are bookkeeping rather than measurements; left out of the table.
+NOT_MEASUREMENTS = ("frechet_points", "geometry_points", "sampling_nfe", "sampling_seconds")
+
+
+def by_variant(outputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{"vae__flow_history": x, ...} (the node's keyword inputs) -> {"vae": {"flow_history": x, ...}, ...}."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, value in outputs.items():
+        variant, _, entry = key.partition("__")
+        grouped.setdefault(variant, {})[entry] = value
+    return grouped
+
+
+def stage_cost(history: pd.DataFrame) -> tuple[int, float]:
+    """Steps and training seconds (evaluation excluded) a stage's history ends at; (0, 0) for an empty history."""
+    if history is None or len(history) == 0:
+        return 0, 0.0
+    last = history.iloc[-1]
+    seconds = last["train_elapsed_s"] if "train_elapsed_s" in history else last["elapsed_s"]
+    return int(last["step"]), float(seconds)
+
+
+def trained_jointly(decoder_history: pd.DataFrame) -> bool:
+    """Whether the decoder stage kept a baseline's jointly trained decoder (its steps belong to the encoder stage)."""
+    return "trained_jointly" in decoder_history and bool(decoder_history["trained_jointly"].any())
+
+
+def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
+    """Validation reconstruction MSE against training seconds since the variant started (the paper's Fig. 10).
+
+    A decoder trained after its encoder (GPE, or a baseline with fresh_decoder) is shifted right by the
+    encoder stage's training seconds; a jointly trained decoder's curve already starts at 0.
+    """
+    history = outputs["decoder_history"].dropna(subset=["validation_mse"])
+    seconds = history["train_elapsed_s"] if "train_elapsed_s" in history else history["elapsed_s"]
+    shift = 0.0 if trained_jointly(outputs["decoder_history"]) else stage_cost(outputs["encoder_history"])[1]
+    return pd.DataFrame({"seconds": seconds.to_numpy() + shift, "value": history["validation_mse"].to_numpy()})
+
+
+def summary_row(variant: str, method: str, outputs: dict[str, Any]) -> dict[str, Any]:
+    """One variant's stage costs and held-out measurements."""
+    encoder_steps, encoder_seconds = stage_cost(outputs["encoder_history"])
+    decoder_steps, decoder_seconds = (
+        (0, 0.0) if trained_jointly(outputs["decoder_history"]) else stage_cost(outputs["decoder_history"])
+    )
+    flow_steps, flow_seconds = stage_cost(outputs["flow_history"])
+    row: dict[str, Any] = {
+        "variant": variant,
+        "method": method,
+        "encoder_steps": encoder_steps,
+        "encoder_s": round(encoder_seconds, 2),
+        "decoder_steps": decoder_steps,
+        "decoder_s": round(decoder_seconds, 2),
+        "flow_steps": flow_steps,
+        "flow_s": round(flow_seconds, 2),
+        "total_train_s": round(encoder_seconds + decoder_seconds + flow_seconds, 2),
+    }
+    metrics = outputs["evaluation_metrics"]
+    row.update({name: metrics.get(name) for name in GEOMETRY_METRICS})
+    distances = sorted(
+        key
+        for key, value in metrics.items()
+        if key.startswith(("fd_", "fid_", "kid_")) and isinstance(value, (int, float)) and key not in NOT_MEASUREMENTS
+    )
+    row.update({key: metrics[key] for key in distances})
+    return row
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A markdown table of a DataFrame, numbers to 4 significant digits."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def summarise_comparison(
+    metadata: dict[str, Any],
+    heldout_data: dict[str, Any],
+    train_encoder: dict[str, Any],
+    overrides: dict[str, Any],
+    **variant_outputs: Any,
+) -> tuple[pd.DataFrame, str, dict[str, Figure]]:
+    """The comparison of every variant: a summary table (CSV and markdown) and three figures.
+
+    train_encoder, overrides: the shared section and params:compare, which give each variant's method.
+    variant_outputs: "<variant>__<entry>" for every entry of SUMMARY_INPUTS.
+    Figures: validation reconstruction MSE against training seconds, generated samples, normalised latents.
+    """
+    variants = by_variant(variant_outputs)
+    methods = {
+        variant: method_label(merge_overrides(train_encoder, (overrides.get(variant) or {}).get("train_encoder") or {}, variant))
+        for variant in variants
+    }
+    table = pd.DataFrame([summary_row(variant, methods[variant], outputs) for variant, outputs in variants.items()])
+    floors = ", ".join(sorted(column for column in table.columns if column.endswith("_floor")))
+    markdown = "\n\n".join(
+        [
+            f"# Comparison of {len(variants)} variants on {metadata.get('dataset')} "
+            f"({metadata.get('num_train')} train, {metadata.get('num_heldout')} held-out examples)",
+            markdown_table(table),
+            "Seconds are training seconds (evaluations and checkpoints excluded). A baseline that kept its jointly "
+            "trained decoder has decoder_steps 0: its decoder trained in the encoder stage. Held-out measurements "
+            f"as in evaluation_metrics.json; each Frechet distance's real-vs-real floor is in its *_floor column ({floors}).",
+        ]
+    )
+    labels = {variant: f"{variant} ({methods[variant]})" for variant in variants}
+    curves = {labels[variant]: reconstruction_curve(outputs) for variant, outputs in variants.items()}
+    reference = to_model_scale(heldout_data["x"])
+    figures = {
+        "reconstruction_vs_seconds.png": plotting.curves_against_seconds_figure(
+            curves, "validation reconstruction MSE", "decoder convergence (GPE shifted by its encoder's time)"
+        ),
+        "samples.png": plotting.samples_by_variant_figure(
+            {labels[variant]: outputs["generated_samples"] for variant, outputs in variants.items()}, reference
+        ),
+        "latents.png": plotting.latents_by_variant_figure(
+            {labels[variant]: normalised_latents(outputs) for variant, outputs in variants.items()}
+        ),
+    }
+    return table, markdown + "\n", figures
+
+
+def normalised_latents(outputs: dict[str, Any]) -> Tensor:
+    stats = outputs["latent_stats"]
+    return normalise_latents(outputs["heldout_latents"], stats["mean"], stats["scale"])

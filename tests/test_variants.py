@@ -1,0 +1,97 @@
+"""Variant parameters (merge, checkpoints, refusals), the parameters a run reads, and the comparison's helpers."""
+
+import pandas as pd
+import pytest
+
+from gpe_pipeline.params import ParameterError, architectures_by_path, used_parameters
+from gpe_pipeline.pipelines.compare.nodes import reconstruction_curve, stage_cost
+from gpe_pipeline.pipelines.compare.pipeline import create_pipeline
+from gpe_pipeline.validation import validate_run
+from gpe_pipeline.variants import merge_overrides, method_label, resolve_variant
+
+from .conftest import with_value
+
+
+def test_overrides_deep_merge_into_a_copy():
+    base = {"training": {"lr": 1e-3, "max_steps": 10}, "beta": 0.1}
+    merged = merge_overrides(base, {"training": {"lr": 0.5}}, "compare.x.train_encoder")
+    assert merged == {"training": {"lr": 0.5, "max_steps": 10}, "beta": 0.1}
+    assert base["training"]["lr"] == 1e-3, "the shared section is not changed"
+
+
+def test_an_override_of_a_missing_key_names_it():
+    with pytest.raises(ParameterError, match=r"compare.x.train_encoder.training.learning_rate overrides a key"):
+        merge_overrides({"training": {"lr": 1}}, {"training": {"learning_rate": 2}}, "compare.x.train_encoder")
+
+
+def test_each_variant_checkpoints_in_its_own_folder(params):
+    sections = resolve_variant("compare.vae", params["compare"]["vae"], params)
+    assert sections["train_encoder"]["method"] == "vae" and sections["train_encoder"]["beta"] == 0.1
+    assert sections["train_encoder"]["training"]["checkpoint_path"] == "data/06_models/checkpoints/compare.vae/encoder.pt"
+    assert sections["train_flow"]["training"]["checkpoint_path"] == "data/06_models/checkpoints/compare.vae/flow.pt"
+    assert params["train_encoder"]["training"]["checkpoint_path"] == "data/06_models/checkpoints/encoder.pt"
+
+
+def test_method_labels():
+    assert [method_label(s) for s in ({"method": "gpe", "loss": "gme"}, {"method": "gpe", "loss": "mds2"})] == [
+        "gpe",
+        "gpe (mds2)",
+    ]
+    assert [method_label({"method": m, "mds_weight": w}) for m, w in (("vae", 0), ("vae", 1.0), ("ae", 2.0))] == [
+        "vae",
+        "vae+mds",
+        "ae+mds",
+    ]
+
+
+def test_the_compare_parameters_are_valid(params):
+    validate_run(params, create_pipeline())
+
+
+@pytest.mark.parametrize(
+    "dotted, value, message",
+    [
+        ("compare.vea", {}, "compare.vea is not a variant of the compare pipeline"),
+        ("compare.vae.train_encoder.beta", -1.0, "train_encoder.beta must be a number >= 0"),
+        ("compare.ae_mds.train_encoder.mds_weight", -1.0, "train_encoder.mds_weight must be a number >= 0"),
+        ("compare.ae.train_encoder.beta", 0.5, "train_encoder.beta must be 0 for method ae"),
+        ("compare.vae.train_encoder.method", "gan", "unknown train_encoder.method 'gan'"),
+        ("compare.vae.train_flow", {"hidden": 3}, "compare.vae.train_flow.hidden overrides a key the stage does not have"),
+        ("compare.vae.ingest", {"dataset": "gmm"}, "compare.vae.ingest is not a stage section a variant can override"),
+    ],
+)
+def test_bad_variant_parameters_name_the_key(params, dotted, value, message):
+    with pytest.raises(ParameterError, match=message):
+        validate_run(
+            with_value(params, dotted, value)
+            if dotted != "compare.vea"
+            else {**params, "compare": {**params["compare"], "vea": {}}},
+            create_pipeline(),
+        )
+
+
+def test_used_parameters_leave_out_other_architectures_and_datasets():
+    encoder = {"architecture": "mlp", "model_options": {"mlp": {"hidden": [8]}, "conv32": {"width": 4}}, "latent_dim": 2}
+    assert used_parameters("train_encoder", encoder)["model_options"] == {"mlp": {"hidden": [8]}}
+    assert used_parameters("train_encoder", encoder, {"train_encoder": {"conv32"}})["model_options"].keys() == {"mlp", "conv32"}
+    evaluate = {"classifier": {"architecture": "mlp", "model_options": {"mlp": {}, "conv32": {}}}, "seed": 0}
+    assert used_parameters("evaluate", evaluate)["classifier"]["model_options"] == {"mlp": {}}
+    ingest = {"dataset": "digits", "gmm": {"dim": 500}, "path": None, "root": "data/01_raw", "seed": 0, "image_size": None}
+    assert used_parameters("ingest", ingest) == {"dataset": "digits", "seed": 0, "image_size": None}
+    assert "gmm" in used_parameters("ingest", {**ingest, "dataset": "gmm"})
+    assert architectures_by_path(
+        {"train_encoder": {"architecture": "conv32"}, "evaluate": {"classifier": {"architecture": "mlp"}}}
+    ) == {
+        "train_encoder": {"conv32"},
+        "evaluate.classifier": {"mlp"},
+    }
+
+
+def test_a_decoder_trained_after_its_encoder_is_shifted_by_the_encoder_time():
+    encoder = pd.DataFrame({"step": [10, 20], "train_elapsed_s": [1.0, 2.5]})
+    decoder = pd.DataFrame({"step": [5, 10], "validation_mse": [0.4, 0.2], "train_elapsed_s": [0.5, 1.0]})
+    curve = reconstruction_curve({"encoder_history": encoder, "decoder_history": decoder})
+    assert curve["seconds"].tolist() == [3.0, 3.5] and curve["value"].tolist() == [0.4, 0.2]
+    joint = decoder.assign(trained_jointly=True)
+    assert reconstruction_curve({"encoder_history": encoder, "decoder_history": joint})["seconds"].tolist() == [0.5, 1.0]
+    assert stage_cost(encoder) == (20, 2.5) and stage_cost(pd.DataFrame()) == (0, 0.0)
