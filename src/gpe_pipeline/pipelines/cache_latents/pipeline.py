@@ -14,5 +14,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["train_latents", "heldout_latents", "latent_stats"],
                 name="cache_latents",
             )
-        ]
+        ],
+        tags=["cache_latents"],
     )

@@ -58,5 +58,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="evaluation_figures",
                 name="make_figures",
             ),
-        ]
+        ],
+        tags=["evaluate"],
     )

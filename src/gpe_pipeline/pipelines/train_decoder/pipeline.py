@@ -21,5 +21,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["decoder", "decoder_history"],
                 name="train_decoder",
             )
-        ]
+        ],
+        tags=["train_decoder"],
     )

@@ -14,5 +14,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["encoder", "encoder_history"],
                 name="train_encoder",
             )
-        ]
+        ],
+        tags=["train_encoder"],
     )

@@ -14,5 +14,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["flow", "flow_history"],
                 name="train_flow",
             )
-        ]
+        ],
+        tags=["train_flow"],
     )
