@@ -42,8 +42,9 @@ def make_project_copy(destination: Path) -> Path:
 def command_line(
     project: Path, command: list[str], timeout: float = 300, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Run `command` in `project` and return the finished process (stdout and stderr merged)."""
-    environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "250", "PYTHONUNBUFFERED": "1", **(env or {})}
+    """Run `command` in `project` as CI would (output captured, no COLUMNS) and return it (stdout and stderr merged)."""
+    environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment.pop("COLUMNS", None)  # the width a terminal would give: runs must read well without one
     result = subprocess.run(command, cwd=project, env=environment, capture_output=True, text=True, timeout=timeout)
     result.output = result.stdout + result.stderr
     if check and result.returncode != 0:

@@ -1,7 +1,8 @@
-"""What a person sees on the command line: one line for a user error."""
+"""What a person sees on the command line: one line for a user error, whole progress lines in a log file."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -68,3 +69,11 @@ def test_the_traceback_switch_shows_the_traceback(project):
     assert result.returncode != 0
     assert "Traceback (most recent call last)" in result.output and BAD_LEARNING_RATE in result.output
     assert "ParameterError" in result.output
+
+
+def test_progress_lines_stay_whole_in_a_log_file(project):
+    result = kedro(project, "run", "--env", "test", "--pipelines", "ingest,train_encoder")
+    progress = [line for line in result.output.splitlines() if "train_encoder step" in line]
+    whole = re.compile(r"train_encoder step \d+/60 \| loss \S+( \| heldout_gme \S+)? \| [\d.]+ it/s \| ETA \S+$")
+    assert len(progress) == 4, result.output  # log_every 20 and eval_every 30 of 60 steps: 20, 30, 40, 60
+    assert all(whole.search(line) for line in progress), progress
