@@ -45,6 +45,7 @@ def find_user_error(error: BaseException) -> UserError | None:
 
 
 def traceback_requested() -> bool:
+    """Whether GPE_TRACEBACK asks for the traceback of a user error (any value but empty or 0)."""
     return os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0")
 
 
