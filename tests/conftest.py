@@ -41,14 +41,24 @@ def make_project_copy(destination: Path) -> Path:
     return destination
 
 
-def kedro(project: Path, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the kedro CLI in `project` and return the finished process (stdout and stderr merged)."""
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "250", "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run([KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+def command_line(
+    project: Path, command: list[str], timeout: float = 300, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `command` in `project` as CI would (output captured, no COLUMNS) and return it (stdout and stderr merged)."""
+    environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment.pop("COLUMNS", None)  # the width a terminal would give: runs must read well without one
+    result = subprocess.run(command, cwd=project, env=environment, capture_output=True, text=True, timeout=timeout)
     result.output = result.stdout + result.stderr
     if check and result.returncode != 0:
-        raise AssertionError(f"kedro {' '.join(args)} failed ({result.returncode}):\n{result.output[-6000:]}")
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.output[-6000:]}")
     return result
+
+
+def kedro(
+    project: Path, *args: str, timeout: float = 300, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the kedro CLI in `project` (see command_line)."""
+    return command_line(project, [KEDRO, *args], timeout=timeout, check=check, env=env)
 
 
 @pytest.fixture(scope="session")

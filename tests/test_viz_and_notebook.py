@@ -9,17 +9,35 @@ from nbclient import NotebookClient
 
 from .conftest import PIPELINE_NODES, PROJECT_ROOT, kedro, make_project_copy
 
+# The stage (pipeline) that tags each node, so kedro-viz's Tags filter shows one stage in one click.
+NODE_STAGES = {
+    "ingest_dataset": "ingest",
+    "train_encoder": "train_encoder",
+    "cache_latents": "cache_latents",
+    "train_decoder": "train_decoder",
+    "train_flow": "train_flow",
+    **{
+        node: "evaluate"
+        for node in PIPELINE_NODES - {"ingest_dataset", "train_encoder", "cache_latents", "train_decoder", "train_flow"}
+    },
+}
+# The catalog's layers in the order data flows through them (conf/base/catalog.yml says why).
+LAYERS = ["primary", "encoder_model", "model_input", "models", "model_output", "reporting"]
 
-def test_kedro_viz_static_build_holds_the_whole_dag(tmp_path):
+
+def test_kedro_viz_static_build_holds_the_whole_dag_in_layers_and_tagged_stages(tmp_path):
     project = make_project_copy(tmp_path / "project")
-    kedro(project, "viz", "build")
+    result = kedro(project, "viz", "build")
+    assert "circular dependency" not in result.output, "a layer cycle switches every kedro-viz layer off"
     main = json.loads((project / "build" / "api" / "main").read_text())
-    tasks = {n["name"] for n in main["nodes"] if n["type"] == "task"}
-    assert tasks == PIPELINE_NODES
+    tasks = {n["name"]: n for n in main["nodes"] if n["type"] == "task"}
+    assert set(tasks) == PIPELINE_NODES
+    assert main["layers"] == LAYERS
     layers = {n["name"]: n.get("layer") for n in main["nodes"] if n["type"] == "data"}
-    assert (
-        layers["encoder"] == "models" and layers["train_latents"] == "model_input" and layers["evaluation_figures"] == "reporting"
-    )
+    assert layers["encoder"] == "encoder_model" and layers["train_latents"] == "model_input" and layers["decoder"] == "models"
+    assert layers["evaluation_figures"] == "reporting"
+    assert {tag["id"] for tag in main["tags"]} == set(NODE_STAGES.values())
+    assert {name: task["tags"] for name, task in tasks.items()} == {name: [stage] for name, stage in NODE_STAGES.items()}
     ids = {n["id"]: n["name"] for n in main["nodes"]}
     edges = {(ids[e["source"]], ids[e["target"]]) for e in main["edges"]}
     assert ("train_latents", "train_decoder") in edges and ("encoder", "train_decoder") not in edges, (

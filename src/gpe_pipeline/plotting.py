@@ -41,11 +41,41 @@ def image_grid_figure(images: Tensor, title: str, columns: int = 8) -> plt.Figur
     return figure
 
 
-def reconstruction_figure(originals: Tensor, reconstructions: Tensor, columns: int = 8) -> plt.Figure:
-    """Originals (top) beside their reconstructions (bottom)."""
-    figure, axes = plt.subplots(2, 1, figsize=(columns * 0.9 + 0.5, 2 * (math.ceil(len(originals) / columns) * 0.9 + 0.6)))
-    _show(axes[0], originals, columns, "held-out originals")
-    _show(axes[1], reconstructions, columns, "reconstructions S(T x)")
+def interleave_rows(originals: Tensor, reconstructions: Tensor, columns: int) -> Tensor:
+    """Rows of `columns` originals, each followed by the row of their reconstructions (the last pair padded white).
+
+    (N, C, H, W) twice -> (2 * rows * columns, C, H, W), for _as_grid with the same `columns`.
+    """
+    rows = math.ceil(len(originals) / columns)
+    blank = torch.ones(rows * columns - len(originals), *originals.shape[1:])
+    padded = [torch.cat([images, blank]).reshape(rows, columns, *images.shape[1:]) for images in (originals, reconstructions)]
+    return torch.stack(padded, dim=1).flatten(0, 2)
+
+
+def reconstruction_figure(originals: Tensor, reconstructions: Tensor, columns: int = 16, cell_inches: float = 0.5) -> plt.Figure:
+    """Each row of held-out originals with the row of their reconstructions directly below it.
+
+    64 images at 16 columns and the catalog's 120 dpi give 1116 x 564 pixels: the whole
+    figure fits a browser window (MLflow's artifact viewer) without scrolling.
+    """
+    columns = min(columns, len(originals))
+    rows = 2 * math.ceil(len(originals) / columns)
+    figure, axis = plt.subplots(figsize=(columns * cell_inches + 1.3, rows * cell_inches + 0.7))
+    _show(
+        axis,
+        interleave_rows(originals, reconstructions, columns),
+        columns,
+        "held-out originals x, each above its reconstruction S(T x)",
+    )
+    cell = originals.shape[-2] + 1  # grid pixels per row, with the 1-pixel gap
+    axis.axis("on")  # for the row labels; the frame and x ticks stay hidden
+    axis.set_xticks([])
+    axis.set_yticks([1 + cell * row + cell / 2 - 1 for row in range(rows)], ["original", "reconstruction"] * (rows // 2))
+    axis.tick_params(left=False, labelsize=9)
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+    for pair in range(1, rows // 2):  # a rule between pairs of rows, so each reconstruction row reads with the row above
+        axis.axhline(cell * 2 * pair, color="0.5", linewidth=1)
     figure.tight_layout()
     return figure
 

@@ -15,5 +15,6 @@ def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
                 outputs=["train_latents", "validation_latents", "heldout_latents", "latent_stats"],
                 name="cache_latents",
             )
-        ]
+        ],
+        tags=["cache_latents"],
     )

@@ -185,7 +185,7 @@ def make_figures(
     flow_history: pd.DataFrame,
     params: dict[str, Any],
 ) -> dict[str, Figure]:
-    """Reconstructions beside originals, generated samples, a latent interpolation grid, a latent scatter, loss curves."""
+    """Reconstructions under their originals, generated samples, a latent interpolation grid, a latent scatter, loss curves."""
     count = params.get("num_figure_samples", 64)
     heldout = to_model_scale(heldout_data["x"])
     mean, scale = latent_stats["mean"], latent_stats["scale"]

@@ -73,5 +73,6 @@ def measurement_pipeline(parameters: str = "params:{}") -> Pipeline:
                 outputs="evaluation_figures",
                 name="make_figures",
             ),
-        ]
+        ],
+        tags=["evaluate"],
     )

@@ -14,5 +14,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["train_data", "validation_data", "heldout_data", "dataset_metadata"],
                 name="ingest_dataset",
             )
-        ]
+        ],
+        tags=["ingest"],
     )

@@ -24,5 +24,6 @@ def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
                 outputs=["decoder", "decoder_history"],
                 name="train_decoder",
             )
-        ]
+        ],
+        tags=["train_decoder"],
     )

@@ -21,5 +21,6 @@ def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
                 outputs=["encoder", "encoder_history", "joint_decoder"],
                 name="train_encoder",
             )
-        ]
+        ],
+        tags=["train_encoder"],
     )

@@ -15,5 +15,6 @@ def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
                 outputs=["flow", "flow_history"],
                 name="train_flow",
             )
-        ]
+        ],
+        tags=["train_flow"],
     )
