@@ -7,6 +7,8 @@ import json
 import nbformat
 from nbclient import NotebookClient
 
+from gpe_pipeline.pipelines.compare.pipeline import VARIANTS
+
 from .conftest import PIPELINE_NODES, PROJECT_ROOT, kedro, make_project_copy
 
 # The stage (pipeline) that tags each node, so kedro-viz's Tags filter shows one stage in one click.
@@ -22,7 +24,7 @@ NODE_STAGES = {
     },
 }
 # The catalog's layers in the order data flows through them (conf/base/catalog.yml says why).
-LAYERS = ["primary", "encoder_model", "model_input", "models", "model_output", "reporting"]
+LAYERS = ["primary", "classifier", "encoder_model", "model_input", "models", "model_output", "reporting"]
 
 
 def test_kedro_viz_static_build_holds_the_whole_dag_in_layers_and_tagged_stages(tmp_path):
@@ -36,7 +38,7 @@ def test_kedro_viz_static_build_holds_the_whole_dag_in_layers_and_tagged_stages(
     layers = {n["name"]: n.get("layer") for n in main["nodes"] if n["type"] == "data"}
     assert layers["encoder"] == "encoder_model" and layers["train_latents"] == "model_input" and layers["decoder"] == "models"
     assert layers["evaluation_figures"] == "reporting"
-    assert {tag["id"] for tag in main["tags"]} == set(NODE_STAGES.values())
+    assert {tag["id"] for tag in main["tags"]} == {*NODE_STAGES.values(), "variant_parameters", "compare"}
     assert {name: task["tags"] for name, task in tasks.items()} == {name: [stage] for name, stage in NODE_STAGES.items()}
     ids = {n["id"]: n["name"] for n in main["nodes"]}
     edges = {(ids[e["source"]], ids[e["target"]]) for e in main["edges"]}
@@ -44,6 +46,13 @@ def test_kedro_viz_static_build_holds_the_whole_dag_in_layers_and_tagged_stages(
         "the decoder never sees the encoder"
     )
     assert (project / "build" / "api" / "pipelines" / "gpe_full").exists()
+    compare = json.loads((project / "build" / "api" / "pipelines" / "compare").read_text())
+    groups = compare["modular_pipelines"]
+    ids = {n["id"]: n["name"] for n in compare["nodes"]}
+    for variant in VARIANTS:  # each variant is a collapsible group holding its own copy of every stage
+        names = {ids.get(child["id"]) for child in groups[f"compare.{variant}"]["children"]}
+        assert {"train_encoder", "train_decoder", f"compare.{variant}.encoder", f"compare.{variant}.train_latents"} <= names
+    assert {n["layer"] for n in compare["nodes"] if n["name"] == "compare.vae.encoder"} == {"encoder_model"}
 
 
 def test_notebook_executes_on_the_last_run(trained_project, monkeypatch):

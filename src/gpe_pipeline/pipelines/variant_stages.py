@@ -39,7 +39,7 @@ def variant_pipeline(namespace: str) -> Pipeline:
         evaluate.measurement_pipeline(MERGED_SECTION),
     ]
     return Pipeline(
-        [Pipeline([parameters]), *stages],
+        [Pipeline([parameters], tags=["variant_parameters"]), *stages],
         namespace=namespace,
         inputs=set(SHARED_INPUTS),
         parameters={"params:overrides": f"params:{namespace}", **{f"params:{s}": f"params:{s}" for s in STAGE_SECTIONS}},

@@ -33,4 +33,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             outputs=["compare_summary", "compare_summary_markdown", "compare_figures"],
             name="summarise_comparison",
         )
-    return ingest.create_pipeline() + evaluate.classifier_pipeline() + sum(variants, Pipeline([])) + Pipeline([summary])
+    return (
+        ingest.create_pipeline()
+        + evaluate.classifier_pipeline()
+        + sum(variants, Pipeline([]))
+        + Pipeline([summary], tags=["compare"])
+    )

@@ -20,7 +20,8 @@ def classifier_pipeline() -> Pipeline:
                 outputs=["feature_classifier", "feature_classifier_history"],
                 name="train_feature_classifier",
             )
-        ]
+        ],
+        tags=["evaluate"],
     )
 
 
