@@ -1,11 +1,14 @@
 """The one training loop: exact resume, NaN guard, early stopping, logging cadence, config errors."""
 
+import json
 import logging
+from functools import partial
 
 import pytest
 import torch
 from torch import nn
 
+from gpe_pipeline.core.models import build_model
 from gpe_pipeline.core.training import NonFiniteLossError, TrainConfig, load_checkpoint, train
 
 
@@ -20,6 +23,30 @@ def make_problem(seed=0):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(3, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 2))
     return model, [x, y]
+
+
+def interrupt_at(step):
+    def stop(current):
+        if current == step:
+            raise Interrupt
+
+    return stop
+
+
+def run_interrupted(model, loss, data, settings, step=15):
+    """Train until `step` and crash there, leaving the checkpoint of step 10."""
+    with pytest.raises(Interrupt):
+        train(model, loss, data, settings, on_step_end=interrupt_at(step))
+
+
+def rerun_starts_fresh(model, loss, data, settings, caplog) -> str:
+    """Re-run after an interruption; assert it started at step 1 and return its warning on one line."""
+    steps_seen = []
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gpe_pipeline.core.training"):
+        train(model, loss, data, settings, on_step_end=steps_seen.append)
+    assert steps_seen[0] == 1, "a checkpoint of another run must not be resumed"
+    return " ".join(caplog.text.split())
 
 
 def noisy_mse(model, batch):
@@ -66,16 +93,104 @@ def test_interrupted_run_resumes_from_checkpoint_and_matches_an_uninterrupted_ru
 
 def test_checkpoint_of_other_settings_is_ignored(tmp_path, caplog):
     model, data = make_problem()
-    with pytest.raises(Interrupt):
-        train(
-            model, noisy_mse, data, config(tmp_path), on_step_end=lambda s: (_ for _ in ()).throw(Interrupt) if s == 15 else None
-        )
+    run_interrupted(model, noisy_mse, data, config(tmp_path))
     model, data = make_problem()
+    warning = rerun_starts_fresh(model, noisy_mse, data, config(tmp_path, lr=5e-3), caplog)
+    assert f"ignoring checkpoint {tmp_path / 'ckpt' / 'unit.pt'} and starting fresh: it belongs to another run" in warning
+    assert "training settings: lr 0.01 -> 0.005" in warning
+
+
+def plain_mse(model, batch):
+    x, y = batch
+    return (model(x) - y).square().mean()
+
+
+def augmented_mse(model, batch, noise=0.05, flip=False):
+    x, y = batch
+    x = x.flip(-1) if flip else x
+    return (model(x + noise * torch.randn_like(x)) - y).square().mean()
+
+
+@pytest.mark.parametrize(
+    "first, second, reason",
+    [
+        (noisy_mse, plain_mse, 'loss: function "tests.core.test_training.noisy_mse" -> "tests.core.test_training.plain_mse"'),
+        (partial(augmented_mse, noise=0.05), partial(augmented_mse, noise=0.1), "loss: noise 0.05 -> 0.1"),
+        (partial(augmented_mse, flip=False), partial(augmented_mse, flip=True), "loss: flip false -> true"),
+    ],
+    ids=["loss function", "loss weight", "augmentation"],
+)
+def test_a_changed_loss_after_an_interruption_starts_fresh_and_says_why(tmp_path, caplog, first, second, reason):
+    model, data = make_problem()
+    run_interrupted(model, first, data, config(tmp_path))
+    model, data = make_problem()
+    warning = rerun_starts_fresh(model, second, data, config(tmp_path), caplog)
+    assert "starting fresh" in warning and reason in warning
+    assert "training settings" not in warning and "model" not in warning and "data" not in warning
+
+
+def built_problem(activation):
+    """A model made by build_model (so it has a build spec) and the make_problem data: latent (3,) -> target (2,)."""
+    _, data = make_problem()
+    torch.manual_seed(0)
+    model = build_model(
+        "decoder", "mlp", data_shape=[2], latent_dim=3, hidden=[16], activation=activation, output_activation="none"
+    )
+    return model, noisy_mse, data
+
+
+def test_a_changed_activation_after_an_interruption_starts_fresh_and_says_why(tmp_path, caplog):
+    run_interrupted(*built_problem("softplus"), config(tmp_path))
+    warning = rerun_starts_fresh(*built_problem("relu"), config(tmp_path), caplog)
+    assert 'model build spec: activation "softplus" -> "relu"' in warning
+    # the same settings again resume where the interrupted run stopped
+    run_interrupted(*built_problem("silu"), config(tmp_path / "same"))
     steps_seen = []
-    with caplog.at_level(logging.WARNING):
-        train(model, noisy_mse, data, config(tmp_path, lr=5e-3), on_step_end=steps_seen.append)
-    assert steps_seen[0] == 1
-    assert "ignoring checkpoint" in caplog.text
+    train(*built_problem("silu"), config(tmp_path / "same"), on_step_end=steps_seen.append)
+    assert steps_seen[0] == 11
+
+
+def test_the_checkpoint_holds_the_fingerprint_by_part_computed_before_data_moves(tmp_path, monkeypatch):
+    from gpe_pipeline.core import training
+
+    calls = []
+    for function in ("fingerprint_parts", "place_data"):
+        original = getattr(training, function)
+        monkeypatch.setattr(training, function, lambda *a, _f=original, _n=function, **k: calls.append(_n) or _f(*a, **k))
+    model, data = make_problem()
+    run_interrupted(model, partial(augmented_mse, noise=0.1), data, config(tmp_path))
+    assert calls == ["fingerprint_parts", "place_data"], "the data summary is taken on the CPU tensors"
+    stored = json.loads(load_checkpoint(tmp_path / "ckpt" / "unit.pt")["fingerprint"])
+    assert set(stored) == {"settings", "model_build_spec", "model_layers", "loss", "data"}
+    assert stored["loss"] == {"function": "tests.core.test_training.augmented_mse", "noise": 0.1}
+    assert stored["settings"]["lr"] == 0.01 and stored["data"][0]["shape"] == [64, 3]
+
+
+def test_the_encoder_loss_name_and_augmentation_are_part_of_the_fingerprint():
+    from gpe_pipeline.core.step_losses import encoder_step_loss
+    from gpe_pipeline.core.training import fingerprint_parts
+
+    model, data = make_problem()
+    settings = TrainConfig(max_steps=1, batch_size=8, lr=1e-3, extra_fingerprint={"schedule": "constant"})
+    augment = {"hflip": True, "crop_scale": 0.9}
+    parts = fingerprint_parts(settings, model, partial(encoder_step_loss, loss_name="mds2", augment=augment), data)
+    assert parts["loss"] == {
+        "function": "gpe_pipeline.core.step_losses.encoder_step_loss",
+        "loss_name": "mds2",
+        "augment": augment,
+    }
+    assert parts["schedule"] == "constant" and parts["model_build_spec"] is None
+
+
+def test_a_checkpoint_of_an_older_format_is_not_resumed(tmp_path, caplog):
+    model, data = make_problem()
+    run_interrupted(model, noisy_mse, data, config(tmp_path))
+    path = tmp_path / "ckpt" / "unit.pt"
+    state = load_checkpoint(path)
+    state["fingerprint"] = "0123456789abcdef"  # the bare hash older versions stored
+    torch.save(state, path)
+    model, data = make_problem()
+    assert "written by an older version" in rerun_starts_fresh(model, noisy_mse, data, config(tmp_path), caplog)
 
 
 def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class TrainConfig:
     min_batch_size: int = 1
     name: str = "train"
     params_key: str | None = None  # where these settings live in the parameters, for error messages; default: name
+    # More named parts of the checkpoint fingerprint: whatever defines the run beyond these settings, the model,
+    # the loss function's bound options and the data (see fingerprint_parts).
     extra_fingerprint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -218,32 +220,116 @@ def place_data(data: Sequence[Tensor], device: torch.device, max_fraction_of_fre
     return [t.pin_memory() for t in data]
 
 
-def _fingerprint(config: TrainConfig, model: nn.Module, data: Sequence[Tensor]) -> str:
-    """A hash of everything that makes a checkpoint belong to this run (not bookkeeping intervals)."""
-    # Stopping rules and bookkeeping may change between an interruption and the re-run; the rest may not.
-    ignored = (
-        "params_key",
-        "max_steps",
-        "target",
-        "target_metric",
-        "log_every",
-        "eval_every",
-        "checkpoint_every",
-        "checkpoint_path",
-        "device",
-        "world_size",
-        "backend",
-        "compile",
-    )
-    relevant = {k: v for k, v in asdict(config).items() if k not in ignored}
-    parameters = [(n, list(p.shape)) for n, p in model.state_dict().items()]
-    data_summary = [(list(t.shape), str(t.dtype), float(t[: min(len(t), 256)].double().sum())) for t in data]
-    blob = json.dumps([relevant, parameters, data_summary], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+# Stopping rules, bookkeeping and where the run executes may change between an interruption and the re-run.
+FINGERPRINT_IGNORED_SETTINGS = (
+    "params_key",
+    "max_steps",
+    "target",
+    "target_metric",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "checkpoint_path",
+    "device",
+    "world_size",
+    "backend",
+    "compile",
+    "extra_fingerprint",
+)
+FINGERPRINT_PART_NAMES = {
+    "settings": "training settings",
+    "model_build_spec": "model build spec",
+    "model_layers": "model layers",
+    "loss": "loss",
+    "data": "training data",
+}
+
+
+def describe_callable(function: Any) -> Any:
+    """A plain, process-independent description of a loss function: its qualified name and bound options.
+
+    functools.partial is unwrapped (its keywords are the loss's options, e.g. loss_name, augment, weights);
+    callables inside become their qualified names, so the description is the same in every process.
+    """
+    if isinstance(function, partial):
+        inner = describe_callable(function.func)
+        description = inner if isinstance(inner, dict) else {"function": inner}
+        arguments = {f"arg{i}": describe_callable(a) for i, a in enumerate(function.args)}
+        return {**description, **arguments, **{k: describe_callable(v) for k, v in function.keywords.items()}}
+    if isinstance(function, dict):
+        return {str(k): describe_callable(v) for k, v in function.items()}
+    if isinstance(function, (list, tuple)):
+        return [describe_callable(v) for v in function]
+    if function is None or isinstance(function, (bool, int, float, str)):
+        return function
+    if callable(function) and hasattr(function, "__qualname__"):
+        return f"{getattr(function, '__module__', '')}.{function.__qualname__}"
+    return f"{type(function).__module__}.{type(function).__qualname__}"
+
+
+def fingerprint_parts(config: TrainConfig, model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor]) -> dict[str, Any]:
+    """Everything that makes a checkpoint belong to this run, by named part (plain JSON values).
+
+    Parts: settings (optimisation settings that shape the trajectory), model_build_spec (architecture and
+    options, activations included), model_layers (the module tree and parameter shapes), loss (the loss
+    function and its bound options: loss name, weights, augmentation), data (shapes, dtypes and a sum of the
+    first rows), plus each entry of config.extra_fingerprint. Call it on the CPU tensors, before they move to
+    a device, so that the data's summary is the same on every machine.
+    """
+    loss = describe_callable(loss_fn)
+    spec = getattr(model, "build_spec", None)
+    spec_dict = spec.as_dict() if spec is not None else None
+    parts: dict[str, Any] = {
+        "settings": {k: v for k, v in asdict(config).items() if k not in FINGERPRINT_IGNORED_SETTINGS},
+        "model_build_spec": (
+            {"role": spec_dict["role"], "architecture": spec_dict["architecture"], **spec_dict["kwargs"]} if spec_dict else None
+        ),
+        "model_layers": {"modules": repr(model), "parameters": {n: list(p.shape) for n, p in model.state_dict().items()}},
+        "loss": loss if isinstance(loss, dict) else {"function": loss},
+        "data": [
+            {"shape": list(t.shape), "dtype": str(t.dtype), "first_rows_sum": float(t[: min(len(t), 256)].double().sum())}
+            for t in data
+        ],
+        **{str(k): describe_callable(v) for k, v in config.extra_fingerprint.items()},
+    }
+    return json.loads(json.dumps(parts, sort_keys=True, default=str))  # tuples -> lists: compares equal after a reload
+
+
+def _changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """Where two fingerprint values differ, as 'key old -> new' lines (long values are only named)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += _changes(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        found = []
+        for index, (a, b) in enumerate(zip(old, new, strict=True)):
+            found += _changes(a, b, f"{path}[{index}]")
+        return found
+    if old == new:
+        return []
+    old_text, new_text = json.dumps(old, default=str), json.dumps(new, default=str)
+    if len(old_text) + len(new_text) > 120:
+        return [f"{path or 'value'} changed"]
+    return [f"{path + ' ' if path else ''}{old_text} -> {new_text}"]
+
+
+def fingerprint_differences(stored: Any, current: dict[str, Any]) -> list[str]:
+    """Why a checkpoint's fingerprint is not this run's, one reason per differing part; [] when they match."""
+    if not isinstance(stored, dict):
+        return ["format: written by an older version of the training loop"]
+    reasons = []
+    for part in sorted(set(stored) | set(current), key=lambda p: (list(FINGERPRINT_PART_NAMES) + [p]).index(p)):
+        changes = _changes(stored.get(part), current.get(part))
+        if changes:
+            shown = "; ".join(changes[:3]) + (f" (and {len(changes) - 3} more)" if len(changes) > 3 else "")
+            reasons.append(f"{FINGERPRINT_PART_NAMES.get(part, part)}: {shown}")
+    return reasons
 
 
 def checkpoint_state(
-    fingerprint: str,
+    fingerprint: dict[str, Any],
     step: int,
     model: nn.Module,
     ema_model: nn.Module | None,
@@ -255,7 +341,7 @@ def checkpoint_state(
 ) -> dict[str, Any]:
     """Everything a resumed run needs: weights, optimiser, sampler position, RNG state, history, elapsed seconds."""
     return {
-        "fingerprint": fingerprint,
+        "fingerprint": json.dumps(fingerprint, sort_keys=True),  # a string: weights_only loading takes it as it is
         "step": step,
         "model": model.state_dict(),
         "ema_model": ema_model.state_dict() if ema_model is not None else None,
@@ -273,6 +359,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def _stored_fingerprint(checkpoint: dict[str, Any]) -> Any:
+    """The fingerprint parts a checkpoint holds (None for an older checkpoint's bare hash)."""
+    try:
+        return json.loads(checkpoint.get("fingerprint", ""))
+    except (TypeError, ValueError):
+        return None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -334,6 +428,7 @@ def train(
         return _train_spawned(model, loss_fn, data, config, evaluate, log_metrics)
     rank, world = distributed.rank(), distributed.world_size()
     is_main = rank == 0
+    fingerprint = fingerprint_parts(config, model, loss_fn, data)  # on the CPU, before anything moves to a device
     device = resolve_device(config.device)
     if device.type == "cuda":
         device = torch.device("cuda", rank if world > 1 else (device.index or 0))
@@ -354,7 +449,6 @@ def train(
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
         step_model = torch.compile(step_model)
-    fingerprint = _fingerprint(config, model, data)
     ema_model = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
 
     history: list[dict[str, float]] = []
@@ -363,8 +457,15 @@ def train(
     checkpoint_path = Path(config.checkpoint_path) if config.checkpoint_path else None
     if checkpoint_path is not None:
         checkpoint = load_checkpoint(checkpoint_path)
-        if checkpoint is not None and checkpoint.get("fingerprint") != fingerprint:
-            logger.warning("%s: ignoring checkpoint %s: it belongs to other settings or data", name, checkpoint_path)
+        reasons = fingerprint_differences(_stored_fingerprint(checkpoint), fingerprint) if checkpoint is not None else []
+        if reasons:
+            if is_main:
+                logger.warning(
+                    "%s: ignoring checkpoint %s and starting fresh: it belongs to another run (%s)",
+                    name,
+                    checkpoint_path,
+                    "; ".join(reasons),
+                )
         elif checkpoint is not None:
             model.load_state_dict(checkpoint["model"])
             if ema_model is not None:
