@@ -193,6 +193,46 @@ def test_a_checkpoint_of_an_older_format_is_not_resumed(tmp_path, caplog):
     assert "written by an older version" in rerun_starts_fresh(model, noisy_mse, data, config(tmp_path), caplog)
 
 
+def random_bytes(raw: bytes) -> bytes:
+    return bytes(torch.randint(0, 256, (len(raw),), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).tolist())
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda raw: raw[: len(raw) // 2], random_bytes, lambda raw: b""],
+    ids=["truncated", "random bytes", "empty"],
+)
+def test_a_damaged_checkpoint_is_moved_aside_and_training_starts_fresh(tmp_path, caplog, damage):
+    model, data = make_problem()
+    reference = train(model, noisy_mse, data, config(tmp_path / "reference"))
+    model, data = make_problem()
+    run_interrupted(model, noisy_mse, data, config(tmp_path))
+    path = tmp_path / "ckpt" / "unit.pt"
+    damaged = damage(path.read_bytes())
+    path.write_bytes(damaged)
+
+    model, data = make_problem()
+    warning = rerun_starts_fresh(model, noisy_mse, data, config(tmp_path, max_steps=15), caplog)
+    (aside,) = (tmp_path / "ckpt").glob("unit.pt.corrupt-*")
+    assert aside.read_bytes() == damaged, "the damaged file is kept, renamed"
+    assert f"checkpoint {path} cannot be read (truncated, damaged or not a file this project wrote" in warning
+    assert f"moved it to {aside} and starting fresh" in warning
+    assert "weights_only" not in warning, "never the advice to load the file unsafely"
+    model, data = make_problem()
+    again = train(model, noisy_mse, data, config(tmp_path))  # the same run from scratch matches an uninterrupted one
+    for key, value in reference.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+
+
+def test_a_file_that_is_not_a_checkpoint_is_moved_aside(tmp_path, caplog):
+    path = tmp_path / "ckpt" / "unit.pt"
+    path.parent.mkdir()
+    torch.save({"weights": torch.zeros(2)}, path)  # readable, but not what train() writes
+    model, data = make_problem()
+    warning = rerun_starts_fresh(model, noisy_mse, data, config(tmp_path, max_steps=5), caplog)
+    assert "cannot be read (not a training checkpoint" in warning and len(list(path.parent.glob("unit.pt.corrupt-*"))) == 1
+
+
 def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     model, data = make_problem()
 

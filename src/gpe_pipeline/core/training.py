@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
-from .errors import UserError
+from .errors import UnreadableFileError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -369,10 +369,53 @@ def _stored_fingerprint(checkpoint: dict[str, Any]) -> Any:
         return None
 
 
+CHECKPOINT_KEYS = ("fingerprint", "step", "model", "optimizer", "sampler", "rng", "history", "elapsed")
+
+
+def read_torch_file(file: Any, mmap: bool = False) -> Any:
+    """torch.load(file, weights_only=True) onto the CPU; a damaged file raises UnreadableFileError.
+
+    torch's own message for such a file advises loading it with weights_only=False, which would run whatever
+    code the file holds: the error names what went wrong instead (torch's message stays in its __cause__).
+    """
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True, **({"mmap": True} if mmap else {}))
+    except (FileNotFoundError, PermissionError, IsADirectoryError):  # not damage: the caller decides
+        raise
+    except Exception as err:  # truncated (RuntimeError, OSError EINVAL), random bytes (UnpicklingError), empty (EOFError)
+        raise UnreadableFileError(f"truncated, damaged or not a file this project wrote: {type(err).__name__}") from err
+
+
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
+    """The checkpoint at `path`, or None when there is none; UnreadableFileError when it cannot be read."""
+    try:
+        checkpoint = read_torch_file(path)
+    except FileNotFoundError:  # none, or another rank moved a damaged one aside meanwhile
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
+        raise UnreadableFileError("not a training checkpoint: its keys are not those train() writes")
+    return checkpoint
+
+
+def load_checkpoint_or_move_aside(path: Path, name: str, is_main: bool) -> dict[str, Any] | None:
+    """load_checkpoint, except that an unreadable checkpoint is renamed (never deleted) and None returned.
+
+    The main process renames it to <name>.corrupt-<timestamp> beside it and warns with both paths; the
+    stage then trains from the start.
+    """
+    try:
+        return load_checkpoint(path)
+    except UnreadableFileError as err:
+        if is_main:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+            for attempt in range(1, 1000):
+                if not aside.exists():
+                    break
+                aside = path.with_name(f"{path.name}.corrupt-{stamp}-{attempt}")
+            os.replace(path, aside)
+            logger.warning("%s: checkpoint %s cannot be read (%s): moved it to %s and starting fresh", name, path, err, aside)
+        return None
 
 
 def _rng_state(device: torch.device) -> dict[str, Tensor]:
@@ -456,7 +499,7 @@ def train(
     elapsed_before = 0.0
     checkpoint_path = Path(config.checkpoint_path) if config.checkpoint_path else None
     if checkpoint_path is not None:
-        checkpoint = load_checkpoint(checkpoint_path)
+        checkpoint = load_checkpoint_or_move_aside(checkpoint_path, name, is_main)
         reasons = fingerprint_differences(_stored_fingerprint(checkpoint), fingerprint) if checkpoint is not None else []
         if reasons:
             if is_main:
