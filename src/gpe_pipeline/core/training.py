@@ -335,11 +335,14 @@ def checkpoint_state(
     ema_model: nn.Module | None,
     optimizer: torch.optim.Optimizer,
     sampler: BatchSampler,
-    device: torch.device,
+    rng_states: list[dict[str, Tensor]],
     history: list[dict[str, float]],
     elapsed: float,
 ) -> dict[str, Any]:
-    """Everything a resumed run needs: weights, optimiser, sampler position, RNG state, history, elapsed seconds."""
+    """Everything a resumed run needs: weights, optimiser, sampler position, every rank's RNG state, history, seconds.
+
+    rng_states: one entry per rank, in rank order (distributed.all_gather_objects of each rank's rng_state).
+    """
     return {
         "fingerprint": json.dumps(fingerprint, sort_keys=True),  # a string: weights_only loading takes it as it is
         "step": step,
@@ -347,7 +350,7 @@ def checkpoint_state(
         "ema_model": ema_model.state_dict() if ema_model is not None else None,
         "optimizer": optimizer.state_dict(),
         "sampler": sampler.state_dict(),
-        "rng": _rng_state(device),
+        "rng": rng_states,
         "history": history,
         "elapsed": elapsed,
     }
@@ -418,14 +421,15 @@ def load_checkpoint_or_move_aside(path: Path, name: str, is_main: bool) -> dict[
         return None
 
 
-def _rng_state(device: torch.device) -> dict[str, Tensor]:
+def rng_state(device: torch.device) -> dict[str, Tensor]:
+    """This process's global generators: the CPU one and, on CUDA, the device's."""
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
+def set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -515,8 +519,10 @@ def train(
                 ema_model.load_state_dict(checkpoint["ema_model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             sampler.load_state_dict(checkpoint["sampler"])
-            _set_rng_state(checkpoint["rng"], device)
-            if rank > 0:  # the checkpoint holds rank 0's generator; other ranks need noise of their own
+            saved_states = checkpoint["rng"]  # one per rank of the interrupted run
+            if rank < len(saved_states):
+                set_rng_state(saved_states[rank], device)
+            else:  # more processes than the interrupted run had: this one's noise cannot continue a stream
                 torch.manual_seed(config.seed + rank + 1_000_003 * int(checkpoint["step"]))
             step = int(checkpoint["step"])
             history = list(checkpoint["history"])
@@ -605,10 +611,14 @@ def train(
                 break
             if is_last:
                 final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
-            if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last and is_main:
-                elapsed = elapsed_before + time.perf_counter() - start
-                state = checkpoint_state(fingerprint, step, model, ema_model, optimizer, sampler, device, history, elapsed)
-                save_checkpoint(checkpoint_path, state)
+            if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last:
+                rng_states = distributed.all_gather_objects(rng_state(device))  # every rank takes part; rank 0 writes
+                if is_main:
+                    elapsed = elapsed_before + time.perf_counter() - start
+                    state = checkpoint_state(
+                        fingerprint, step, model, ema_model, optimizer, sampler, rng_states, history, elapsed
+                    )
+                    save_checkpoint(checkpoint_path, state)
                 last_good_checkpoint = step
             window_start, window_start_step = time.perf_counter(), step  # the rate counts training steps only
 
