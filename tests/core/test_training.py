@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 from functools import partial
 
 import pytest
@@ -328,9 +329,31 @@ def test_moving_average_matches_its_definition():
     from gpe_pipeline.core.training import update_ema
 
     average, current = nn.Linear(2, 1), nn.Linear(2, 1)
+    # after 30 steps the warm-up decay (31 / 40 = 0.775) exceeds 0.75: the configured decay applies
     expected = 0.75 * average.weight.detach().clone() + 0.25 * current.weight.detach()
-    update_ema(average, current, 0.75)
+    update_ema(average, current, 0.75, step=30)
     assert torch.allclose(average.weight, expected)
+
+
+def test_the_moving_average_warms_up_with_the_step():
+    from gpe_pipeline.core.training import ema_decay_at, update_ema
+
+    average, current = nn.Linear(2, 1), nn.Linear(2, 1)
+    initial = average.weight.detach().clone()
+    update_ema(average, current, 0.999, step=1)  # the first update: decay (1 + 1) / (10 + 1) = 2 / 11
+    assert torch.allclose(average.weight, 2 / 11 * initial + 9 / 11 * current.weight.detach())
+    assert ema_decay_at(0.999, 1) == pytest.approx(2 / 11) and ema_decay_at(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay_at(0.999, 8990) == 0.999 and ema_decay_at(0.999, 10**6) == 0.999  # long runs: the configured decay
+    assert ema_decay_at(0.5, 100) == 0.5  # never above the configured decay
+    # 100 steps towards fixed weights: the initial weights keep the product of the decays, which telescopes to
+    # 10! * 101! / 110! (about 2e-12), not the 0.999^100 = 0.90 of a fixed decay
+    average = nn.Linear(2, 1)
+    initial = average.weight.detach().clone()
+    for step in range(1, 101):
+        update_ema(average, current, 0.999, step)
+    kept = math.prod(ema_decay_at(0.999, step) for step in range(1, 101))
+    assert kept == pytest.approx(math.factorial(10) * math.factorial(101) / math.factorial(110), rel=1e-9)
+    assert torch.allclose(average.weight, kept * initial + (1 - kept) * current.weight.detach(), atol=1e-6)
 
 
 def test_mixed_precision_switch_leaves_cpu_results_unchanged(tmp_path):

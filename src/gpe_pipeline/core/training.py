@@ -56,7 +56,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float | None = None
-    ema_decay: float | None = None  # keep an exponential moving average of the weights; evaluated and returned instead
+    # Keep an exponential moving average of the weights (evaluated and returned instead); its decay warms up
+    # as min(ema_decay, (1 + step) / (10 + step)).
+    ema_decay: float | None = None
     log_every: int = 100
     eval_every: int = 500
     checkpoint_every: int = 1000
@@ -196,11 +198,24 @@ class BatchSampler:
         self.position = int(state["position"])
 
 
+def ema_decay_at(decay: float, step: int) -> float:
+    """The moving average's decay after `step` optimiser steps: min(decay, (1 + step) / (10 + step)).
+
+    It grows from 2/11 at the first step towards `decay`, so a short run's average is not mostly its random
+    initial weights (with a fixed 0.999, 1000 steps would still weigh the initial weights by 0.999^1000 = 0.37).
+    """
+    return min(decay, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
-def update_ema(ema_model: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * weights; buffers (batch-norm statistics) are copied."""
+def update_ema(ema_model: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * weights with d = ema_decay_at(decay, step); buffers (batch-norm statistics) are copied.
+
+    step: the optimiser steps taken so far, this one included (1 at the first update); a resumed run continues
+    from the checkpoint's step, so its average is the uninterrupted one.
+    """
     ema_params, params = list(ema_model.parameters()), list(model.parameters())
-    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(decay, step))
     for ema_buffer, buffer in zip(ema_model.buffers(), model.buffers(), strict=True):
         ema_buffer.copy_(buffer)
 
@@ -583,7 +598,7 @@ def train(
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         if ema_model is not None:
-            update_ema(ema_model, model, config.ema_decay)
+            update_ema(ema_model, model, config.ema_decay, step)
         pending_losses.append(loss.detach())
         if on_step_end is not None:
             on_step_end(step)
