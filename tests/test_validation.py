@@ -50,6 +50,19 @@ def test_bad_values_are_named(params, dotted, value, message):
     assert "\n" not in str(info.value), "the error is one line"
 
 
+def test_a_tanh_decoder_is_refused_for_unbounded_gmm_data(params):
+    gmm = with_value(params, "ingest.dataset", "gmm")
+    with pytest.raises(ParameterError) as info:
+        validate_parameters(gmm, STAGES)
+    assert str(info.value) == (
+        "train_decoder.model_options.mlp.output_activation is tanh, whose outputs lie in [-1, 1], but dataset 'gmm' "
+        "takes values in (-inf, inf): set train_decoder.model_options.mlp.output_activation to none"
+    )
+    validate_parameters(with_value(gmm, "train_decoder.model_options.mlp.output_activation", "none"), STAGES)
+    validate_parameters(with_value(params, "train_decoder.model_options.mlp.output_activation", "none"), STAGES)
+    validate_parameters(gmm, STAGES - {"train_decoder"})  # only the decoder's stage cares
+
+
 def test_architecture_that_does_not_fit_the_data_shape(params):
     changed = with_value(params, "train_encoder.architecture", "conv32")
     with pytest.raises(ParameterError, match=r"needs images of shape \(C, 32, 32\).*set ingest.image_size to 32"):
@@ -85,12 +98,15 @@ def test_only_the_stages_being_run_are_checked(params):
         validate_parameters(broken, {"train_encoder"})
 
 
-@pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq"])
+@pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq", "gmm"])
 def test_paper_environments_have_valid_parameters_and_catalogs(env):
     from kedro.config import OmegaConfigLoader
     from kedro.io import DataCatalog
 
-    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env=env, env=env)
+    from gpe_pipeline.settings import CONFIG_LOADER_ARGS
+
+    # the project's own loader settings: an environment overrides single keys of conf/base (soft merge)
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}, env=env)
     validate_parameters(loader["parameters"], STAGES)
     catalog = DataCatalog.from_config(loader["catalog"])
     assert catalog.get("train_data") is not None and catalog.get("encoder") is not None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from gpe_pipeline.core.data import format_range
 from gpe_pipeline.core.errors import UserError
 from gpe_pipeline.core.models import build_model, model_class
 
@@ -47,6 +49,32 @@ def model_from_params(role: str, section: str, params: dict[str, Any], **sizes: 
             return build_model(role, architecture, **sizes, **options)
     except (ValueError, TypeError) as err:
         raise ParameterError(f"{section}: {err}") from err
+
+
+def check_decoder_covers_data(
+    decoder: nn.Module, data_range: tuple[float, float], data_source: str, section: str, params: dict[str, Any]
+) -> None:
+    """ParameterError (one line naming the key) when the decoder's outputs cannot reach the data's values.
+
+    A tanh decoder produces values in (-1, 1): right for images in [-1, 1], hopeless for the gmm's unbounded
+    coordinates, where it would train to a large reconstruction error without any sign of the cause.
+    """
+    out_low, out_high = getattr(decoder, "output_range", (-math.inf, math.inf))
+    low, high = data_range
+    if out_low <= low and high <= out_high:
+        return
+    architecture = params.get("architecture")
+    options = (params.get("model_options") or {}).get(architecture) or {}
+    if "output_activation" in inspect.signature(model_class("decoder", architecture)).parameters:
+        key = f"{section}.model_options.{architecture}.output_activation"
+        current, fix = options.get("output_activation", "tanh"), f"set {key} to none"
+    else:
+        key = f"{section}.architecture"
+        current, fix = architecture, f"set {key} to mlp with model_options.mlp.output_activation none"
+    raise ParameterError(
+        f"{key} is {current}, whose outputs lie in {format_range((out_low, out_high))}, but {data_source} takes values in "
+        f"{format_range(data_range)}: {fix}"
+    )
 
 
 # ingest keys that only some datasets read; every other ingest key is read by all of them.

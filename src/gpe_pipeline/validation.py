@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpe_pipeline.core.data import IMAGE_DTYPES, data_shape
+from gpe_pipeline.core.data import IMAGE_DTYPES, data_shape, data_value_range
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
 from gpe_pipeline.core.training import TrainConfig, valid_device
-from gpe_pipeline.params import ParameterError, model_from_params
+from gpe_pipeline.params import ParameterError, check_decoder_covers_data, model_from_params
 from gpe_pipeline.variants import VARIANT_GROUPS, nested_get, resolve_variant
 
 __all__ = ["ParameterError", "validate_parameters", "validate_run"]
@@ -108,11 +108,13 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
             raise ParameterError(f"cache_latents.batch_size must be an integer >= 1, got {batch_size!r}")
         _check_device("cache_latents", params.get("cache_latents", {}))
     if "train_decoder" in nodes:
-        decoder = params.get("train_decoder", {})
-        model_from_params("decoder", "train_decoder", decoder, data_shape=shape, latent_dim=latent_dim)
-        _check_training("train_decoder", decoder)
-        if not isinstance(decoder.get("fresh_decoder", False), bool):
-            raise ParameterError(f"train_decoder.fresh_decoder must be true or false, got {decoder['fresh_decoder']!r}")
+        section = params.get("train_decoder", {})
+        decoder = model_from_params("decoder", "train_decoder", section, data_shape=shape, latent_dim=latent_dim)
+        dataset = ingest.get("dataset")
+        check_decoder_covers_data(decoder, data_value_range(dataset), f"dataset '{dataset}'", "train_decoder", section)
+        _check_training("train_decoder", section)
+        if not isinstance(section.get("fresh_decoder", False), bool):
+            raise ParameterError(f"train_decoder.fresh_decoder must be true or false, got {section['fresh_decoder']!r}")
     if "train_flow" in nodes:
         flow = params.get("train_flow", {})
         model_from_params("velocity", "train_flow", flow, latent_dim=latent_dim)

@@ -9,7 +9,7 @@ import torch
 from gpe_pipeline.core.distributed import distributed_gme_loss, distributed_pairwise_loss
 from gpe_pipeline.core.losses import PAIRWISE_RESIDUALS, mds1_loss, mds2_loss, mds_regulariser, reconstruction_loss
 from gpe_pipeline.core.models import build_model
-from gpe_pipeline.core.training import BatchSampler, TrainConfig, train
+from gpe_pipeline.core.training import BatchSampler, TrainConfig, load_checkpoint, train
 
 
 def encoder_loss(model, batch):
@@ -117,3 +117,54 @@ def always(model):
 def test_batch_must_split_evenly_across_processes():
     with pytest.raises(ValueError, match="divisible by world_size"):
         TrainConfig(max_steps=1, batch_size=15, lr=1e-3, world_size=2, name="ddp")
+
+
+class Interrupt(Exception):
+    pass
+
+
+class NoisyLossThatCrashes:
+    """MSE on inputs with noise from the global RNG (each rank draws its own); raises at call `crash_at` (None: never).
+
+    A class rather than a partial: the crash step is not part of the loss's description, so the interrupted run and
+    its re-run share one checkpoint fingerprint.
+    """
+
+    def __init__(self, crash_at=None):
+        self.crash_at, self.calls = crash_at, 0
+
+    def __call__(self, model, batch):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise Interrupt(f"crash at step {self.calls}")
+        latents, images = batch
+        noisy = latents + 0.1 * torch.randn_like(latents)
+        return reconstruction_loss(model(noisy), images)
+
+
+def test_an_interrupted_two_process_run_resumes_exactly(images, tmp_path):
+    latents = torch.randn(40, 4, generator=torch.Generator().manual_seed(2))
+
+    def run(folder, crash_at=None, max_steps=12):
+        torch.manual_seed(1)
+        decoder = build_model("decoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[16])
+        settings = dict(max_steps=max_steps, log_every=4, eval_every=4, checkpoint_every=4)
+        return one_step(
+            decoder,
+            NoisyLossThatCrashes(crash_at),
+            [latents, images],
+            world_size=2,
+            checkpoint_path=str(tmp_path / folder / "decoder.pt"),
+            **settings,
+        )
+
+    reference = run("reference")
+    with pytest.raises(Exception, match="crash at step 10"):  # both ranks crash after the checkpoint of step 8
+        run("interrupted", crash_at=10)
+    checkpoint = load_checkpoint(tmp_path / "interrupted" / "decoder.pt")
+    assert checkpoint["step"] == 8 and len(checkpoint["rng"]) == 2
+    assert not torch.equal(checkpoint["rng"][0]["torch"], checkpoint["rng"][1]["torch"]), "each rank's own generator"
+    resumed = run("interrupted")
+    assert resumed.history[-1]["step"] == 12 and resumed.history[0]["step"] == 4  # the history of steps 4 and 8 came back
+    for key, value in reference.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key

@@ -1,12 +1,16 @@
 """The one training loop: exact resume, NaN guard, early stopping, logging cadence, config errors."""
 
+import json
 import logging
+import math
 import time
+from functools import partial
 
 import pytest
 import torch
 from torch import nn
 
+from gpe_pipeline.core.models import build_model
 from gpe_pipeline.core.training import NonFiniteLossError, TrainConfig, load_checkpoint, train
 
 
@@ -21,6 +25,30 @@ def make_problem(seed=0):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(3, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 2))
     return model, [x, y]
+
+
+def interrupt_at(step):
+    def stop(current):
+        if current == step:
+            raise Interrupt
+
+    return stop
+
+
+def run_interrupted(model, loss, data, settings, step=15):
+    """Train until `step` and crash there, leaving the checkpoint of step 10."""
+    with pytest.raises(Interrupt):
+        train(model, loss, data, settings, on_step_end=interrupt_at(step))
+
+
+def rerun_starts_fresh(model, loss, data, settings, caplog) -> str:
+    """Re-run after an interruption; assert it started at step 1 and return its warning on one line."""
+    steps_seen = []
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gpe_pipeline.core.training"):
+        train(model, loss, data, settings, on_step_end=steps_seen.append)
+    assert steps_seen[0] == 1, "a checkpoint of another run must not be resumed"
+    return " ".join(caplog.text.split())
 
 
 def noisy_mse(model, batch):
@@ -67,16 +95,144 @@ def test_interrupted_run_resumes_from_checkpoint_and_matches_an_uninterrupted_ru
 
 def test_checkpoint_of_other_settings_is_ignored(tmp_path, caplog):
     model, data = make_problem()
-    with pytest.raises(Interrupt):
-        train(
-            model, noisy_mse, data, config(tmp_path), on_step_end=lambda s: (_ for _ in ()).throw(Interrupt) if s == 15 else None
-        )
+    run_interrupted(model, noisy_mse, data, config(tmp_path))
     model, data = make_problem()
+    warning = rerun_starts_fresh(model, noisy_mse, data, config(tmp_path, lr=5e-3), caplog)
+    assert f"ignoring checkpoint {tmp_path / 'ckpt' / 'unit.pt'} and starting fresh: it belongs to another run" in warning
+    assert "training settings: lr 0.01 -> 0.005" in warning
+
+
+def plain_mse(model, batch):
+    x, y = batch
+    return (model(x) - y).square().mean()
+
+
+def augmented_mse(model, batch, noise=0.05, flip=False):
+    x, y = batch
+    x = x.flip(-1) if flip else x
+    return (model(x + noise * torch.randn_like(x)) - y).square().mean()
+
+
+@pytest.mark.parametrize(
+    "first, second, reason",
+    [
+        (noisy_mse, plain_mse, 'loss: function "tests.core.test_training.noisy_mse" -> "tests.core.test_training.plain_mse"'),
+        (partial(augmented_mse, noise=0.05), partial(augmented_mse, noise=0.1), "loss: noise 0.05 -> 0.1"),
+        (partial(augmented_mse, flip=False), partial(augmented_mse, flip=True), "loss: flip false -> true"),
+    ],
+    ids=["loss function", "loss weight", "augmentation"],
+)
+def test_a_changed_loss_after_an_interruption_starts_fresh_and_says_why(tmp_path, caplog, first, second, reason):
+    model, data = make_problem()
+    run_interrupted(model, first, data, config(tmp_path))
+    model, data = make_problem()
+    warning = rerun_starts_fresh(model, second, data, config(tmp_path), caplog)
+    assert "starting fresh" in warning and reason in warning
+    assert "training settings" not in warning and "model" not in warning and "data" not in warning
+
+
+def built_problem(activation):
+    """A model made by build_model (so it has a build spec) and the make_problem data: latent (3,) -> target (2,)."""
+    _, data = make_problem()
+    torch.manual_seed(0)
+    model = build_model(
+        "decoder", "mlp", data_shape=[2], latent_dim=3, hidden=[16], activation=activation, output_activation="none"
+    )
+    return model, noisy_mse, data
+
+
+def test_a_changed_activation_after_an_interruption_starts_fresh_and_says_why(tmp_path, caplog):
+    run_interrupted(*built_problem("softplus"), config(tmp_path))
+    warning = rerun_starts_fresh(*built_problem("relu"), config(tmp_path), caplog)
+    assert 'model build spec: activation "softplus" -> "relu"' in warning
+    # the same settings again resume where the interrupted run stopped
+    run_interrupted(*built_problem("silu"), config(tmp_path / "same"))
     steps_seen = []
-    with caplog.at_level(logging.WARNING):
-        train(model, noisy_mse, data, config(tmp_path, lr=5e-3), on_step_end=steps_seen.append)
-    assert steps_seen[0] == 1
-    assert "ignoring checkpoint" in caplog.text
+    train(*built_problem("silu"), config(tmp_path / "same"), on_step_end=steps_seen.append)
+    assert steps_seen[0] == 11
+
+
+def test_the_checkpoint_holds_the_fingerprint_by_part_computed_before_data_moves(tmp_path, monkeypatch):
+    from gpe_pipeline.core import training
+
+    calls = []
+    for function in ("fingerprint_parts", "place_data"):
+        original = getattr(training, function)
+        monkeypatch.setattr(training, function, lambda *a, _f=original, _n=function, **k: calls.append(_n) or _f(*a, **k))
+    model, data = make_problem()
+    run_interrupted(model, partial(augmented_mse, noise=0.1), data, config(tmp_path))
+    assert calls == ["fingerprint_parts", "place_data"], "the data summary is taken on the CPU tensors"
+    stored = json.loads(load_checkpoint(tmp_path / "ckpt" / "unit.pt")["fingerprint"])
+    assert set(stored) == {"settings", "model_build_spec", "model_layers", "loss", "data"}
+    assert stored["loss"] == {"function": "tests.core.test_training.augmented_mse", "noise": 0.1}
+    assert stored["settings"]["lr"] == 0.01 and stored["data"][0]["shape"] == [64, 3]
+
+
+def test_the_encoder_loss_name_and_augmentation_are_part_of_the_fingerprint():
+    from gpe_pipeline.core.step_losses import encoder_step_loss
+    from gpe_pipeline.core.training import fingerprint_parts
+
+    model, data = make_problem()
+    settings = TrainConfig(max_steps=1, batch_size=8, lr=1e-3, extra_fingerprint={"schedule": "constant"})
+    augment = {"hflip": True, "crop_scale": 0.9}
+    parts = fingerprint_parts(settings, model, partial(encoder_step_loss, loss_name="mds2", augment=augment), data)
+    assert parts["loss"] == {
+        "function": "gpe_pipeline.core.step_losses.encoder_step_loss",
+        "loss_name": "mds2",
+        "augment": augment,
+    }
+    assert parts["schedule"] == "constant" and parts["model_build_spec"] is None
+
+
+def test_a_checkpoint_of_an_older_format_is_not_resumed(tmp_path, caplog):
+    model, data = make_problem()
+    run_interrupted(model, noisy_mse, data, config(tmp_path))
+    path = tmp_path / "ckpt" / "unit.pt"
+    state = load_checkpoint(path)
+    state["fingerprint"] = "0123456789abcdef"  # the bare hash older versions stored
+    torch.save(state, path)
+    model, data = make_problem()
+    assert "written by an older version" in rerun_starts_fresh(model, noisy_mse, data, config(tmp_path), caplog)
+
+
+def random_bytes(raw: bytes) -> bytes:
+    return bytes(torch.randint(0, 256, (len(raw),), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).tolist())
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda raw: raw[: len(raw) // 2], random_bytes, lambda raw: b""],
+    ids=["truncated", "random bytes", "empty"],
+)
+def test_a_damaged_checkpoint_is_moved_aside_and_training_starts_fresh(tmp_path, caplog, damage):
+    model, data = make_problem()
+    reference = train(model, noisy_mse, data, config(tmp_path / "reference"))
+    model, data = make_problem()
+    run_interrupted(model, noisy_mse, data, config(tmp_path))
+    path = tmp_path / "ckpt" / "unit.pt"
+    damaged = damage(path.read_bytes())
+    path.write_bytes(damaged)
+
+    model, data = make_problem()
+    warning = rerun_starts_fresh(model, noisy_mse, data, config(tmp_path, max_steps=15), caplog)
+    (aside,) = (tmp_path / "ckpt").glob("unit.pt.corrupt-*")
+    assert aside.read_bytes() == damaged, "the damaged file is kept, renamed"
+    assert f"checkpoint {path} cannot be read (truncated, damaged or not a file this project wrote" in warning
+    assert f"moved it to {aside} and starting fresh" in warning
+    assert "weights_only" not in warning, "never the advice to load the file unsafely"
+    model, data = make_problem()
+    again = train(model, noisy_mse, data, config(tmp_path))  # the same run from scratch matches an uninterrupted one
+    for key, value in reference.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+
+
+def test_a_file_that_is_not_a_checkpoint_is_moved_aside(tmp_path, caplog):
+    path = tmp_path / "ckpt" / "unit.pt"
+    path.parent.mkdir()
+    torch.save({"weights": torch.zeros(2)}, path)  # readable, but not what train() writes
+    model, data = make_problem()
+    warning = rerun_starts_fresh(model, noisy_mse, data, config(tmp_path, max_steps=5), caplog)
+    assert "cannot be read (not a training checkpoint" in warning and len(list(path.parent.glob("unit.pt.corrupt-*"))) == 1
 
 
 def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -174,9 +330,31 @@ def test_moving_average_matches_its_definition():
     from gpe_pipeline.core.training import update_ema
 
     average, current = nn.Linear(2, 1), nn.Linear(2, 1)
+    # after 30 steps the warm-up decay (31 / 40 = 0.775) exceeds 0.75: the configured decay applies
     expected = 0.75 * average.weight.detach().clone() + 0.25 * current.weight.detach()
-    update_ema(average, current, 0.75)
+    update_ema(average, current, 0.75, step=30)
     assert torch.allclose(average.weight, expected)
+
+
+def test_the_moving_average_warms_up_with_the_step():
+    from gpe_pipeline.core.training import ema_decay_at, update_ema
+
+    average, current = nn.Linear(2, 1), nn.Linear(2, 1)
+    initial = average.weight.detach().clone()
+    update_ema(average, current, 0.999, step=1)  # the first update: decay (1 + 1) / (10 + 1) = 2 / 11
+    assert torch.allclose(average.weight, 2 / 11 * initial + 9 / 11 * current.weight.detach())
+    assert ema_decay_at(0.999, 1) == pytest.approx(2 / 11) and ema_decay_at(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay_at(0.999, 8990) == 0.999 and ema_decay_at(0.999, 10**6) == 0.999  # long runs: the configured decay
+    assert ema_decay_at(0.5, 100) == 0.5  # never above the configured decay
+    # 100 steps towards fixed weights: the initial weights keep the product of the decays, which telescopes to
+    # 10! * 101! / 110! (about 2e-12), not the 0.999^100 = 0.90 of a fixed decay
+    average = nn.Linear(2, 1)
+    initial = average.weight.detach().clone()
+    for step in range(1, 101):
+        update_ema(average, current, 0.999, step)
+    kept = math.prod(ema_decay_at(0.999, step) for step in range(1, 101))
+    assert kept == pytest.approx(math.factorial(10) * math.factorial(101) / math.factorial(110), rel=1e-9)
+    assert torch.allclose(average.weight, kept * initial + (1 - kept) * current.weight.detach(), atol=1e-6)
 
 
 def test_mixed_precision_switch_leaves_cpu_results_unchanged(tmp_path):

@@ -63,6 +63,22 @@ def data_shape(name: str, image_size: int | None = None, gmm_dim: int = 500, cha
     return [{"mnist": 1, "cifar10": 3, "celeba": 3, "celebahq": 3}.get(name, channels), size, size]
 
 
+def data_value_range(name: str) -> tuple[float, float]:
+    """The values a dataset's examples take in the models' scale, known before reading any file.
+
+    Images are normalised to [-1, 1]; the gmm mixture's Gaussian coordinates are unbounded.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}': set ingest.dataset to one of {list(DATASETS)}")
+    return (-math.inf, math.inf) if name == "gmm" else (-1.0, 1.0)
+
+
+def format_range(value_range) -> str:
+    """[-1, 1] or (-inf, inf), for messages."""
+    low, high = value_range
+    return "(-inf, inf)" if math.isinf(low) and math.isinf(high) else f"[{low:g}, {high:g}]"
+
+
 def uint8_to_unit_range(images: Tensor) -> Tensor:
     """uint8 pixels in [0, 255] -> float32 in [-1, 1]."""
     return images.float().div_(127.5).sub_(1.0)

@@ -82,6 +82,15 @@ def distributed_gme_loss(latents: Tensor, data: Tensor) -> Tensor:
     return distributed_pairwise_loss(gme_residual, latents, data)
 
 
+def all_gather_objects(value: Any) -> list[Any]:
+    """Every rank's picklable `value`, in rank order ([value] with one process)."""
+    if world_size() == 1:
+        return [value]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def mean_over_ranks(value: Tensor) -> Tensor:
     """The average of a tensor over ranks (itself with one process)."""
     if world_size() == 1:

@@ -7,3 +7,7 @@ traceback (unless asked for one); any other exception is a bug and keeps its tra
 
 class UserError(Exception):
     """Base of every expected user error (bad parameter, missing or corrupt file, diverged loss)."""
+
+
+class UnreadableFileError(UserError):
+    """A file this project wrote (checkpoint, model, tensors) cannot be read back: truncated, damaged or another file."""

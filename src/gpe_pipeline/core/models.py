@@ -46,6 +46,8 @@ REQUIRED_KWARGS = {
 }
 ACTIVATIONS = {"softplus": nn.Softplus, "leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU}
 OUTPUT_ACTIVATIONS = {"tanh": nn.Tanh, "none": nn.Identity}
+# The values a decoder's last activation can produce (closed bounds), checked against the data's range.
+OUTPUT_RANGES = {"tanh": (-1.0, 1.0), "none": (-math.inf, math.inf)}
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """Fully connected decoder: (B, latent_dim) -> (B, *data_shape)."""
+    """Fully connected decoder: (B, latent_dim) -> (B, *data_shape); output_activation none for unbounded data."""
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class MLPDecoder(nn.Module):
         if output_activation not in OUTPUT_ACTIVATIONS:
             raise ValueError(f"unknown output_activation '{output_activation}': choose one of {sorted(OUTPUT_ACTIVATIONS)}")
         self.data_shape = tuple(data_shape)
+        self.output_range = OUTPUT_RANGES[output_activation]
         data_dim = math.prod(data_shape)
         self.net = nn.Sequential(*_mlp([latent_dim, *hidden, data_dim], activation), OUTPUT_ACTIVATIONS[output_activation]())
 
@@ -157,6 +160,8 @@ class ConvEncoder(nn.Module):
 
 class ConvDecoder(nn.Module):
     """Transposed-conv decoder mirroring ConvEncoder: (B, latent_dim) -> (B, C, S, S) in [-1, 1]."""
+
+    output_range = OUTPUT_RANGES["tanh"]
 
     def __init__(self, data_shape, latent_dim: int, architecture: str = "conv32", width: int = 64, max_channels: int = 512):
         super().__init__()
@@ -287,6 +292,8 @@ PAPER_DECODERS = {
 
 class PaperDecoder(nn.Module):
     """The reference implementation's decoder: (B, latent_dim) -> (B, C, S, S) in [-1, 1] (tanh)."""
+
+    output_range = OUTPUT_RANGES["tanh"]
 
     def __init__(self, data_shape, latent_dim: int, architecture: str = "paper_mnist"):
         super().__init__()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
-from .errors import UserError
+from .errors import UnreadableFileError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float | None = None
-    ema_decay: float | None = None  # keep an exponential moving average of the weights; evaluated and returned instead
+    # Keep an exponential moving average of the weights (evaluated and returned instead); its decay warms up
+    # as min(ema_decay, (1 + step) / (10 + step)).
+    ema_decay: float | None = None
     log_every: int = 100
     eval_every: int = 500
     checkpoint_every: int = 1000
@@ -74,6 +76,8 @@ class TrainConfig:
     min_batch_size: int = 1
     name: str = "train"
     params_key: str | None = None  # where these settings live in the parameters, for error messages; default: name
+    # More named parts of the checkpoint fingerprint: whatever defines the run beyond these settings, the model,
+    # the loss function's bound options and the data (see fingerprint_parts).
     extra_fingerprint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -196,11 +200,24 @@ class BatchSampler:
         self.position = int(state["position"])
 
 
+def ema_decay_at(decay: float, step: int) -> float:
+    """The moving average's decay after `step` optimiser steps: min(decay, (1 + step) / (10 + step)).
+
+    It grows from 2/11 at the first step towards `decay`, so a short run's average is not mostly its random
+    initial weights (with a fixed 0.999, 1000 steps would still weigh the initial weights by 0.999^1000 = 0.37).
+    """
+    return min(decay, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
-def update_ema(ema_model: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * weights; buffers (batch-norm statistics) are copied."""
+def update_ema(ema_model: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * weights with d = ema_decay_at(decay, step); buffers (batch-norm statistics) are copied.
+
+    step: the optimiser steps taken so far, this one included (1 at the first update); a resumed run continues
+    from the checkpoint's step, so its average is the uninterrupted one.
+    """
     ema_params, params = list(ema_model.parameters()), list(model.parameters())
-    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(decay, step))
     for ema_buffer, buffer in zip(ema_model.buffers(), model.buffers(), strict=True):
         ema_buffer.copy_(buffer)
 
@@ -220,50 +237,137 @@ def place_data(data: Sequence[Tensor], device: torch.device, max_fraction_of_fre
     return [t.pin_memory() for t in data]
 
 
-def _fingerprint(config: TrainConfig, model: nn.Module, data: Sequence[Tensor]) -> str:
-    """A hash of everything that makes a checkpoint belong to this run (not bookkeeping intervals)."""
-    # Stopping rules and bookkeeping may change between an interruption and the re-run; the rest may not.
-    ignored = (
-        "params_key",
-        "max_steps",
-        "target",
-        "target_metric",
-        "log_every",
-        "eval_every",
-        "checkpoint_every",
-        "checkpoint_path",
-        "device",
-        "world_size",
-        "backend",
-        "compile",
-    )
-    relevant = {k: v for k, v in asdict(config).items() if k not in ignored}
-    parameters = [(n, list(p.shape)) for n, p in model.state_dict().items()]
-    data_summary = [(list(t.shape), str(t.dtype), float(t[: min(len(t), 256)].double().sum())) for t in data]
-    blob = json.dumps([relevant, parameters, data_summary], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+# Stopping rules, bookkeeping and where the run executes may change between an interruption and the re-run.
+FINGERPRINT_IGNORED_SETTINGS = (
+    "params_key",
+    "max_steps",
+    "target",
+    "target_metric",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "checkpoint_path",
+    "device",
+    "world_size",
+    "backend",
+    "compile",
+    "extra_fingerprint",
+)
+FINGERPRINT_PART_NAMES = {
+    "settings": "training settings",
+    "model_build_spec": "model build spec",
+    "model_layers": "model layers",
+    "loss": "loss",
+    "data": "training data",
+}
+
+
+def describe_callable(function: Any) -> Any:
+    """A plain, process-independent description of a loss function: its qualified name and bound options.
+
+    functools.partial is unwrapped (its keywords are the loss's options, e.g. loss_name, augment, weights);
+    callables inside become their qualified names, so the description is the same in every process.
+    """
+    if isinstance(function, partial):
+        inner = describe_callable(function.func)
+        description = inner if isinstance(inner, dict) else {"function": inner}
+        arguments = {f"arg{i}": describe_callable(a) for i, a in enumerate(function.args)}
+        return {**description, **arguments, **{k: describe_callable(v) for k, v in function.keywords.items()}}
+    if isinstance(function, dict):
+        return {str(k): describe_callable(v) for k, v in function.items()}
+    if isinstance(function, (list, tuple)):
+        return [describe_callable(v) for v in function]
+    if function is None or isinstance(function, (bool, int, float, str)):
+        return function
+    if callable(function) and hasattr(function, "__qualname__"):
+        return f"{getattr(function, '__module__', '')}.{function.__qualname__}"
+    return f"{type(function).__module__}.{type(function).__qualname__}"
+
+
+def fingerprint_parts(config: TrainConfig, model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor]) -> dict[str, Any]:
+    """Everything that makes a checkpoint belong to this run, by named part (plain JSON values).
+
+    Parts: settings (optimisation settings that shape the trajectory), model_build_spec (architecture and
+    options, activations included), model_layers (the module tree and parameter shapes), loss (the loss
+    function and its bound options: loss name, weights, augmentation), data (shapes, dtypes and a sum of the
+    first rows), plus each entry of config.extra_fingerprint. Call it on the CPU tensors, before they move to
+    a device, so that the data's summary is the same on every machine.
+    """
+    loss = describe_callable(loss_fn)
+    spec = getattr(model, "build_spec", None)
+    spec_dict = spec.as_dict() if spec is not None else None
+    parts: dict[str, Any] = {
+        "settings": {k: v for k, v in asdict(config).items() if k not in FINGERPRINT_IGNORED_SETTINGS},
+        "model_build_spec": (
+            {"role": spec_dict["role"], "architecture": spec_dict["architecture"], **spec_dict["kwargs"]} if spec_dict else None
+        ),
+        "model_layers": {"modules": repr(model), "parameters": {n: list(p.shape) for n, p in model.state_dict().items()}},
+        "loss": loss if isinstance(loss, dict) else {"function": loss},
+        "data": [
+            {"shape": list(t.shape), "dtype": str(t.dtype), "first_rows_sum": float(t[: min(len(t), 256)].double().sum())}
+            for t in data
+        ],
+        **{str(k): describe_callable(v) for k, v in config.extra_fingerprint.items()},
+    }
+    return json.loads(json.dumps(parts, sort_keys=True, default=str))  # tuples -> lists: compares equal after a reload
+
+
+def _changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """Where two fingerprint values differ, as 'key old -> new' lines (long values are only named)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += _changes(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        found = []
+        for index, (a, b) in enumerate(zip(old, new, strict=True)):
+            found += _changes(a, b, f"{path}[{index}]")
+        return found
+    if old == new:
+        return []
+    old_text, new_text = json.dumps(old, default=str), json.dumps(new, default=str)
+    if len(old_text) + len(new_text) > 120:
+        return [f"{path or 'value'} changed"]
+    return [f"{path + ' ' if path else ''}{old_text} -> {new_text}"]
+
+
+def fingerprint_differences(stored: Any, current: dict[str, Any]) -> list[str]:
+    """Why a checkpoint's fingerprint is not this run's, one reason per differing part; [] when they match."""
+    if not isinstance(stored, dict):
+        return ["format: written by an older version of the training loop"]
+    reasons = []
+    for part in sorted(set(stored) | set(current), key=lambda p: (list(FINGERPRINT_PART_NAMES) + [p]).index(p)):
+        changes = _changes(stored.get(part), current.get(part))
+        if changes:
+            shown = "; ".join(changes[:3]) + (f" (and {len(changes) - 3} more)" if len(changes) > 3 else "")
+            reasons.append(f"{FINGERPRINT_PART_NAMES.get(part, part)}: {shown}")
+    return reasons
 
 
 def checkpoint_state(
-    fingerprint: str,
+    fingerprint: dict[str, Any],
     step: int,
     model: nn.Module,
     ema_model: nn.Module | None,
     optimizer: torch.optim.Optimizer,
     sampler: BatchSampler,
-    device: torch.device,
+    rng_states: list[dict[str, Tensor]],
     history: list[dict[str, float]],
     elapsed: float,
 ) -> dict[str, Any]:
-    """Everything a resumed run needs: weights, optimiser, sampler position, RNG state, history, elapsed seconds."""
+    """Everything a resumed run needs: weights, optimiser, sampler position, every rank's RNG state, history, seconds.
+
+    rng_states: one entry per rank, in rank order (distributed.all_gather_objects of each rank's rng_state).
+    """
     return {
-        "fingerprint": fingerprint,
+        "fingerprint": json.dumps(fingerprint, sort_keys=True),  # a string: weights_only loading takes it as it is
         "step": step,
         "model": model.state_dict(),
         "ema_model": ema_model.state_dict() if ema_model is not None else None,
         "optimizer": optimizer.state_dict(),
         "sampler": sampler.state_dict(),
-        "rng": _rng_state(device),
+        "rng": rng_states,
         "history": history,
         "elapsed": elapsed,
     }
@@ -277,20 +381,72 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
+def _stored_fingerprint(checkpoint: dict[str, Any]) -> Any:
+    """The fingerprint parts a checkpoint holds (None for an older checkpoint's bare hash)."""
+    try:
+        return json.loads(checkpoint.get("fingerprint", ""))
+    except (TypeError, ValueError):
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _rng_state(device: torch.device) -> dict[str, Tensor]:
+CHECKPOINT_KEYS = ("fingerprint", "step", "model", "optimizer", "sampler", "rng", "history", "elapsed")
+
+
+def read_torch_file(file: Any, mmap: bool = False) -> Any:
+    """torch.load(file, weights_only=True) onto the CPU; a damaged file raises UnreadableFileError.
+
+    torch's own message for such a file advises loading it with weights_only=False, which would run whatever
+    code the file holds: the error names what went wrong instead (torch's message stays in its __cause__).
+    """
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True, **({"mmap": True} if mmap else {}))
+    except (FileNotFoundError, PermissionError, IsADirectoryError):  # not damage: the caller decides
+        raise
+    except Exception as err:  # truncated (RuntimeError, OSError EINVAL), random bytes (UnpicklingError), empty (EOFError)
+        raise UnreadableFileError(f"truncated, damaged or not a file this project wrote: {type(err).__name__}") from err
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at `path`, or None when there is none; UnreadableFileError when it cannot be read."""
+    try:
+        checkpoint = read_torch_file(path)
+    except FileNotFoundError:  # none, or another rank moved a damaged one aside meanwhile
+        return None
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
+        raise UnreadableFileError("not a training checkpoint: its keys are not those train() writes")
+    return checkpoint
+
+
+def load_checkpoint_or_move_aside(path: Path, name: str, is_main: bool) -> dict[str, Any] | None:
+    """load_checkpoint, except that an unreadable checkpoint is renamed (never deleted) and None returned.
+
+    The main process renames it to <name>.corrupt-<timestamp> beside it and warns with both paths; the
+    stage then trains from the start.
+    """
+    try:
+        return load_checkpoint(path)
+    except UnreadableFileError as err:
+        if is_main:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+            for attempt in range(1, 1000):
+                if not aside.exists():
+                    break
+                aside = path.with_name(f"{path.name}.corrupt-{stamp}-{attempt}")
+            os.replace(path, aside)
+            logger.warning("%s: checkpoint %s cannot be read (%s): moved it to %s and starting fresh", name, path, err, aside)
+        return None
+
+
+def rng_state(device: torch.device) -> dict[str, Tensor]:
+    """This process's global generators: the CPU one and, on CUDA, the device's."""
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
+def set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -336,6 +492,7 @@ def train(
         return _train_spawned(model, loss_fn, data, config, evaluate, log_metrics)
     rank, world = distributed.rank(), distributed.world_size()
     is_main = rank == 0
+    fingerprint = fingerprint_parts(config, model, loss_fn, data)  # on the CPU, before anything moves to a device
     device = resolve_device(config.device)
     if device.type == "cuda":
         device = torch.device("cuda", rank if world > 1 else (device.index or 0))
@@ -356,7 +513,6 @@ def train(
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
         step_model = torch.compile(step_model)
-    fingerprint = _fingerprint(config, model, data)
     ema_model = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
 
     history: list[dict[str, float]] = []
@@ -364,17 +520,26 @@ def train(
     elapsed_before = 0.0
     checkpoint_path = Path(config.checkpoint_path) if config.checkpoint_path else None
     if checkpoint_path is not None:
-        checkpoint = load_checkpoint(checkpoint_path)
-        if checkpoint is not None and checkpoint.get("fingerprint") != fingerprint:
-            logger.warning("%s: ignoring checkpoint %s: it belongs to other settings or data", name, checkpoint_path)
+        checkpoint = load_checkpoint_or_move_aside(checkpoint_path, name, is_main)
+        reasons = fingerprint_differences(_stored_fingerprint(checkpoint), fingerprint) if checkpoint is not None else []
+        if reasons:
+            if is_main:
+                logger.warning(
+                    "%s: ignoring checkpoint %s and starting fresh: it belongs to another run (%s)",
+                    name,
+                    checkpoint_path,
+                    "; ".join(reasons),
+                )
         elif checkpoint is not None:
             model.load_state_dict(checkpoint["model"])
             if ema_model is not None:
                 ema_model.load_state_dict(checkpoint["ema_model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             sampler.load_state_dict(checkpoint["sampler"])
-            _set_rng_state(checkpoint["rng"], device)
-            if rank > 0:  # the checkpoint holds rank 0's generator; other ranks need noise of their own
+            saved_states = checkpoint["rng"]  # one per rank of the interrupted run
+            if rank < len(saved_states):
+                set_rng_state(saved_states[rank], device)
+            else:  # more processes than the interrupted run had: this one's noise cannot continue a stream
                 torch.manual_seed(config.seed + rank + 1_000_003 * int(checkpoint["step"]))
             step = int(checkpoint["step"])
             history = list(checkpoint["history"])
@@ -445,7 +610,7 @@ def train(
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         if ema_model is not None:
-            update_ema(ema_model, model, config.ema_decay)
+            update_ema(ema_model, model, config.ema_decay, step)
         pending_losses.append(torch.stack([value.detach().float() for value in (loss, *terms)]))
         if on_step_end is not None:
             on_step_end(step)
@@ -474,10 +639,14 @@ def train(
                 break
             if is_last:
                 final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
-            if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last and is_main:
-                elapsed = elapsed_before + time.perf_counter() - start
-                state = checkpoint_state(fingerprint, step, model, ema_model, optimizer, sampler, device, history, elapsed)
-                save_checkpoint(checkpoint_path, state)
+            if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last:
+                rng_states = distributed.all_gather_objects(rng_state(device))  # every rank takes part; rank 0 writes
+                if is_main:
+                    elapsed = elapsed_before + time.perf_counter() - start
+                    state = checkpoint_state(
+                        fingerprint, step, model, ema_model, optimizer, sampler, rng_states, history, elapsed
+                    )
+                    save_checkpoint(checkpoint_path, state)
                 last_good_checkpoint = step
             window_start, window_start_step = time.perf_counter(), step  # the rate counts training steps only
 

@@ -8,6 +8,8 @@ Paths go through fsspec, so `s3://`, `gs://` and other remote stores work.
 `load_args: {mmap: true}` memory-maps a local file instead of reading it into memory:
 a set too large to hold twice (CelebA-HQ at 256x256 is 5.9 GB as uint8) is then paged
 in from the file ingest wrote once, and batches index it directly.
+A file that cannot be read (truncated, overwritten) fails with one line that names it
+and the pipeline that rebuilds it (`rebuilt_by:` in the catalog entry).
 """
 
 from __future__ import annotations
@@ -22,10 +24,21 @@ import torch
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str, get_protocol_and_path
 from torch import nn
 
+from gpe_pipeline.core.errors import UnreadableFileError
 from gpe_pipeline.core.models import NoModel, model_from_spec
+from gpe_pipeline.core.training import read_torch_file
+
+
+class UnreadableCatalogFileError(UnreadableFileError, DatasetError):
+    """A catalog entry's file cannot be read; the message names it and the pipeline that rebuilds it.
+
+    A DatasetError too, so Kedro's load wrapper passes it on as it is.
+    """
 
 
 class _TorchFileDataset(AbstractVersionedDataset):
+    kind = "torch file"  # what the file holds, for error messages
+
     def __init__(
         self,
         *,
@@ -34,8 +47,13 @@ class _TorchFileDataset(AbstractVersionedDataset):
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         load_args: dict[str, Any] | None = None,
+        rebuilt_by: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        """rebuilt_by: the pipeline whose run writes this file, named when the file cannot be read."""
+        if rebuilt_by is not None and not isinstance(rebuilt_by, str):
+            raise DatasetError(f"{filepath}: rebuilt_by must be a pipeline name, got {rebuilt_by!r}")
+        self._rebuilt_by = rebuilt_by
         protocol, path = get_protocol_and_path(filepath, version)
         self._protocol = protocol
         self._load_args = dict(load_args or {})
@@ -55,10 +73,24 @@ class _TorchFileDataset(AbstractVersionedDataset):
 
     def _read_payload(self) -> Any:
         path = get_filepath_str(self._get_load_path(), self._protocol)
-        if self._load_args.get("mmap"):  # storages stay in the file; pages are read when touched
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        with self._fs.open(path, "rb") as f:
-            return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+        try:
+            if self._load_args.get("mmap"):  # storages stay in the file; pages are read when touched
+                return read_torch_file(path, mmap=True)
+            with self._fs.open(path, "rb") as f:
+                return read_torch_file(io.BytesIO(f.read()))
+        except UnreadableFileError as err:
+            raise self.unreadable(path) from err
+
+    def unreadable(self, path: str) -> UnreadableCatalogFileError:
+        """The one-line error for a file that cannot be read: which file, and how to rebuild it."""
+        if self._protocol == "file" and os.path.isabs(path) and path.startswith(os.getcwd() + os.sep):
+            path = os.path.relpath(path)  # data/06_models/encoder.pt, as the catalog names it
+        rebuild = (
+            f"re-run `kedro run --pipeline={self._rebuilt_by}` to rebuild it"
+            if self._rebuilt_by
+            else "re-run the pipeline that writes it to rebuild it"
+        )
+        return UnreadableCatalogFileError(f"{path} cannot be read (truncated or not a {self.kind}): {rebuild}")
 
     def _write_payload(self, payload: Any) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
@@ -76,7 +108,13 @@ class _TorchFileDataset(AbstractVersionedDataset):
         self._invalidate_cache()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version, "load_args": self._load_args}
+        return {
+            "filepath": self._filepath,
+            "protocol": self._protocol,
+            "version": self._version,
+            "load_args": self._load_args,
+            "rebuilt_by": self._rebuilt_by,
+        }
 
     def _exists(self) -> bool:
         try:
@@ -95,11 +133,18 @@ class TorchModelDataset(_TorchFileDataset):
     A `NoModel` (a stage with no model to hand on) is stored as an explicit "no model" record and loads as NoModel.
     """
 
+    kind = "model file"
+
     def load(self) -> nn.Module:
         payload = self._read_payload()
+        if not isinstance(payload, dict) or "spec" not in payload or "state_dict" not in payload:
+            raise self.unreadable(get_filepath_str(self._get_load_path(), self._protocol))
         if payload["spec"] is None:
             return NoModel()
-        model = model_from_spec(payload["spec"], payload["state_dict"])
+        try:
+            model = model_from_spec(payload["spec"], payload["state_dict"])
+        except (ValueError, TypeError, KeyError, RuntimeError) as err:  # a spec or weights this code cannot rebuild
+            raise self.unreadable(get_filepath_str(self._get_load_path(), self._protocol)) from err
         return model.eval()
 
     def save(self, model: nn.Module) -> None:
@@ -115,6 +160,8 @@ class TorchModelDataset(_TorchFileDataset):
 
 class TorchTensorDataset(_TorchFileDataset):
     """A tensor, or a dict/list of tensors and plain Python values."""
+
+    kind = "tensor file"
 
     def load(self) -> Any:
         return self._read_payload()

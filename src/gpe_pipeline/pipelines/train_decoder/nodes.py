@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from gpe_pipeline.core.metrics import reconstruction_mse
 from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.core.step_losses import decoder_step_loss
-from gpe_pipeline.params import model_from_params
+from gpe_pipeline.params import check_decoder_covers_data, model_from_params
 from gpe_pipeline.tracking import MlflowMetricsLogger, train_and_log
 
 # The columns of a jointly trained model's history that describe its decoder, under the decoder stage's names.
@@ -44,6 +44,9 @@ def train_decoder(
     decoder = model_from_params(
         "decoder", "train_decoder", params, data_shape=metadata["shape"], latent_dim=train_latents.shape[1]
     )
+    value_range = metadata["value_range"]  # of the ingested data, in model scale: refuse before training
+    data_source = f"the ingested '{metadata.get('dataset')}' data (dataset_metadata value_range {value_range})"
+    check_decoder_covers_data(decoder, tuple(value_range), data_source, "train_decoder", params)
     n_eval = params.get("eval_samples", 2000)
     validation_y, validation_x = validation_latents[:n_eval], validation_data["x"][:n_eval]
     return train_and_log(
