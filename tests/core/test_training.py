@@ -390,3 +390,26 @@ def test_train_elapsed_seconds_leave_out_evaluation(tmp_path):
     # elapsed_s of a record is read before that record's own evaluation: the ones at steps 5, 10 and 15 are in it.
     assert last["elapsed_s"] - last["train_elapsed_s"] >= 3 * 0.2
     assert 0 < last["train_elapsed_s"] < last["elapsed_s"]
+
+
+def test_on_divergence_stop_records_the_step_and_returns(tmp_path):
+    model, data = make_problem()
+    settings = dict(max_steps=200, log_every=5, eval_every=50, lr=1.0)
+    with pytest.raises(NonFiniteLossError):
+        train(model, lambda m, b: noisy_mse(m, b) * float("inf"), data, config(tmp_path / "a", **settings))
+    model, data = make_problem()
+    result = train(
+        model, lambda m, b: noisy_mse(m, b) * float("inf"), data, config(tmp_path / "b", on_divergence="stop", **settings)
+    )
+    assert result.diverged_step == 1 and result.steps == 5 and result.stop_reason.startswith("diverged")
+    assert result.history[-1]["diverged_step"] == 1
+
+
+def test_snapshots_keep_the_weights_after_the_listed_steps(tmp_path):
+    model, data = make_problem()
+    stopped = train(model, noisy_mse, data, config(tmp_path / "b", max_steps=10, checkpoint_path=None))
+    model, data = make_problem()
+    with_snapshots = train(model, noisy_mse, data, config(tmp_path / "c", max_steps=20, snapshot_steps=[10, 20]))
+    assert set(with_snapshots.snapshots) == {10, 20}
+    for key, value in stopped.model.state_dict().items():
+        assert torch.equal(with_snapshots.snapshots[10][key], value), key

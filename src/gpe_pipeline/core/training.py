@@ -40,6 +40,7 @@ EvaluateFn = Callable[[nn.Module], dict[str, float]]
 MetricsCallback = Callable[[dict[str, float], int], None]
 
 PRECISIONS = ("auto", "fp32", "bf16")
+DIVERGENCE_RULES = ("raise", "stop")
 VALIDATION_PREFIX = "validation_"  # what evaluate(model) returns is logged and stopped on under this prefix
 COMPILE_MODES = ("auto", "on", "off")
 
@@ -67,6 +68,10 @@ class TrainConfig:
     checkpoint_path: str | None = None
     target_metric: str | None = None
     target: float | None = None  # stop once validation_<target_metric> is at or below it
+    # A NaN or infinite loss: "raise" stops the stage with an error; "stop" ends this training and records the step
+    # (a sweep that expects some settings to diverge, e.g. the stability study, goes on with the next one).
+    on_divergence: str = "raise"
+    snapshot_steps: tuple[int, ...] = ()  # keep a copy of the (moving-average) weights after these steps
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -108,6 +113,9 @@ class TrainConfig:
         need(self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}")
         need(self.compile in COMPILE_MODES, "compile", f"must be one of {list(COMPILE_MODES)}")
         need(is_int(self.world_size) and self.world_size >= 1, "world_size", "must be an integer >= 1")
+        need(self.on_divergence in DIVERGENCE_RULES, "on_divergence", f"must be one of {list(DIVERGENCE_RULES)}")
+        self.snapshot_steps = tuple(self.snapshot_steps or ())
+        need(all(is_int(s) and s >= 1 for s in self.snapshot_steps), "snapshot_steps", "must be a list of integers >= 1")
         need(self.backend in ("auto", "gloo", "nccl"), "backend", "must be auto, gloo or nccl")
         need(
             self.batch_size % self.world_size == 0,
@@ -132,6 +140,8 @@ class TrainResult:
     seconds: float
     stop_reason: str
     final_metrics: dict[str, float]
+    snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)  # step -> weights (config.snapshot_steps)
+    diverged_step: int | None = None  # the step whose loss was not finite, when config.on_divergence is "stop"
 
 
 def valid_device(device: Any) -> bool:
@@ -252,6 +262,8 @@ FINGERPRINT_IGNORED_SETTINGS = (
     "backend",
     "compile",
     "extra_fingerprint",
+    "on_divergence",
+    "snapshot_steps",
 )
 FINGERPRINT_PART_NAMES = {
     "settings": "training settings",
@@ -355,10 +367,12 @@ def checkpoint_state(
     rng_states: list[dict[str, Tensor]],
     history: list[dict[str, float]],
     elapsed: float,
+    snapshots: dict[int, dict[str, Tensor]] | None = None,
 ) -> dict[str, Any]:
     """Everything a resumed run needs: weights, optimiser, sampler position, every rank's RNG state, history, seconds.
 
     rng_states: one entry per rank, in rank order (distributed.all_gather_objects of each rank's rng_state).
+    snapshots: the weight snapshots taken so far (TrainConfig.snapshot_steps).
     """
     return {
         "fingerprint": json.dumps(fingerprint, sort_keys=True),  # a string: weights_only loading takes it as it is
@@ -370,6 +384,7 @@ def checkpoint_state(
         "rng": rng_states,
         "history": history,
         "elapsed": elapsed,
+        "snapshots": snapshots or {},
     }
 
 
@@ -515,6 +530,7 @@ def train(
         step_model = torch.compile(step_model)
     ema_model = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
 
+    snapshots: dict[int, dict[str, Tensor]] = {}
     history: list[dict[str, float]] = []
     step = 0
     elapsed_before = 0.0
@@ -544,6 +560,7 @@ def train(
             step = int(checkpoint["step"])
             history = list(checkpoint["history"])
             elapsed_before = float(checkpoint["elapsed"])
+            snapshots = dict(checkpoint.get("snapshots") or {})
             if is_main:
                 logger.info("%s: resuming from checkpoint %s at step %d", name, checkpoint_path, step)
 
@@ -570,13 +587,15 @@ def train(
 
     def flush_losses() -> dict[str, float]:
         """The mean loss (and extra terms) since the last flush, over steps and ranks: train_loss, train_<term>."""
-        nonlocal pending_losses, pending_first_step
+        nonlocal pending_losses, pending_first_step, diverged
         if not pending_losses:
             return {"train_loss": float("nan")}
         stacked = distributed.mean_over_ranks(torch.stack(pending_losses)).cpu()  # (steps, 1 + terms), the global batch
         values = stacked[:, 0]
         bad = (~torch.isfinite(values)).nonzero()
-        if len(bad):
+        if len(bad) and config.on_divergence == "stop":
+            diverged = (pending_first_step + int(bad[0]), float(values[bad[0]]))
+        elif len(bad):
             bad_step = pending_first_step + int(bad[0])
             kept = (
                 f"; the last good checkpoint (step {last_good_checkpoint}) is kept at {checkpoint_path}"
@@ -593,6 +612,7 @@ def train(
         return {"train_loss": means[0], **{f"train_{term}": value for term, value in zip(term_names, means[1:], strict=True)}}
 
     last_good_checkpoint = step if checkpoint_path is not None and checkpoint_path.exists() and step > 0 else 0
+    diverged: tuple[int, float] | None = None  # (step, loss) of a non-finite loss under on_divergence "stop"
     model.train()
     while step < config.max_steps:
         step += 1
@@ -612,6 +632,9 @@ def train(
         if ema_model is not None:
             update_ema(ema_model, model, config.ema_decay, step)
         pending_losses.append(torch.stack([value.detach().float() for value in (loss, *terms)]))
+        if step in config.snapshot_steps and is_main:
+            snapshot_of = ema_model if ema_model is not None else model
+            snapshots[step] = {k: v.detach().cpu().clone() for k, v in snapshot_of.state_dict().items()}
         if on_step_end is not None:
             on_step_end(step)
 
@@ -626,11 +649,17 @@ def train(
                 record.update(run_evaluation())
             record["elapsed_s"] = elapsed_before + now - start
             record["train_elapsed_s"] = train_seconds
+            if diverged is not None:
+                record["diverged_step"] = diverged[0]
             history.append(record)
             if is_main:
                 if log_metrics is not None:
                     log_metrics({k: v for k, v in record.items() if k != "step"}, step)
                 _log_progress(name, record, config.max_steps)
+            if diverged is not None:  # every rank sees the same mean loss, so every rank stops here
+                stop_reason = f"diverged: the loss became {diverged[1]} at step {diverged[0]}"
+                logger.warning("%s %s; on_divergence is stop, so training ends here", name, stop_reason)
+                break
             target_key = f"{VALIDATION_PREFIX}{config.target_metric}"
             reached = config.target is not None and target_key in record and record[target_key] <= config.target
             if distributed.any_rank(reached, device):  # rank 0 evaluates; every rank stops at the same step
@@ -644,7 +673,7 @@ def train(
                 if is_main:
                     elapsed = elapsed_before + time.perf_counter() - start
                     state = checkpoint_state(
-                        fingerprint, step, model, ema_model, optimizer, sampler, rng_states, history, elapsed
+                        fingerprint, step, model, ema_model, optimizer, sampler, rng_states, history, elapsed, snapshots
                     )
                     save_checkpoint(checkpoint_path, state)
                 last_good_checkpoint = step
@@ -656,7 +685,8 @@ def train(
     if checkpoint_path is not None and checkpoint_path.exists() and is_main:
         checkpoint_path.unlink()  # the stage completed: a re-run starts fresh rather than resuming a finished run
     final_model = (ema_model if ema_model is not None else model).eval().cpu()
-    return TrainResult(final_model, history, step, seconds, stop_reason, final_metrics)
+    diverged_step = diverged[0] if diverged is not None else None
+    return TrainResult(final_model, history, step, seconds, stop_reason, final_metrics, snapshots, diverged_step)
 
 
 def _train_in_process_group(model, loss_fn, data, config, evaluate, log_metrics) -> dict[str, Any]:
@@ -672,6 +702,8 @@ def _train_in_process_group(model, loss_fn, data, config, evaluate, log_metrics)
         "seconds": result.seconds,
         "stop_reason": result.stop_reason,
         "final_metrics": result.final_metrics,
+        "snapshots": result.snapshots,
+        "diverged_step": result.diverged_step,
     }
 
 
@@ -691,7 +723,5 @@ def _train_spawned(model, loss_fn, data, config, evaluate, log_metrics) -> Train
         evaluate,
         log_metrics,
     )
-    model.load_state_dict(payload["model"])
-    return TrainResult(
-        model.eval(), payload["history"], payload["steps"], payload["seconds"], payload["stop_reason"], payload["final_metrics"]
-    )
+    model.load_state_dict(payload.pop("model"))
+    return TrainResult(model.eval(), **payload)
