@@ -57,7 +57,13 @@ def log_training_summary(prefix: str, result: TrainResult, only: Collection[str]
         mlflow.set_tag(f"{prefix}.stop_reason", result.stop_reason)
 
 
-def train_and_log(
+def train_and_log(*args: Any, **kwargs: Any) -> tuple[nn.Module, pd.DataFrame]:
+    """train_and_log_result, returning the trained model and its history table (what most nodes hand on)."""
+    result = train_and_log_result(*args, **kwargs)
+    return result.model, pd.DataFrame(result.history)
+
+
+def train_and_log_result(
     section: str,
     model: nn.Module,
     loss_fn: LossFn,
@@ -67,8 +73,8 @@ def train_and_log(
     target_metric: str | None = None,
     min_batch_size: int = 1,
     mlflow_metrics: Collection[str] | None = None,
-) -> tuple[nn.Module, pd.DataFrame]:
-    """Run the core training loop with MLflow logging; returns the trained model and its history table.
+) -> TrainResult:
+    """Run the core training loop with MLflow logging; returns its TrainResult (model, history, snapshots ...).
 
     loss_fn and evaluate must pickle (module-level functions or functools.partial)
     so that training.world_size > 1 can hand them to spawned processes.
@@ -86,4 +92,4 @@ def train_and_log(
     )
     result = train(model, loss_fn, data, config, evaluate=evaluate, log_metrics=MlflowMetricsLogger(section, mlflow_metrics))
     log_training_summary(section, result, mlflow_metrics)
-    return result.model, pd.DataFrame(result.history)
+    return result

@@ -89,6 +89,8 @@ def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
         if not _integer(latent_dim) or latent_dim < 1:
             raise ParameterError(f"train_encoder.latent_dim must be an integer >= 1, got {latent_dim!r}")
         _check_method(encoder)
+        if not isinstance(encoder.get("eval_geometry", False), bool):
+            raise ParameterError(f"train_encoder.eval_geometry must be true or false, got {encoder['eval_geometry']!r}")
         if encoder.get("method", "gpe") == "gpe":
             model_from_params("encoder", "train_encoder", encoder, data_shape=shape, latent_dim=latent_dim)
         else:  # the joint trainer builds the Gaussian encoder and the decoder the decoder stage would build

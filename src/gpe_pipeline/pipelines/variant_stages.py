@@ -2,45 +2,93 @@
 
 A variant is a parameter choice, not a copy: the same stage pipelines (train_encoder .. evaluate's measurements)
 under a namespace, reading the shared data and the shared feature classifier, with one extra node in front,
-`variant_parameters`, that merges the shared parameter sections with the variant's overrides
-(`params:<namespace>`, e.g. compare.vae in conf/base/parameters_compare.yml). Its outputs live in the catalog's
+`variant_parameters`, that merges the shared parameter sections with the variant's overrides. The overrides are
+`params:<namespace>` (e.g. compare.vae in conf/base/parameters_compare.yml), or, for an experiment's grid point,
+what a function computes from the experiment's parameters (`DerivedOverrides`). Outputs live in the catalog's
 "{variant}.<entry>" factories (conf/base/catalog_variants.yml).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial, update_wrapper
+from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
 from gpe_pipeline.pipelines import cache_latents, evaluate, train_decoder, train_encoder, train_flow
 from gpe_pipeline.variants import STAGE_SECTIONS, variant_parameters
 
-# What every variant reads from the shared, non-namespaced part of the run.
+# What variants read from the shared, non-namespaced part of the run (when their stages read it).
 SHARED_INPUTS = ("train_data", "validation_data", "heldout_data", "dataset_metadata", "feature_classifier")
 # A variant's merged parameter section: a memory dataset inside its namespace (e.g. compare.vae.train_encoder_params).
 MERGED_SECTION = "{}_params"
+# The stages in the order they feed each other; a variant runs a prefix of them.
+STAGES = {
+    "train_encoder": train_encoder.create_pipeline,
+    "cache_latents": cache_latents.create_pipeline,
+    "train_decoder": train_decoder.create_pipeline,
+    "train_flow": train_flow.create_pipeline,
+    "evaluate": evaluate.measurement_pipeline,
+}
+DERIVE_PREFIX = "derive__"
 
 
-def variant_pipeline(namespace: str) -> Pipeline:
-    """The stages under `namespace`, parameterised by params:<namespace> (the overrides) and the shared sections."""
-    merge = update_wrapper(partial(variant_parameters, namespace), variant_parameters)
-    parameters = Node(
-        merge,
-        inputs={"overrides": "params:overrides", **{section: f"params:{section}" for section in STAGE_SECTIONS}},
-        outputs=[MERGED_SECTION.format(section) for section in STAGE_SECTIONS],
-        name="variant_parameters",
+@dataclass(frozen=True)
+class DerivedOverrides:
+    """A variant whose overrides a function computes, e.g. one point of an experiment's grid.
+
+    derive(**arguments) -> overrides, with each argument read from the dataset or parameter `inputs` names
+    (a `params:` name stays shared; any other name is the variant's own, e.g. a probe's result in its namespace).
+    """
+
+    derive: Callable[..., dict[str, Any]]
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+def derived_variant_parameters(namespace: str, derive: Callable[..., dict[str, Any]], **inputs: Any) -> tuple[dict, ...]:
+    """variant_parameters with overrides = derive(**the derive__ inputs); the other inputs are the shared sections."""
+    arguments = {key.removeprefix(DERIVE_PREFIX): value for key, value in inputs.items() if key.startswith(DERIVE_PREFIX)}
+    sections = {key: value for key, value in inputs.items() if not key.startswith(DERIVE_PREFIX)}
+    return variant_parameters(namespace, derive(**arguments), **sections)
+
+
+def variant_pipeline(
+    namespace: str,
+    stages: tuple[str, ...] = tuple(STAGES),
+    overrides: DerivedOverrides | None = None,
+    prelude: Pipeline | None = None,
+) -> Pipeline:
+    """The stages under `namespace`, parameterised by the variant's overrides and the shared sections.
+
+    stages: a prefix of STAGES (an encoder-only study stops after train_encoder). overrides: None reads
+    params:<namespace>; a DerivedOverrides computes them. prelude: nodes that run first in the namespace
+    (e.g. a learning-rate probe whose result the overrides read).
+    """
+    if list(stages) != list(STAGES)[: len(stages)] or not stages:
+        raise ValueError(f"a variant runs a prefix of {list(STAGES)}, got {list(stages)}")
+    sections = {section: f"params:{section}" for section in STAGE_SECTIONS}
+    shared_parameters = {f"params:{s}": f"params:{s}" for s in STAGE_SECTIONS}
+    if overrides is None:
+        merge = update_wrapper(partial(variant_parameters, namespace), variant_parameters)
+        inputs = {"overrides": "params:overrides", **sections}
+        shared_parameters["params:overrides"] = f"params:{namespace}"
+    else:
+        merge = update_wrapper(partial(derived_variant_parameters, namespace, overrides.derive), derived_variant_parameters)
+        inputs = {f"{DERIVE_PREFIX}{key}": name for key, name in overrides.inputs.items()} | sections
+        shared_parameters |= {name: name for name in overrides.inputs.values() if name.startswith("params:")}
+    parameters = Node(merge, inputs=inputs, outputs=[MERGED_SECTION.format(s) for s in STAGE_SECTIONS], name="variant_parameters")
+    template = Pipeline(
+        [
+            *([prelude] if prelude is not None else []),
+            Pipeline([parameters], tags=["variant_parameters"]),
+            *(STAGES[stage](MERGED_SECTION) for stage in stages),
+        ]
     )
-    stages = [
-        train_encoder.create_pipeline(MERGED_SECTION),
-        cache_latents.create_pipeline(MERGED_SECTION),
-        train_decoder.create_pipeline(MERGED_SECTION),
-        train_flow.create_pipeline(MERGED_SECTION),
-        evaluate.measurement_pipeline(MERGED_SECTION),
-    ]
     return Pipeline(
-        [Pipeline([parameters], tags=["variant_parameters"]), *stages],
+        template,
         namespace=namespace,
-        inputs=set(SHARED_INPUTS),
-        parameters={"params:overrides": f"params:{namespace}", **{f"params:{s}": f"params:{s}" for s in STAGE_SECTIONS}},
+        inputs=set(SHARED_INPUTS) & template.inputs(),
+        parameters={name: target for name, target in shared_parameters.items() if name in template.inputs()},
     )

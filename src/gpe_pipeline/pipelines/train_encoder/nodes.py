@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import encode
-from gpe_pipeline.core.metrics import gme_heldout, reconstruction_mse
+from gpe_pipeline.core.metrics import bilipschitz_p95, gme_heldout, local_distortion, reconstruction_mse
 from gpe_pipeline.core.models import JointAutoencoder, NoModel
 from gpe_pipeline.core.step_losses import encoder_step_loss, joint_step_loss
 from gpe_pipeline.params import model_from_params
@@ -19,31 +19,49 @@ from gpe_pipeline.tracking import train_and_log
 # What every method's encoder stage logs to MLflow, so the variants' runs share their metric names. A baseline's
 # own terms (train_reconstruction, train_kl, train_mds, validation_mse) stay in its encoder_history; its validation
 # reconstruction curve reaches MLflow as train_decoder/validation_mse (train_decoder.nodes.kept_decoder_history).
+GEOMETRY_POINTS = 200  # validation points at which local_distortion probes the Jacobian when eval_geometry is on
 ENCODER_STAGE_METRICS = (
     "train_loss",
     "validation_gme",
+    "validation_bilipschitz_p95",
+    "validation_local_distortion",
     "steps_per_sec",
     "elapsed_s",
     "train_elapsed_s",
     "steps",
     "train_seconds",
     "final_validation_gme",
+    "final_validation_bilipschitz_p95",
+    "final_validation_local_distortion",
 )
 
 
-def validation_gme(model: nn.Module, points: Tensor) -> dict[str, float]:
-    """All-pairs GME of the validation points (the same formula evaluate applies to the held-out split)."""
-    device = next(model.parameters()).device
-    latents = encode(model, points, device=str(device))
-    return {"gme": gme_heldout(latents.to(device), to_model_scale(points.to(device)))}
+def validation_geometry(encoder: nn.Module, points: Tensor, geometry: bool = False) -> dict[str, float]:
+    """All-pairs GME of the validation points (the formula evaluate applies to the held-out split).
+
+    geometry: also bilipschitz_p95 and local_distortion (SPEC 2) of the same points, as the stability study
+    (E2) records at every evaluation; local_distortion probes at most GEOMETRY_POINTS of them.
+    """
+    device = next(encoder.parameters()).device
+    latents = encode(encoder, points, device=str(device))
+    data = to_model_scale(points.to(device))
+    metrics = {"gme": gme_heldout(latents.to(device), data)}
+    if geometry:
+        metrics["bilipschitz_p95"] = bilipschitz_p95(latents, data.cpu())
+        metrics["local_distortion"] = local_distortion(encoder, data, max_points=GEOMETRY_POINTS)
+    return metrics
 
 
-def joint_validation(model: JointAutoencoder, points: Tensor) -> dict[str, float]:
-    """Validation reconstruction MSE through the mean latent (no sampling), and the GME of the mean encoder."""
+def joint_validation(model: JointAutoencoder, points: Tensor, geometry: bool = False) -> dict[str, float]:
+    """Validation reconstruction MSE through the mean latent (no sampling), and the mean encoder's geometry."""
     device = next(model.parameters()).device
     latents = encode(model.encoder, points, device=str(device))
-    mse = reconstruction_mse(model.decoder, latents, points)
-    return {"mse": mse, "gme": gme_heldout(latents.to(device), to_model_scale(points.to(device)))}
+    return {"mse": reconstruction_mse(model.decoder, latents, points), **validation_geometry(model.encoder, points, geometry)}
+
+
+def validation_points(validation_data: dict[str, Any], params: dict[str, Any]) -> Tensor:
+    """The validation rows an encoder is evaluated on: the first train_encoder.eval_samples."""
+    return validation_data["x"][: params.get("eval_samples", 2000)]
 
 
 def train_encoder(
@@ -67,7 +85,9 @@ def train_encoder(
         partial(encoder_step_loss, loss_name=params.get("loss", "gme"), augment=dict(params.get("augment") or {})),
         [train_data["x"]],
         params["training"],
-        evaluate=partial(validation_gme, points=validation_data["x"][: params.get("eval_samples", 2000)]),
+        evaluate=partial(
+            validation_geometry, points=validation_points(validation_data, params), geometry=params.get("eval_geometry", False)
+        ),
         target_metric="gme",
         min_batch_size=2,
         mlflow_metrics=ENCODER_STAGE_METRICS,
@@ -102,7 +122,9 @@ def train_jointly(
         partial(joint_step_loss, beta=float(params.get("beta", 0.0)) if stochastic else 0.0, mds_weight=mds_weight),
         [train_data["x"]],
         {**decoder_params["training"], "checkpoint_path": params["training"].get("checkpoint_path")},
-        evaluate=partial(joint_validation, points=validation_data["x"][: params.get("eval_samples", 2000)]),
+        evaluate=partial(
+            joint_validation, points=validation_points(validation_data, params), geometry=params.get("eval_geometry", False)
+        ),
         target_metric="mse",
         min_batch_size=2 if mds_weight > 0 else 1,
         mlflow_metrics=ENCODER_STAGE_METRICS,

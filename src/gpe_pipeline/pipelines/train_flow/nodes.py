@@ -13,7 +13,7 @@ from gpe_pipeline.core.latents import normalise_latents
 from gpe_pipeline.core.losses import cfm_loss
 from gpe_pipeline.core.step_losses import flow_step_loss
 from gpe_pipeline.params import model_from_params
-from gpe_pipeline.tracking import train_and_log
+from gpe_pipeline.tracking import train_and_log_result
 
 
 def validation_cfm(model: nn.Module, latents: Tensor, noise: Tensor, times: Tensor) -> dict[str, float]:
@@ -24,10 +24,11 @@ def validation_cfm(model: nn.Module, latents: Tensor, noise: Tensor, times: Tens
 
 def train_flow(
     train_latents: Tensor, validation_latents: Tensor, latent_stats: dict[str, Tensor], params: dict[str, Any]
-) -> tuple[nn.Module, pd.DataFrame]:
+) -> tuple[nn.Module, pd.DataFrame, dict[int, dict[str, Tensor]]]:
     """Fit the latent velocity field by conditional flow matching on the cached, normalised latents.
 
-    Returns the moving-average velocity field (used for sampling) and the loss history.
+    Returns the moving-average velocity field (used for sampling), the loss history, and the field's weights
+    after each of training.snapshot_steps (empty by default; generation against flow iterations reads them).
     """
     mean, scale = latent_stats["mean"], latent_stats["scale"]
     train_y = normalise_latents(train_latents, mean, scale)
@@ -38,7 +39,7 @@ def train_flow(
     validation_t = torch.rand(len(validation_y), generator=generator)
     velocity = model_from_params("velocity", "train_flow", params, latent_dim=train_y.shape[1])
 
-    return train_and_log(
+    result = train_and_log_result(
         "train_flow",
         velocity,
         flow_step_loss,
@@ -47,3 +48,4 @@ def train_flow(
         evaluate=partial(validation_cfm, latents=validation_y, noise=validation_noise, times=validation_t),
         target_metric="cfm",
     )
+    return result.model, pd.DataFrame(result.history), result.snapshots

@@ -12,7 +12,7 @@ def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
             Node(
                 train_flow,
                 inputs=["train_latents", "validation_latents", "latent_stats", parameters.format("train_flow")],
-                outputs=["flow", "flow_history"],
+                outputs=["flow", "flow_history", "flow_snapshots"],
                 name="train_flow",
             )
         ],
