@@ -26,8 +26,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Param, RunStatus
 
 from gpe_pipeline.params import architectures_by_path, used_parameters
-from gpe_pipeline.validation import validate_run
-from gpe_pipeline.variants import STAGE_SECTIONS, method_label, nested_get, resolve_variant
+from gpe_pipeline.validation import namespace_parameters, validate_run
+from gpe_pipeline.variants import STAGE_SECTIONS, method_label
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +54,6 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-def variant_namespaces(pipeline: Pipeline) -> list[str]:
-    """The namespaces of the pipeline's nodes: each is one variant of the stages (compare.vae, ...)."""
-    return sorted({node.namespace for node in pipeline.nodes if node.namespace})
 
 
 def git_state(project: Path) -> dict[str, str]:
@@ -102,8 +97,9 @@ class MlflowRunsHook:
         self.catalog = catalog
         self.project = Path(run_params.get("project_path") or Path.cwd())
         parameters = catalog.load("parameters")
-        namespaces = variant_namespaces(pipeline)
-        self._keep_used_parameters(parameters, namespaces, catalog)
+        merged = namespace_parameters(parameters, pipeline)
+        variants = {namespace: sections for namespace, sections in merged.items() if "train_encoder" in sections}
+        self._keep_used_parameters(parameters, variants, catalog)
         run = mlflow.active_run()
         if run is None:  # tracking is off for this pipeline
             return
@@ -117,8 +113,10 @@ class MlflowRunsHook:
         if run.info.run_name == "+".join(pipelines):  # kedro-mlflow's default: no name was given in mlflow.yml
             tags["mlflow.runName"] = f"{'+'.join(pipelines)} · {dataset}"
         mlflow.set_tags(tags)
-        for namespace in namespaces:
-            self.children[namespace] = self._create_child(client, run, namespace, parameters, shared_tags)
+        for namespace, sections in variants.items():
+            # A variant of an experiment with its own dataset (E1's gmm) reads the ingest of its parent namespace.
+            ingest = merged.get(namespace.rpartition(".")[0], {}).get("ingest") or parameters.get("ingest") or {}
+            self.children[namespace] = self._create_child(client, run, namespace, {**sections, "ingest": ingest}, shared_tags)
 
     def _mark_experiment(self, client: MlflowClient, experiment_id: str) -> None:
         """An experiment created before conf/base/mlflow.yml set its kind gets the tag too."""
@@ -127,11 +125,16 @@ class MlflowRunsHook:
             if experiment.tags.get(key) != value:
                 client.set_experiment_tag(experiment_id, key, value)
 
-    def _keep_used_parameters(self, parameters: dict[str, Any], namespaces: list[str], catalog: DataCatalog) -> None:
-        """Replace each params:<section> entry by the part the run reads, so only that reaches nodes and MLflow."""
+    def _keep_used_parameters(
+        self, parameters: dict[str, Any], variants: dict[str, dict[str, Any]], catalog: DataCatalog
+    ) -> None:
+        """Replace each params:<section> entry by the part the run reads, so only that reaches nodes and MLflow.
+
+        variants: each variant's merged sections; every architecture one of them uses keeps its options.
+        """
         in_use: dict[str, set[str]] = {}
-        for namespace in namespaces:
-            for path, names in architectures_by_path(nested_get(parameters, namespace) or {}).items():
+        for sections in variants.values():
+            for path, names in architectures_by_path(sections).items():
                 in_use.setdefault(path, set()).update(names)
         for section, value in parameters.items():
             dataset = catalog.get(f"params:{section}") if isinstance(value, dict) else None
@@ -151,21 +154,22 @@ class MlflowRunsHook:
         return tags
 
     def _create_child(
-        self, client: MlflowClient, parent: Any, namespace: str, parameters: dict[str, Any], shared_tags: dict[str, str]
+        self, client: MlflowClient, parent: Any, namespace: str, sections: dict[str, Any], shared_tags: dict[str, str]
     ) -> str:
-        sections = resolve_variant(namespace, nested_get(parameters, namespace), parameters)
+        """A child run of the parent for one variant: its tags and its merged, used parameters (sections + ingest)."""
         group, _, variant = namespace.rpartition(".")
+        dataset = str(sections["ingest"].get("dataset", shared_tags["dataset"]))
         tags = {
             **shared_tags,
+            "dataset": dataset,
             "mlflow.parentRunId": parent.info.run_id,
-            "mlflow.runName": f"{variant} · {shared_tags['dataset']}",
+            "mlflow.runName": f"{variant} · {dataset}",
             "variant": variant,
             "variant_group": group,
             "method": method_label(sections["train_encoder"]),
         }
         child = client.create_run(parent.info.experiment_id, tags=tags)
-        used = {section: used_parameters(section, sections[section]) for section in STAGE_SECTIONS}
-        used["ingest"] = used_parameters("ingest", parameters.get("ingest") or {})
+        used = {section: used_parameters(section, sections[section]) for section in (*STAGE_SECTIONS, "ingest")}
         params = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in flatten(used).items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
             client.log_batch(child.info.run_id, params=params[start : start + 100])

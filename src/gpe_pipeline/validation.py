@@ -16,18 +16,41 @@ from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
 from gpe_pipeline.core.training import TrainConfig, valid_device
 from gpe_pipeline.params import ParameterError, check_decoder_covers_data, model_from_params
-from gpe_pipeline.variants import VARIANT_GROUPS, nested_get, resolve_variant
+from gpe_pipeline.variants import VARIANT_GROUPS, nested_get
 
 __all__ = ["ParameterError", "validate_parameters", "validate_run"]
 
 ENCODER_METHODS = ("gpe", "vae", "ae")
 
 
-def validate_run(params: dict[str, Any], pipeline: Any) -> None:
-    """Check the parameters of every node of a pipeline: shared nodes on the shared sections, each variant
-    namespace's nodes on its merged sections (variants.resolve_variant); unknown variant names are refused.
+def namespace_parameters(params: dict[str, Any], pipeline: Any) -> dict[str, dict[str, Any]]:
+    """Every namespace's merged parameter sections, {namespace: {section: dict}}, as its parameter nodes compute them.
 
-    pipeline: a Kedro Pipeline (anything with .nodes whose items have .name and .namespace).
+    The parameter nodes (tagged variant_parameters, outputs "<section>_params") are pure functions of the
+    parameters, so they are run here on them; an input that is a dataset (e.g. a learning-rate probe's result)
+    does not exist before the run and is passed as None (the node must then leave that choice as configured).
+    pipeline: a Kedro Pipeline.
+    """
+    from gpe_pipeline.pipelines.variant_stages import MERGED_SECTION, PARAMETER_NODE_TAG
+
+    suffix = MERGED_SECTION.format("")
+    resolved: dict[str, dict[str, Any]] = {}
+    for node in pipeline.nodes:
+        if PARAMETER_NODE_TAG not in node.tags:
+            continue
+        values = {
+            name: nested_get(params, name.removeprefix("params:")) if name.startswith("params:") else None for name in node.inputs
+        }
+        for name, value in node.run(values).items():
+            resolved.setdefault(node.namespace or "", {})[name.rsplit(".", 1)[-1].removesuffix(suffix)] = value
+    return resolved
+
+
+def validate_run(params: dict[str, Any], pipeline: Any) -> None:
+    """Check the parameters of every node of a pipeline: shared nodes on the shared sections, each namespace's
+    nodes on its merged sections (namespace_parameters); unknown variant names are refused.
+
+    pipeline: a Kedro Pipeline (anything with .nodes whose items have .name, .namespace, .tags, .inputs, .run).
     """
     for group, variants in VARIANT_GROUPS.items():
         unknown = sorted(set(params.get(group) or {}) - set(variants))
@@ -35,15 +58,12 @@ def validate_run(params: dict[str, Any], pipeline: Any) -> None:
             raise ParameterError(
                 f"{group}.{unknown[0]} is not a variant of the {group} pipeline: the variants are {list(variants)}"
             )
+    merged = namespace_parameters(params, pipeline)
     by_namespace: dict[str, set[str]] = {}
     for node in pipeline.nodes:
         by_namespace.setdefault(node.namespace or "", set()).add(node.name.split(".")[-1])
     for namespace, nodes in sorted(by_namespace.items()):
-        if namespace:
-            params_of_variant = {**params, **resolve_variant(namespace, nested_get(params, namespace), params)}
-            validate_parameters(params_of_variant, nodes)
-        else:
-            validate_parameters(params, nodes)
+        validate_parameters({**params, **merged.get(namespace, {})}, nodes)
 
 
 def _integer(value: Any) -> bool:

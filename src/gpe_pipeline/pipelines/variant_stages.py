@@ -17,11 +17,15 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
-from gpe_pipeline.pipelines import cache_latents, evaluate, train_decoder, train_encoder, train_flow
-from gpe_pipeline.variants import STAGE_SECTIONS, variant_parameters
+from gpe_pipeline.pipelines import cache_latents, evaluate, ingest, train_decoder, train_encoder, train_flow
+from gpe_pipeline.variants import STAGE_SECTIONS, merge_overrides, variant_parameters
 
 # What variants read from the shared, non-namespaced part of the run (when their stages read it).
-SHARED_INPUTS = ("train_data", "validation_data", "heldout_data", "dataset_metadata", "feature_classifier")
+SHARED_DATA = ("train_data", "validation_data", "heldout_data", "dataset_metadata")
+SHARED_INPUTS = (*SHARED_DATA, "feature_classifier")
+# The tag of every node that turns parameters into a namespace's merged sections ("<section>_params" outputs):
+# the parameter check and the MLflow hook run these nodes on the parameters to see what each variant will use.
+PARAMETER_NODE_TAG = "variant_parameters"
 # A variant's merged parameter section: a memory dataset inside its namespace (e.g. compare.vae.train_encoder_params).
 MERGED_SECTION = "{}_params"
 # The stages in the order they feed each other; a variant runs a prefix of them.
@@ -59,12 +63,14 @@ def variant_pipeline(
     stages: tuple[str, ...] = tuple(STAGES),
     overrides: DerivedOverrides | None = None,
     prelude: Pipeline | None = None,
+    data_from: str | None = None,
 ) -> Pipeline:
     """The stages under `namespace`, parameterised by the variant's overrides and the shared sections.
 
     stages: a prefix of STAGES (an encoder-only study stops after train_encoder). overrides: None reads
     params:<namespace>; a DerivedOverrides computes them. prelude: nodes that run first in the namespace
-    (e.g. a learning-rate probe whose result the overrides read).
+    (e.g. a learning-rate probe whose result the overrides read). data_from: read train_data .. dataset_metadata
+    from that namespace (an experiment's own dataset, dataset_pipeline) instead of the run's shared ingest.
     """
     if list(stages) != list(STAGES)[: len(stages)] or not stages:
         raise ValueError(f"a variant runs a prefix of {list(STAGES)}, got {list(stages)}")
@@ -82,13 +88,34 @@ def variant_pipeline(
     template = Pipeline(
         [
             *([prelude] if prelude is not None else []),
-            Pipeline([parameters], tags=["variant_parameters"]),
+            Pipeline([parameters], tags=[PARAMETER_NODE_TAG]),
             *(STAGES[stage](MERGED_SECTION) for stage in stages),
         ]
     )
+    shared = {name: f"{data_from}.{name}" if data_from and name in SHARED_DATA else name for name in SHARED_INPUTS}
     return Pipeline(
         template,
         namespace=namespace,
-        inputs=set(SHARED_INPUTS) & template.inputs(),
+        inputs={name: target for name, target in shared.items() if name in template.inputs()},
         parameters={name: target for name, target in shared_parameters.items() if name in template.inputs()},
     )
+
+
+def ingest_parameters(ingest: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The ingest section with an experiment's own dataset overrides (e.g. the gmm for E1)."""
+    return merge_overrides(ingest, overrides or {}, "ingest")
+
+
+def dataset_pipeline(namespace: str, overrides: str) -> Pipeline:
+    """An ingest of the experiment's own dataset under `namespace` (its train_data .. dataset_metadata).
+
+    overrides: the parameter holding the experiment's ingest overrides (e.g. params:exp_gmm_latents.ingest).
+    """
+    parameters = Node(
+        ingest_parameters,
+        inputs={"ingest": "params:ingest", "overrides": overrides},
+        outputs=MERGED_SECTION.format("ingest"),
+        name="ingest_parameters",
+    )
+    template = Pipeline([Pipeline([parameters], tags=[PARAMETER_NODE_TAG]), ingest.create_pipeline(MERGED_SECTION)])
+    return Pipeline(template, namespace=namespace, parameters={"params:ingest": "params:ingest", overrides: overrides})
