@@ -154,6 +154,21 @@ def test_local_distortion_restores_training_mode_and_handles_batch_norm():
     assert math.isfinite(value) and encoder.training
 
 
+def test_local_distortion_counts_duplicate_rows_once():
+    data = torch.randn(25, 1, 2, 3, generator=torch.Generator().manual_seed(13))
+    encoder = LinearEncoder(torch.randn(4, 6, generator=torch.Generator().manual_seed(14)))
+    single = local_distortion(encoder, data, k=3)
+    # Every point twice: the same points and the same distinct neighbours, so the same mean.
+    assert local_distortion(encoder, torch.cat([data, data]), k=3) == pytest.approx(single, rel=1e-6)
+    # One point six times and one other: a single distinct neighbour each, where zero-length directions gave NaN.
+    few = torch.cat([data[:1].repeat(6, 1, 1, 1), data[1:2]])
+    direction = (data[1] - data[0]).flatten() / (data[1] - data[0]).norm()
+    expected = ((encoder.linear.weight @ direction).square().sum().item() - 1.0) ** 2  # the same |J u| both ways
+    assert local_distortion(encoder, few, k=3) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="at least 2 distinct points"):
+        local_distortion(encoder, data[:1].repeat(5, 1, 1, 1), k=3)
+
+
 # ---------------------------------------------------------------- Frechet distances
 
 

@@ -117,14 +117,18 @@ def bilipschitz_p95(latents: Tensor, data: Tensor, max_pairs: int = 1_000_000, s
     return _quantile(torch.maximum(ratio, 1.0 / ratio), 0.95)
 
 
-def _nearest_neighbours(data: Tensor, points: Tensor, k: int) -> Tensor:
-    """Indices (P, k) of the k nearest rows of data (N, D) to each of points (P, D), itself and duplicates excluded."""
-    squared = pairwise_squared_distances(points, data)
-    # The Gram form |a|^2 + |b|^2 - 2ab only ranks neighbours here, so its rounding is harmless, except that it cannot
-    # tell a point from itself or its duplicates reliably: exclude everything within rounding of zero.
-    tolerance = 1e-6 * (points.square().sum(1, keepdim=True) + data.square().sum(1).unsqueeze(0))
-    squared = squared.masked_fill(squared <= tolerance, float("inf"))
-    return squared.topk(k, dim=1, largest=False).indices
+def _nearest_distinct_neighbours(data: Tensor, points: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Neighbours among the distinct rows of data (N, D) of the rows indexed by points (P,).
+
+    Returns the distinct rows (M, D), each point's own index among them (P,) and the indices (P, min(k, M - 1)) of its
+    nearest other distinct rows. Merging exact duplicates first means that no point has itself or a copy of itself as
+    a neighbour, so every direction to a neighbour has a non-zero length, whatever the rounding of the distances.
+    """
+    distinct, row_of = torch.unique(data, dim=0, return_inverse=True)
+    own = row_of[points]
+    squared = pairwise_squared_distances(distinct[own], distinct)
+    squared[torch.arange(len(own)), own] = float("inf")
+    return distinct, own, squared.topk(min(k, len(distinct) - 1), dim=1, largest=False).indices
 
 
 def local_distortion(
@@ -134,26 +138,31 @@ def local_distortion(
 
     data: (N, ...) held-out inputs; at most max_points of them (a seeded subset)
     are the points x, and u runs over the unit vectors from x to its k nearest
-    neighbours in data. J_T(x) u comes from a forward-mode Jacobian-vector
-    product with the encoder in eval mode, batch_size (point, direction) rows at a time.
+    distinct neighbours in data (duplicate rows count once; k is lowered to the
+    number of other distinct points when there are fewer). J_T(x) u comes from a
+    forward-mode Jacobian-vector product with the encoder in eval mode,
+    batch_size (point, direction) rows at a time.
     """
-    if k < 1 or len(data) < k + 1:
-        raise ValueError(f"local_distortion needs k >= 1 and more than k = {k} points, got {len(data)}")
+    if k < 1:
+        raise ValueError(f"local_distortion needs k >= 1, got {k}")
     parameter = next(encoder.parameters(), None)
     device = parameter.device if parameter is not None else data.device
     input_shape = data.shape[1:]
     flat = data.reshape(len(data), -1).float().cpu()
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(len(data), generator=generator)[:max_points] if len(data) > max_points else torch.arange(len(data))
-    neighbours = _nearest_neighbours(flat, flat[chosen], k)  # (P, k)
+    distinct, own, neighbours = _nearest_distinct_neighbours(flat, chosen, k)
+    if neighbours.shape[1] == 0:
+        raise ValueError(f"local_distortion needs at least 2 distinct points, got {len(data)} identical ones")
+    k = neighbours.shape[1]
 
     was_training = encoder.training
     encoder.eval()  # batch norm in eval mode acts row by row, so a batched JVP gives each row its own J_T(x) u
     total = torch.zeros((), dtype=torch.float64)
     points_per_batch = max(1, batch_size // k)
-    for start in range(0, len(chosen), points_per_batch):
-        points = flat[chosen[start : start + points_per_batch]]  # (p, D)
-        differences = flat[neighbours[start : start + points_per_batch]] - points[:, None, :]  # (p, k, D)
+    for start in range(0, len(own), points_per_batch):
+        points = distinct[own[start : start + points_per_batch]]  # (p, D)
+        differences = distinct[neighbours[start : start + points_per_batch]] - points[:, None, :]  # (p, k, D), non-zero
         directions = differences / differences.norm(dim=2, keepdim=True)
         # One JVP row per (point, direction): each point repeated k times, one direction as its tangent.
         x = points.repeat_interleave(k, dim=0).reshape(-1, *input_shape).to(device)
@@ -163,7 +172,7 @@ def local_distortion(
         stretch = pushed.reshape(len(pushed), -1).double().square().sum(1)  # |J_T(x) u|^2
         total += (stretch - 1.0).square().sum().cpu()
     encoder.train(was_training)
-    return float(total / (len(chosen) * k))
+    return float(total / (len(own) * k))
 
 
 def _psd_sqrt(matrix: Tensor) -> Tensor:
