@@ -95,9 +95,16 @@ def _check_device(section: str, params: dict[str, Any]) -> None:
 
 def _check_evaluate(evaluate: dict[str, Any], shape: list[int]) -> None:
     _check_device("evaluate", evaluate)
-    for key, minimum in (("max_points", 2), ("neighbours", 1), ("distortion_points", 1), ("batch_size", 1)):
-        if not _integer(evaluate.get(key)) or evaluate[key] < minimum:
-            raise ParameterError(f"evaluate.{key} must be an integer >= {minimum}, got {evaluate.get(key)!r}")
+    integers = [("max_points", 2), ("geometry_points", 2), ("neighbours", 1), ("distortion_points", 1), ("batch_size", 1)]
+    integers += [("kid.subset_size", 2), ("kid.subsets", 1), ("bootstrap.resamples", 1), ("bootstrap.max_features", 0)]
+    for key, minimum in integers:
+        section, _, name = key.rpartition(".")
+        value = (evaluate.get(section) or {}).get(name) if section else evaluate.get(name)
+        if not _integer(value) or value < minimum:
+            raise ParameterError(f"evaluate.{key} must be an integer >= {minimum}, got {value!r}")
+    confidence = (evaluate.get("bootstrap") or {}).get("confidence")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ParameterError(f"evaluate.bootstrap.confidence must be a number in (0, 1), got {confidence!r}")
     sampling = evaluate.get("sampling", {})
     try:
         check_solver(sampling.get("solver"), sampling.get("steps"), sampling.get("rtol", 1e-5), sampling.get("atol", 1e-5))

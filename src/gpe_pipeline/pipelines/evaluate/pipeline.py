@@ -30,6 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 compute_metrics,
                 inputs=[
                     "encoder",
+                    "train_data",
                     "heldout_data",
                     "heldout_latents",
                     "heldout_reconstructions",
