@@ -8,7 +8,7 @@ import yaml
 
 from gpe_pipeline.validation import ParameterError, validate_parameters
 
-from .conftest import PIPELINE_NODES
+from .conftest import PIPELINE_NODES, environment_config
 
 STAGES = PIPELINE_NODES
 CONF = Path(__file__).parents[1] / "conf" / "base"
@@ -112,10 +112,8 @@ def test_only_the_stages_being_run_are_checked(params):
 
 @pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq"])
 def test_paper_environments_have_valid_parameters_and_catalogs(env):
-    from kedro.config import OmegaConfigLoader
     from kedro.io import DataCatalog
 
-    loader = OmegaConfigLoader(str(CONF.parent), base_env="base", default_run_env=env, env=env)
-    validate_parameters(loader["parameters"], STAGES)
-    catalog = DataCatalog.from_config(loader["catalog"])
+    validate_parameters(environment_config(env), STAGES)
+    catalog = DataCatalog.from_config(environment_config(env, "catalog"))
     assert catalog.get("train_data") is not None and catalog.get("encoder") is not None

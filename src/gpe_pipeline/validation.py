@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from gpe_pipeline.core.data import IMAGE_DTYPES, data_shape
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
@@ -41,8 +43,15 @@ def _check_training(section: str, params: dict[str, Any], min_batch_size: int = 
 def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
     """Raise ParameterError for the first parameter that the given pipeline nodes cannot work with.
 
-    nodes: the names of the nodes about to run (ingest_dataset, train_encoder, ...).
+    nodes: the names of the nodes about to run (ingest_dataset, train_encoder, ...). The models are built on the meta
+    device: their constructors check the parameters without allocating or initialising any weight (the paper's
+    CelebA-HQ networks hold 225 M of them).
     """
+    with torch.device("meta"):
+        _validate(params, nodes)
+
+
+def _validate(params: dict[str, Any], nodes: set[str]) -> None:
     ingest = params.get("ingest", {})
     try:
         shape = data_shape(
