@@ -61,6 +61,16 @@ def kedro(
     return command_line(project, [KEDRO, *args], timeout=timeout, check=check, env=env)
 
 
+def environment_config(env: str, key: str = "parameters") -> dict:
+    """conf/<env> merged over conf/base the way `kedro run --env <env>` merges them (the project's CONFIG_LOADER_ARGS)."""
+    from kedro.config import OmegaConfigLoader
+
+    from gpe_pipeline.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}, env=env)
+    return loader[key]
+
+
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
     """A project copy on which the four core stages ran once with the tiny test settings."""

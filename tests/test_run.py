@@ -24,10 +24,15 @@ METRICS = [
     "gme_heldout",
     "bilipschitz_p95",
     "local_distortion",
-    "fd_pixel_gen",
-    "fd_pixel_floor",
-    "fd_classifier_gen",
+    *(
+        f"fd_{features}_{pair}{end}"
+        for features in ("pixel", "classifier")
+        for pair in ("floor", "gen", "recon")
+        for end in ("", "_ci_low", "_ci_high")
+    ),
+    *(f"kd_{features}_{pair}_std" for features in ("pixel", "classifier") for pair in ("floor", "gen", "recon")),
 ]
+KERNEL_DISTANCES = [f"kd_{features}_{pair}" for features in ("pixel", "classifier") for pair in ("floor", "gen", "recon")]
 
 
 def digest(path: Path) -> str:
@@ -59,7 +64,11 @@ def test_full_run_writes_every_catalog_entry(trained_project):
         assert (data / "06_models" / f"{model}.pt").exists()
     metrics = json.loads((data / "08_reporting" / "evaluation_metrics.json").read_text())
     assert all(isinstance(metrics[name], float) and metrics[name] >= 0 for name in METRICS)
-    assert metrics["frechet_points"] == 50 and metrics["fd_classifier_floor"] > 0
+    assert all(isinstance(metrics[name], float) for name in KERNEL_DISTANCES)  # unbiased: may be below 0
+    for name in (f"fd_{features}_{pair}" for features in ("pixel", "classifier") for pair in ("floor", "gen", "recon")):
+        assert metrics[f"{name}_ci_low"] <= metrics[name] <= metrics[f"{name}_ci_high"], name
+    # 100 held-out and 300 train examples, max_points 50: every set has 50 examples, each kernel subset 20 of them.
+    assert metrics["frechet_points"] == 50 and metrics["fd_classifier_floor"] > 0 and metrics["kd_pixel_gen_std"] > 0
     assert metrics["fid_status"].startswith(("skipped: pt_inception", "computed"))
     figures = {p.name for p in (data / "08_reporting" / "figures").iterdir()}
     assert figures == {"reconstructions.png", "samples.png", "interpolation.png", "latent_scatter.png", "loss_curves.png"}
@@ -93,7 +102,8 @@ def test_one_mlflow_run_holds_parameters_histories_and_models(trained_project):
     for trainer in ("train_encoder", "train_decoder", "train_flow", "feature_classifier"):
         assert run[f"metrics.{trainer}/steps"] >= 1 and run[f"metrics.{trainer}/train_seconds"] > 0, trainer
         assert run[f"tags.{trainer}.stop_reason"], trainer
-    assert {m.removeprefix("metrics.evaluate/") for m in runs.columns if m.startswith("metrics.evaluate/")} >= set(METRICS)
+    logged = {m.removeprefix("metrics.evaluate/") for m in runs.columns if m.startswith("metrics.evaluate/")}
+    assert logged >= set(METRICS) | set(KERNEL_DISTANCES)
     artifacts = {a.path for a in client.list_artifacts(run.run_id, "models")}
     assert artifacts == {"models/encoder.pt", "models/decoder.pt", "models/flow.pt"}
     figures = {a.path for a in client.list_artifacts(run.run_id, "figures")}

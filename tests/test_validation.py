@@ -4,7 +4,7 @@ import pytest
 
 from gpe_pipeline.validation import ParameterError, validate_parameters
 
-from .conftest import PIPELINE_NODES, PROJECT_ROOT, with_value
+from .conftest import PIPELINE_NODES, environment_config, with_value
 
 STAGES = PIPELINE_NODES
 
@@ -33,6 +33,12 @@ def test_base_parameters_are_valid(params):
         ("evaluate.sampling.solver", "euler_maruyama", "evaluate.sampling: unknown solver 'euler_maruyama'"),
         ("evaluate.sampling.steps", 0, "evaluate.sampling: steps must be an integer >= 1"),
         ("evaluate.max_points", 1, "evaluate.max_points must be an integer >= 2"),
+        ("evaluate.geometry_points", 1, "evaluate.geometry_points must be an integer >= 2"),
+        ("evaluate.kid.subset_size", 1, "evaluate.kid.subset_size must be an integer >= 2"),
+        ("evaluate.kid.subsets", 0, "evaluate.kid.subsets must be an integer >= 1"),
+        ("evaluate.bootstrap.resamples", 0.5, "evaluate.bootstrap.resamples must be an integer >= 1"),
+        ("evaluate.bootstrap.max_features", -1, "evaluate.bootstrap.max_features must be an integer >= 0"),
+        ("evaluate.bootstrap.confidence", 1.0, r"evaluate.bootstrap.confidence must be a number in \(0, 1\)"),
         ("evaluate.batch_size", 0, "evaluate.batch_size must be an integer >= 1"),
         ("evaluate.device", "tpu", "evaluate.device must be auto, cpu or cuda"),
         ("cache_latents.device", "gpu", "cache_latents.device must be auto, cpu or cuda"),
@@ -100,13 +106,8 @@ def test_only_the_stages_being_run_are_checked(params):
 
 @pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq", "gmm"])
 def test_paper_environments_have_valid_parameters_and_catalogs(env):
-    from kedro.config import OmegaConfigLoader
     from kedro.io import DataCatalog
 
-    from gpe_pipeline.settings import CONFIG_LOADER_ARGS
-
-    # the project's own loader settings: an environment overrides single keys of conf/base (soft merge)
-    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env}, env=env)
-    validate_parameters(loader["parameters"], STAGES)
-    catalog = DataCatalog.from_config(loader["catalog"])
+    validate_parameters(environment_config(env), STAGES)
+    catalog = DataCatalog.from_config(environment_config(env, "catalog"))
     assert catalog.get("train_data") is not None and catalog.get("encoder") is not None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from gpe_pipeline.core.data import IMAGE_DTYPES, data_shape, data_value_range
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
@@ -87,8 +89,15 @@ def _check_training(section: str, params: dict[str, Any], min_batch_size: int = 
 def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
     """Raise ParameterError for the first parameter that the given pipeline nodes cannot work with.
 
-    nodes: the names of the nodes about to run (ingest_dataset, train_encoder, ...).
+    nodes: the names of the nodes about to run (ingest_dataset, train_encoder, ...). The models are built on the meta
+    device: their constructors check the parameters without allocating or initialising any weight (the paper's
+    CelebA-HQ networks hold 225 M of them).
     """
+    with torch.device("meta"):
+        _validate(params, nodes)
+
+
+def _validate(params: dict[str, Any], nodes: set[str]) -> None:
     ingest = params.get("ingest", {})
     try:
         shape = data_shape(
@@ -188,9 +197,16 @@ def _check_device(section: str, params: dict[str, Any]) -> None:
 
 def _check_evaluate(evaluate: dict[str, Any], shape: list[int]) -> None:
     _check_device("evaluate", evaluate)
-    for key, minimum in (("max_points", 2), ("neighbours", 1), ("distortion_points", 1), ("batch_size", 1)):
-        if not _integer(evaluate.get(key)) or evaluate[key] < minimum:
-            raise ParameterError(f"evaluate.{key} must be an integer >= {minimum}, got {evaluate.get(key)!r}")
+    integers = [("max_points", 2), ("geometry_points", 2), ("neighbours", 1), ("distortion_points", 1), ("batch_size", 1)]
+    integers += [("kid.subset_size", 2), ("kid.subsets", 1), ("bootstrap.resamples", 1), ("bootstrap.max_features", 0)]
+    for key, minimum in integers:
+        section, _, name = key.rpartition(".")
+        value = (evaluate.get(section) or {}).get(name) if section else evaluate.get(name)
+        if not _integer(value) or value < minimum:
+            raise ParameterError(f"evaluate.{key} must be an integer >= {minimum}, got {value!r}")
+    confidence = (evaluate.get("bootstrap") or {}).get("confidence")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ParameterError(f"evaluate.bootstrap.confidence must be a number in (0, 1), got {confidence!r}")
     sampling = evaluate.get("sampling", {})
     try:
         check_solver(sampling.get("solver"), sampling.get("steps"), sampling.get("rtol", 1e-5), sampling.get("atol", 1e-5))

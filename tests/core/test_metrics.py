@@ -9,10 +9,12 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from scipy import linalg
 from torch import nn
 
+from gpe_pipeline.core.data import uint8_to_unit_range
 from gpe_pipeline.core.losses import classifier_loss
 from gpe_pipeline.core.metrics import (
     INCEPTION_WEIGHTS_FILE,
     bilipschitz_p95,
+    bootstrap_interval,
     fd_pixel,
     frechet_distance,
     frechet_inception_distance,
@@ -20,7 +22,11 @@ from gpe_pipeline.core.metrics import (
     inception_available,
     inception_features,
     inception_weights_path,
+    kernel_distance,
     local_distortion,
+    polynomial_kernel,
+    polynomial_mmd2_unbiased,
+    round_to_8bit,
     to_inception_input,
 )
 from gpe_pipeline.core.models import FeatureClassifier, build_model, model_from_spec
@@ -154,6 +160,21 @@ def test_local_distortion_restores_training_mode_and_handles_batch_norm():
     assert math.isfinite(value) and encoder.training
 
 
+def test_local_distortion_counts_duplicate_rows_once():
+    data = torch.randn(25, 1, 2, 3, generator=torch.Generator().manual_seed(13))
+    encoder = LinearEncoder(torch.randn(4, 6, generator=torch.Generator().manual_seed(14)))
+    single = local_distortion(encoder, data, k=3)
+    # Every point twice: the same points and the same distinct neighbours, so the same mean.
+    assert local_distortion(encoder, torch.cat([data, data]), k=3) == pytest.approx(single, rel=1e-6)
+    # One point six times and one other: a single distinct neighbour each, where zero-length directions gave NaN.
+    few = torch.cat([data[:1].repeat(6, 1, 1, 1), data[1:2]])
+    direction = (data[1] - data[0]).flatten() / (data[1] - data[0]).norm()
+    expected = ((encoder.linear.weight @ direction).square().sum().item() - 1.0) ** 2  # the same |J u| both ways
+    assert local_distortion(encoder, few, k=3) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="at least 2 distinct points"):
+        local_distortion(encoder, data[:1].repeat(5, 1, 1, 1), k=3)
+
+
 # ---------------------------------------------------------------- Frechet distances
 
 
@@ -209,6 +230,96 @@ def test_frechet_distance_refuses_mismatched_or_too_small_sets():
         frechet_distance(torch.zeros(5, 3), torch.zeros(5, 4))
     with pytest.raises(ValueError, match="at least 2 samples"):
         frechet_distance(torch.zeros(1, 3), torch.zeros(5, 3))
+
+
+def test_bootstrap_interval_is_seeded_and_centred_on_the_estimate():
+    generator = torch.Generator().manual_seed(15)
+    a = torch.randn(180, 16, generator=generator, dtype=torch.float64)
+    b = torch.randn(180, 16, generator=generator, dtype=torch.float64) * 1.3 + 0.2
+    estimate, low, high = bootstrap_interval(frechet_distance, a, b, resamples=100, confidence=0.9, seed=3)
+    assert estimate == frechet_distance(a, b)
+    assert low < estimate < high and bootstrap_interval(frechet_distance, a, b, 100, 0.9, seed=3) == (estimate, low, high)
+    # The resamples' mean sits well above the estimate (repeated rows add small-sample bias): the plain percentile
+    # interval would miss the estimate, the centred one is that interval moved down by the difference.
+    resampled = [
+        frechet_distance(a[torch.randint(180, (180,), generator=generator)], b[torch.randint(180, (180,), generator=generator)])
+        for _ in range(50)
+    ]
+    assert min(resampled) > estimate
+    narrower = bootstrap_interval(frechet_distance, a, b, resamples=100, confidence=0.5, seed=3)
+    assert low < narrower[1] < narrower[2] < high
+    _, more_low, more_high = bootstrap_interval(frechet_distance, torch.cat([a] * 4), torch.cat([b] * 4), 100, 0.9, seed=3)
+    assert more_high - more_low < (high - low) / 1.5  # four times the points: about half the width
+
+
+def test_bootstrap_interval_refuses_bad_settings():
+    a = torch.randn(10, 2)
+    with pytest.raises(ValueError, match="resamples >= 1"):
+        bootstrap_interval(frechet_distance, a, a, resamples=0)
+    with pytest.raises(ValueError, match=r"confidence in \(0, 1\)"):
+        bootstrap_interval(frechet_distance, a, a, confidence=1.0)
+
+
+# ---------------------------------------------------------------- kernel (Inception) distance
+
+
+def test_polynomial_mmd2_unbiased_matches_a_brute_force_double_loop():
+    generator = torch.Generator().manual_seed(16)
+    a = torch.randn(7, 3, generator=generator, dtype=torch.float64)
+    b = torch.randn(5, 3, generator=generator, dtype=torch.float64) + 0.5
+
+    def kernel(x, y):
+        return (float(x @ y) / 3 + 1) ** 3
+
+    within_a = sum(kernel(a[i], a[j]) for i in range(7) for j in range(7) if i != j) / (7 * 6)
+    within_b = sum(kernel(b[i], b[j]) for i in range(5) for j in range(5) if i != j) / (5 * 4)
+    across = sum(kernel(a[i], b[j]) for i in range(7) for j in range(5)) / (7 * 5)
+    assert polynomial_mmd2_unbiased(a, b) == pytest.approx(within_a + within_b - 2 * across, rel=1e-12)
+    assert polynomial_kernel(a, b)[2, 4].item() == pytest.approx(kernel(a[2], b[4]), rel=1e-12)
+    assert polynomial_mmd2_unbiased(a, b) == pytest.approx(polynomial_mmd2_unbiased(b, a), rel=1e-12)
+
+
+def test_kernel_distance_is_near_zero_for_one_distribution_and_positive_for_a_shift():
+    generator = torch.Generator().manual_seed(17)
+    same = []
+    for _ in range(8):
+        a, b = torch.randn(300, 10, generator=generator), torch.randn(300, 10, generator=generator)
+        same.append(kernel_distance(a, b, subset_size=100, subsets=50, seed=0))
+    means = [mean for mean, _ in same]
+    assert min(means) < 0 < max(means), "unbiased: two samples of one distribution give both signs"
+    assert all(abs(mean) < std for mean, std in same)  # zero is within one subset's spread
+    shifted, spread = kernel_distance(torch.randn(300, 10, generator=generator), torch.randn(300, 10, generator=generator) + 0.5)
+    assert shifted > 0.1 and shifted > 5 * spread and shifted > 20 * max(abs(mean) for mean in means)
+
+
+def test_kernel_distance_clips_the_subset_size_and_is_seeded():
+    generator = torch.Generator().manual_seed(18)
+    a, b = torch.randn(40, 4, generator=generator), torch.randn(30, 4, generator=generator)
+    assert kernel_distance(a[:30], b, subset_size=1000) == (polynomial_mmd2_unbiased(a[:30], b), 0.0)  # whole sets
+    mean, std = kernel_distance(a, b, subset_size=1000, subsets=20, seed=1)  # 30 of the 40 rows of a each time
+    assert std > 0 and kernel_distance(a, b, subset_size=1000, subsets=20, seed=1) == (mean, std)
+    assert kernel_distance(a, b, subset_size=1000, subsets=20, seed=2) != (mean, std)
+    with pytest.raises(ValueError, match="subset_size >= 2 and subsets >= 1"):
+        kernel_distance(a, b, subset_size=1)
+    with pytest.raises(ValueError, match="same F"):
+        kernel_distance(a, torch.zeros(5, 3))
+
+
+# ---------------------------------------------------------------- 8-bit rounding
+
+
+def test_round_to_8bit_keeps_uint8_images_and_rounds_others_to_png_levels():
+    pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
+    real = uint8_to_unit_range(pixels)
+    assert torch.equal(round_to_8bit(real), real)
+    generated = torch.rand(3, 3, 5, 5, generator=torch.Generator().manual_seed(19)) * 2.4 - 1.2  # beyond [-1, 1] too
+    rounded = round_to_8bit(generated)
+    levels = (rounded + 1) * 127.5
+    assert torch.allclose(levels, levels.round(), atol=1e-4) and levels.min() >= 0 and levels.max() <= 255
+    inside = generated.abs() <= 1
+    assert (rounded - generated)[inside].abs().max() <= 1 / 255 + 1e-6  # half a level
+    assert rounded[generated > 1].eq(1).all() and rounded[generated < -1].eq(-1).all()
+    assert round_to_8bit(torch.tensor([1 / 255 - 1])).item() == pytest.approx(2 / 255 - 1)  # u = 0.5 / 255 rounds up
 
 
 # ---------------------------------------------------------------- FID path

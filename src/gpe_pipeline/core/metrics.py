@@ -117,14 +117,18 @@ def bilipschitz_p95(latents: Tensor, data: Tensor, max_pairs: int = 1_000_000, s
     return _quantile(torch.maximum(ratio, 1.0 / ratio), 0.95)
 
 
-def _nearest_neighbours(data: Tensor, points: Tensor, k: int) -> Tensor:
-    """Indices (P, k) of the k nearest rows of data (N, D) to each of points (P, D), itself and duplicates excluded."""
-    squared = pairwise_squared_distances(points, data)
-    # The Gram form |a|^2 + |b|^2 - 2ab only ranks neighbours here, so its rounding is harmless, except that it cannot
-    # tell a point from itself or its duplicates reliably: exclude everything within rounding of zero.
-    tolerance = 1e-6 * (points.square().sum(1, keepdim=True) + data.square().sum(1).unsqueeze(0))
-    squared = squared.masked_fill(squared <= tolerance, float("inf"))
-    return squared.topk(k, dim=1, largest=False).indices
+def _nearest_distinct_neighbours(data: Tensor, points: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Neighbours among the distinct rows of data (N, D) of the rows indexed by points (P,).
+
+    Returns the distinct rows (M, D), each point's own index among them (P,) and the indices (P, min(k, M - 1)) of its
+    nearest other distinct rows. Merging exact duplicates first means that no point has itself or a copy of itself as
+    a neighbour, so every direction to a neighbour has a non-zero length, whatever the rounding of the distances.
+    """
+    distinct, row_of = torch.unique(data, dim=0, return_inverse=True)
+    own = row_of[points]
+    squared = pairwise_squared_distances(distinct[own], distinct)
+    squared[torch.arange(len(own)), own] = float("inf")
+    return distinct, own, squared.topk(min(k, len(distinct) - 1), dim=1, largest=False).indices
 
 
 def local_distortion(
@@ -134,26 +138,31 @@ def local_distortion(
 
     data: (N, ...) held-out inputs; at most max_points of them (a seeded subset)
     are the points x, and u runs over the unit vectors from x to its k nearest
-    neighbours in data. J_T(x) u comes from a forward-mode Jacobian-vector
-    product with the encoder in eval mode, batch_size (point, direction) rows at a time.
+    distinct neighbours in data (duplicate rows count once; k is lowered to the
+    number of other distinct points when there are fewer). J_T(x) u comes from a
+    forward-mode Jacobian-vector product with the encoder in eval mode,
+    batch_size (point, direction) rows at a time.
     """
-    if k < 1 or len(data) < k + 1:
-        raise ValueError(f"local_distortion needs k >= 1 and more than k = {k} points, got {len(data)}")
+    if k < 1:
+        raise ValueError(f"local_distortion needs k >= 1, got {k}")
     parameter = next(encoder.parameters(), None)
     device = parameter.device if parameter is not None else data.device
     input_shape = data.shape[1:]
     flat = data.reshape(len(data), -1).float().cpu()
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(len(data), generator=generator)[:max_points] if len(data) > max_points else torch.arange(len(data))
-    neighbours = _nearest_neighbours(flat, flat[chosen], k)  # (P, k)
+    distinct, own, neighbours = _nearest_distinct_neighbours(flat, chosen, k)
+    if neighbours.shape[1] == 0:
+        raise ValueError(f"local_distortion needs at least 2 distinct points, got {len(data)} identical ones")
+    k = neighbours.shape[1]
 
     was_training = encoder.training
     encoder.eval()  # batch norm in eval mode acts row by row, so a batched JVP gives each row its own J_T(x) u
     total = torch.zeros((), dtype=torch.float64)
     points_per_batch = max(1, batch_size // k)
-    for start in range(0, len(chosen), points_per_batch):
-        points = flat[chosen[start : start + points_per_batch]]  # (p, D)
-        differences = flat[neighbours[start : start + points_per_batch]] - points[:, None, :]  # (p, k, D)
+    for start in range(0, len(own), points_per_batch):
+        points = distinct[own[start : start + points_per_batch]]  # (p, D)
+        differences = distinct[neighbours[start : start + points_per_batch]] - points[:, None, :]  # (p, k, D), non-zero
         directions = differences / differences.norm(dim=2, keepdim=True)
         # One JVP row per (point, direction): each point repeated k times, one direction as its tangent.
         x = points.repeat_interleave(k, dim=0).reshape(-1, *input_shape).to(device)
@@ -163,7 +172,7 @@ def local_distortion(
         stretch = pushed.reshape(len(pushed), -1).double().square().sum(1)  # |J_T(x) u|^2
         total += (stretch - 1.0).square().sum().cpu()
     encoder.train(was_training)
-    return float(total / (len(chosen) * k))
+    return float(total / (len(own) * k))
 
 
 def _psd_sqrt(matrix: Tensor) -> Tensor:
@@ -173,37 +182,144 @@ def _psd_sqrt(matrix: Tensor) -> Tensor:
 
 
 def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets, in float64.
+    """Frechet distance between Gaussians fitted to two feature sets, in float64 on features_a's device.
 
     |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}), S the unbiased covariance.
     features_a: (N_a, F), features_b: (N_b, F).
     """
-    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(
-            f"frechet_distance needs two (N, F) sets with the same F, got {tuple(features_a.shape)} and {tuple(features_b.shape)}"
-        )
+    _check_feature_sets("frechet_distance", features_a, features_b)
     if len(features_a) < 2 or len(features_b) < 2:
         raise ValueError("frechet_distance needs at least 2 samples in each set to estimate a covariance")
-    a, b = features_a.double().cpu(), features_b.double().cpu()
+    a, b = features_a.double(), features_b.double().to(features_a.device)
     mean_a, mean_b = a.mean(0), b.mean(0)
     # S = X^T X with X the centred rows / sqrt(N - 1); Tr S = |X|_F^2.
     centred_a = (a - mean_a) / (len(a) - 1) ** 0.5
     centred_b = (b - mean_b) / (len(b) - 1) ** 0.5
-    # Tr (S_a S_b)^{1/2} is the sum of the square roots of the eigenvalues of S_a S_b, which equal the squared singular
-    # values of both S_a^{1/2} S_b^{1/2} (F x F) and X_a X_b^T (N_a x N_b): a nuclear norm either way, so use the
-    # smaller matrix. This avoids scipy's sqrtm of a non-symmetric product and never forms F x F when N < F.
+    # Tr (S_a S_b)^{1/2} is the sum of the square roots of the eigenvalues of S_a S_b. They are those of the symmetric
+    # S_a^{1/2} S_b S_a^{1/2} (F x F), and the squared singular values of X_a X_b^T (N_a x N_b): use the smaller matrix.
+    # This avoids scipy's sqrtm of a non-symmetric product and never forms F x F when N < F.
     if features_a.shape[1] <= min(len(a), len(b)):
-        cross = _psd_sqrt(centred_a.T @ centred_a) @ _psd_sqrt(centred_b.T @ centred_b)
+        sqrt_a = _psd_sqrt(centred_a.T @ centred_a)
+        product = sqrt_a @ (centred_b.T @ centred_b) @ sqrt_a
+        trace_sqrt_product = torch.linalg.eigvalsh((product + product.T) / 2).clamp_min(0).sqrt().sum()
     else:
-        cross = centred_a @ centred_b.T
-    trace_sqrt_product = torch.linalg.matrix_norm(cross, ord="nuc")
+        trace_sqrt_product = torch.linalg.matrix_norm(centred_a @ centred_b.T, ord="nuc")
     distance = (mean_a - mean_b).square().sum() + centred_a.square().sum() + centred_b.square().sum() - 2 * trace_sqrt_product
     return float(distance)
+
+
+def _check_feature_sets(name: str, features_a: Tensor, features_b: Tensor) -> None:
+    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(
+            f"{name} needs two (N, F) sets with the same F, got {tuple(features_a.shape)} and {tuple(features_b.shape)}"
+        )
 
 
 def fd_pixel(images_a: Tensor, images_b: Tensor) -> float:
     """Frechet distance on raw flattened pixels: (N_a, ...) and (N_b, ...) in the same scale."""
     return frechet_distance(images_a.reshape(len(images_a), -1), images_b.reshape(len(images_b), -1))
+
+
+def polynomial_kernel(features_a: Tensor, features_b: Tensor) -> Tensor:
+    """k(x, y) = (x.y / F + 1)^3 for every pair of rows: (N_a, F), (N_b, F) -> (N_a, N_b) float64."""
+    return (features_a.double() @ features_b.double().T / features_a.shape[1] + 1.0) ** 3
+
+
+def polynomial_mmd2_unbiased(features_a: Tensor, features_b: Tensor) -> float:
+    """Unbiased MMD^2 with the polynomial kernel (Binkowski et al. 2018); can be slightly negative.
+
+    mean_{i != j} k(a_i, a_j) + mean_{i != j} k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j), the first two means
+    over the off-diagonal pairs. features_a: (m, F), features_b: (n, F), m, n >= 2.
+    """
+    _check_feature_sets("polynomial_mmd2_unbiased", features_a, features_b)
+    m, n = len(features_a), len(features_b)
+    if m < 2 or n < 2:
+        raise ValueError(f"polynomial_mmd2_unbiased needs at least 2 rows in each set, got {m} and {n}")
+    features_b = features_b.to(features_a.device)
+    within_a, within_b = polynomial_kernel(features_a, features_a), polynomial_kernel(features_b, features_b)
+    off_diagonal_a = (within_a.sum() - within_a.diagonal().sum()) / (m * (m - 1))
+    off_diagonal_b = (within_b.sum() - within_b.diagonal().sum()) / (n * (n - 1))
+    return float(off_diagonal_a + off_diagonal_b - 2.0 * polynomial_kernel(features_a, features_b).mean())
+
+
+def kernel_distance(
+    features_a: Tensor, features_b: Tensor, subset_size: int = 100, subsets: int = 100, seed: int = 0
+) -> tuple[float, float]:
+    """The Kernel Inception Distance on any features: mean and standard deviation of polynomial_mmd2_unbiased over subsets.
+
+    Each of `subsets` draws subset_size rows of each set without replacement (a
+    seeded generator); subset_size is clipped to the smaller set, and when it
+    equals it every subset is the whole set and the deviation is 0. The deviation
+    is that of one subset's value (numpy's std, as in Binkowski et al. and
+    torchmetrics), not the standard error of the mean.
+    """
+    _check_feature_sets("kernel_distance", features_a, features_b)
+    if subset_size < 2 or subsets < 1:
+        raise ValueError(f"kernel_distance needs subset_size >= 2 and subsets >= 1, got {subset_size} and {subsets}")
+    size = min(subset_size, len(features_a), len(features_b))
+    if size == len(features_a) == len(features_b):
+        return polynomial_mmd2_unbiased(features_a, features_b), 0.0
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.tensor(
+        [
+            polynomial_mmd2_unbiased(
+                features_a[torch.randperm(len(features_a), generator=generator)[:size].to(features_a.device)],
+                features_b[torch.randperm(len(features_b), generator=generator)[:size].to(features_b.device)],
+            )
+            for _ in range(subsets)
+        ],
+        dtype=torch.float64,
+    )
+    return float(values.mean()), float(values.std(correction=0))
+
+
+def bootstrap_interval(
+    statistic: Callable[[Tensor, Tensor], float],
+    features_a: Tensor,
+    features_b: Tensor,
+    resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """A two-sample statistic and its bootstrap interval, centred on the estimate: (estimate, low, high).
+
+    Each resample draws N_a rows of features_a and N_b rows of features_b with
+    replacement (a seeded generator) and recomputes the statistic. The interval is
+    the (1 - confidence) / 2 and (1 + confidence) / 2 quantiles of those values,
+    shifted by their mean's distance from the estimate: a resample repeats about a
+    third of its rows, which adds its own small-sample bias (for a Frechet distance,
+    often more than the spread), so the plain percentile interval can lie wholly
+    above the estimate. The interval measures how much the statistic moves with the
+    points drawn at this sample size, not its distance from the N -> infinity value.
+    """
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"bootstrap_interval needs resamples >= 1 and confidence in (0, 1), got {resamples} and {confidence}")
+    estimate = statistic(features_a, features_b)
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.tensor(
+        [
+            statistic(
+                features_a[torch.randint(len(features_a), (len(features_a),), generator=generator).to(features_a.device)],
+                features_b[torch.randint(len(features_b), (len(features_b),), generator=generator).to(features_b.device)],
+            )
+            for _ in range(resamples)
+        ],
+        dtype=torch.float64,
+    )
+    shift = float(values.mean()) - estimate
+    low, high = (_quantile(values, fraction) - shift for fraction in ((1 - confidence) / 2, (1 + confidence) / 2))
+    return estimate, low, high
+
+
+def round_to_8bit(images: Tensor) -> Tensor:
+    """Images in [-1, 1] rounded to the 256 levels an 8-bit PNG holds, as float32 in [-1, 1].
+
+    What pytorch-fid sees when the images are written as PNG files first:
+    round(255 u) / 255 with u = (x + 1) / 2 clipped to [0, 1] (halves round up, as
+    torchvision's save_image does). Images read from uint8 files come back unchanged.
+    """
+    levels = ((images.float() + 1.0) * 127.5).clamp(0.0, 255.0)
+    return torch.floor(levels + 0.5) / 127.5 - 1.0
 
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # the file name in pytorch_fid.inception.FID_WEIGHTS_URL

@@ -24,6 +24,10 @@ SUMMARY_INPUTS = (
     "latent_stats",
 )
 GEOMETRY_METRICS = ("recon_mse", "gme_heldout", "bilipschitz_p95", "local_distortion")
+# The Frechet distances (fd_*, fid_*) and kernel distances (kd_*, kid_*) of evaluate, with their floors.
+DISTANCE_PREFIXES = ("fd_", "fid_", "kd_", "kid_")
+# Their uncertainty columns: in the CSV, left out of the markdown table to keep it readable.
+UNCERTAINTY_SUFFIXES = ("_ci_low", "_ci_high", "_std")
 # Evaluation metrics that are bookkeeping rather than measurements; left out of the table.
 NOT_MEASUREMENTS = ("frechet_points", "geometry_points", "sampling_nfe", "sampling_seconds")
 
@@ -86,7 +90,7 @@ def summary_row(variant: str, method: str, outputs: dict[str, Any]) -> dict[str,
     distances = sorted(
         key
         for key, value in metrics.items()
-        if key.startswith(("fd_", "fid_", "kid_")) and isinstance(value, (int, float)) and key not in NOT_MEASUREMENTS
+        if key.startswith(DISTANCE_PREFIXES) and isinstance(value, (int, float)) and key not in NOT_MEASUREMENTS
     )
     row.update({key: metrics[key] for key in distances})
     return row
@@ -129,10 +133,11 @@ def summarise_comparison(
         [
             f"# Comparison of {len(variants)} variants on {metadata.get('dataset')} "
             f"({metadata.get('num_train')} train, {metadata.get('num_heldout')} held-out examples)",
-            markdown_table(table),
+            markdown_table(table[[c for c in table.columns if not c.endswith(UNCERTAINTY_SUFFIXES)]]),
             "Seconds are training seconds (evaluations and checkpoints excluded). A baseline that kept its jointly "
             "trained decoder has decoder_steps 0: its decoder trained in the encoder stage. Held-out measurements "
-            f"as in evaluation_metrics.json; each Frechet distance's real-vs-real floor is in its *_floor column ({floors}).",
+            f"as in evaluation_metrics.json; each distance's real-vs-real floor is in its *_floor column ({floors}); "
+            "the bootstrap intervals (_ci_low, _ci_high) and KID standard deviations (_std) are in summary.csv.",
         ]
     )
     labels = {variant: f"{variant} ({methods[variant]})" for variant in variants}

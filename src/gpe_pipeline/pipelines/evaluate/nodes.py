@@ -1,9 +1,12 @@
 """Nodes of the evaluate pipeline.
 
-The held-out split is cut in two halves: `evaluation` (A) and `reference` (B).
-Reconstructions of B and a generated set of the same size are compared with A;
-the real-vs-real floor of each Frechet distance is B against A. No model of the
-run trained on either half (the feature classifier trains on the train split).
+Every distribution metric compares sets of the same size N (`comparison_size`):
+N held-out images H, N train images R (a seeded subset), N generated images G
+and the reconstructions S(T H) of the held-out ones. The real-vs-real floor is
+R against H; generation is G against H (G takes R's place); reconstruction is
+S(T H) against R (the reconstructions take H's place). So each model figure
+differs from its floor by one set, at the same N, and generation is measured
+against images no model of the run trained on.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from gpe_pipeline.core.latents import decode, normalise_latents
 from gpe_pipeline.core.losses import reconstruction_loss
 from gpe_pipeline.core.metrics import (
     bilipschitz_p95,
+    bootstrap_interval,
     frechet_distance,
     gme_heldout,
     inception_available,
     inception_features,
     inception_weights_path,
+    kernel_distance,
     local_distortion,
+    round_to_8bit,
 )
 from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.core.sampling import sample_images
@@ -40,14 +46,22 @@ from gpe_pipeline.tracking import log_metrics, train_and_log
 logger = logging.getLogger(__name__)
 
 
-def split_halves(num_heldout: int, limit: int) -> tuple[slice, slice]:
-    """The evaluation half A and reference half B of the held-out split, each at most `limit` long."""
-    half = min(num_heldout // 2, limit)
-    if half < 2:
+def comparison_size(num_heldout: int, num_train: int, limit: int) -> int:
+    """N, the size of every set a Frechet or kernel distance compares: at most `limit`, and no more than either split holds."""
+    size = min(num_heldout, num_train, limit)
+    if size < 2:
         raise ValueError(
-            f"evaluate needs at least 4 held-out examples, got {num_heldout}: lower ingest.heldout_fraction's complement"
+            f"evaluate needs at least 2 held-out and 2 train examples, got {num_heldout} and {num_train}: "
+            "change ingest.heldout_fraction or ingest.max_heldout"
         )
-    return slice(0, half), slice(half, 2 * half)
+    return size
+
+
+def _subset(count: int, size: int, seed: int) -> Tensor:
+    """Row indices of a seeded subset of `size` rows out of `count`, in increasing order; all rows when size == count."""
+    if size >= count:
+        return torch.arange(count)
+    return torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:size].sort().values
 
 
 def train_feature_classifier(
@@ -78,10 +92,10 @@ def reconstruct_heldout(decoder: nn.Module, heldout_latents: Tensor, params: dic
 def generate_samples(
     flow: nn.Module, decoder: nn.Module, latent_stats: dict[str, Tensor], metadata: dict[str, Any], params: dict[str, Any]
 ) -> tuple[Tensor, dict[str, Any]]:
-    """As many generated examples as the reference half holds: integrate the flow ODE from N(0, I) and decode."""
+    """N generated examples (comparison_size), or more for the figures: integrate the flow ODE from N(0, I) and decode."""
     sampling = params["sampling"]
-    _, reference = split_halves(metadata["num_heldout"], params["max_points"])
-    count = max(reference.stop - reference.start, params.get("num_figure_samples", 64))
+    size = comparison_size(metadata["num_heldout"], metadata["num_train"], params["max_points"])
+    count = max(size, params.get("num_figure_samples", 64))
     device = resolve_device(params["device"])
     start = time.perf_counter()
     images, nfe = sample_images(
@@ -107,19 +121,46 @@ def generate_samples(
     return images, info
 
 
-def _frechet_with_floor(
-    name: str, features, evaluation: Tensor, reference: Tensor, candidates: dict[str, Tensor]
-) -> dict[str, Any]:
-    """FD of each candidate set against the evaluation half, with the reference half's FD as the real-vs-real floor."""
-    evaluation_features = features(evaluation)
-    results: dict[str, Any] = {f"{name}_floor": frechet_distance(features(reference), evaluation_features)}
-    for label, images in candidates.items():
-        results[f"{name}_{label}"] = frechet_distance(features(images), evaluation_features)
+def _distances_with_floor(name: str, features, sets: dict[str, Tensor], params: dict[str, Any]) -> dict[str, float]:
+    """The Frechet distance (with its bootstrap interval) and kernel distance of each comparison, on one kind of features.
+
+    name: `pixel`, `classifier` or `inception`; features: images (N, ...) -> (N, F). Keys: fd_<name>_<pair> (fid_<pair>
+    for Inception), its _ci_low and _ci_high, and kd_<name>_<pair> (kid_<pair>) with its _std, for pair in floor, gen, recon.
+    """
+    frechet_key, kernel_key = ("fid", "kid") if name == "inception" else (f"fd_{name}", f"kd_{name}")
+    device = resolve_device(params["device"])
+    with torch.no_grad():
+        extracted = {label: features(images).to(device) for label, images in sets.items()}
+    bootstrap, kid = params["bootstrap"], params["kid"]
+    wide = extracted["heldout"].shape[1] > bootstrap["max_features"]
+    if wide:
+        logger.info(
+            "evaluate: no bootstrap interval for %s: %d features > evaluate.bootstrap.max_features = %d",
+            frechet_key,
+            extracted["heldout"].shape[1],
+            bootstrap["max_features"],
+        )
+    seed = params.get("seed", 0)
+    results: dict[str, float] = {}
+    for pair, (first, second) in {"floor": ("train", "heldout"), "gen": ("gen", "heldout"), "recon": ("recon", "train")}.items():
+        a, b = extracted[first], extracted[second]
+        if wide:
+            results[f"{frechet_key}_{pair}"] = frechet_distance(a, b)
+        else:
+            estimate, low, high = bootstrap_interval(
+                frechet_distance, a, b, bootstrap["resamples"], bootstrap["confidence"], seed=seed
+            )
+            # A Frechet distance is never negative, even where the centred interval reaches below 0.
+            results |= {f"{frechet_key}_{pair}": estimate, f"{frechet_key}_{pair}_ci_low": max(low, 0.0)}
+            results[f"{frechet_key}_{pair}_ci_high"] = high
+        mean, std = kernel_distance(a, b, kid["subset_size"], kid["subsets"], seed=seed)
+        results |= {f"{kernel_key}_{pair}": mean, f"{kernel_key}_{pair}_std": std}
     return results
 
 
 def compute_metrics(
     encoder: nn.Module,
+    train_data: dict[str, Any],
     heldout_data: dict[str, Any],
     heldout_latents: Tensor,
     reconstructions: Tensor,
@@ -130,30 +171,35 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """Every measurement of SPEC 2 on the held-out split, as one flat dict (also logged to MLflow)."""
     heldout = to_model_scale(heldout_data["x"])
-    evaluation, reference = split_halves(len(heldout), params["max_points"])
-    size = evaluation.stop - evaluation.start
-    real_a, real_b = heldout[evaluation], heldout[reference]
-    candidates = {"gen": generated[:size], "recon": reconstructions[reference]}
-    geometry_points = heldout[: params["max_points"]]
-    geometry_latents = heldout_latents[: params["max_points"]]
+    seed = params.get("seed", 0)
+    size = comparison_size(len(heldout), len(train_data["x"]), params["max_points"])
+    heldout_rows = _subset(len(heldout), size, seed)
+    sets = {
+        "heldout": heldout[heldout_rows],
+        "train": to_model_scale(train_data["x"][_subset(len(train_data["x"]), size, seed + 1)]),
+        "gen": generated[:size],
+        "recon": reconstructions[heldout_rows],
+    }
+    if heldout.ndim == 4:  # every image set as a PNG holds it; real images from uint8 files are unchanged
+        sets = {label: round_to_8bit(images) for label, images in sets.items()}
+    geometry_points = heldout[: params["geometry_points"]]
+    geometry_latents = heldout_latents[: params["geometry_points"]]
     encoder = encoder.eval()
     metrics: dict[str, Any] = {
-        "recon_mse": float(reconstruction_loss(reconstructions, heldout)),  # S(T x) of every held-out row
+        "recon_mse": float(reconstruction_loss(reconstructions, heldout)),  # S(T x) of every held-out row, unrounded
         "gme_heldout": gme_heldout(geometry_latents, geometry_points),
         "bilipschitz_p95": bilipschitz_p95(geometry_latents, geometry_points),
         "local_distortion": local_distortion(
-            encoder, geometry_points, k=params["neighbours"], max_points=params["distortion_points"], seed=params.get("seed", 0)
+            encoder, geometry_points, k=params["neighbours"], max_points=params["distortion_points"], seed=seed
         ),
         "frechet_points": size,
         "geometry_points": len(geometry_points),
         "sampling_nfe": generation_info["nfe"],
         "sampling_seconds": generation_info["seconds"],
     }
-    metrics.update(_frechet_with_floor("fd_pixel", lambda x: x.reshape(len(x), -1), real_a, real_b, candidates))
+    metrics.update(_distances_with_floor("pixel", lambda x: x.reshape(len(x), -1), sets, params))
     if not isinstance(feature_classifier, NoModel):
-        classifier = feature_classifier.eval()
-        with torch.no_grad():
-            metrics.update(_frechet_with_floor("fd_classifier", classifier.features, real_a, real_b, candidates))
+        metrics.update(_distances_with_floor("classifier", feature_classifier.eval().features, sets, params))
     if not params.get("fid", True):
         metrics["fid_status"] = "disabled by evaluate.fid"
     elif heldout.ndim != 4:
@@ -167,7 +213,7 @@ def compute_metrics(
         )
         metrics["fid_status"] = f"skipped: {weights.name} not in {weights.parent}"
     else:
-        metrics.update(_frechet_with_floor("fid", inception_features, real_a, real_b, candidates))
+        metrics.update(_distances_with_floor("inception", inception_features, sets, params))
         metrics["fid_status"] = "computed"
     log_metrics("evaluate", {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     return metrics

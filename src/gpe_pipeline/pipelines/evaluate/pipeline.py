@@ -46,6 +46,7 @@ def measurement_pipeline(parameters: str = "params:{}") -> Pipeline:
                 compute_metrics,
                 inputs=[
                     "encoder",
+                    "train_data",
                     "heldout_data",
                     "heldout_latents",
                     "heldout_reconstructions",

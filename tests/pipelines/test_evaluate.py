@@ -1,0 +1,85 @@
+"""The evaluate node's comparison design: which sets each distance compares, at which size, rounded how."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from gpe_pipeline.core.data import uint8_to_unit_range
+from gpe_pipeline.core.metrics import frechet_distance
+from gpe_pipeline.pipelines.evaluate.nodes import comparison_size, compute_metrics
+
+BASE = Path(__file__).parents[2] / "conf" / "base" / "parameters_evaluate.yml"
+
+
+def evaluate_params(**changes) -> dict:
+    params = yaml.safe_load(BASE.read_text())["evaluate"]
+    params |= {"device": "cpu", "distortion_points": 10, "kid": {"subset_size": 100, "subsets": 5}}
+    params["bootstrap"] = {**params["bootstrap"], "resamples": 10}
+    return params | changes
+
+
+def uint8_digits(count: int, seed: int) -> torch.Tensor:
+    return torch.randint(256, (count, 1, 4, 4), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def run_compute_metrics(train: torch.Tensor, heldout: torch.Tensor, generated, reconstructions, params) -> dict:
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    with torch.no_grad():
+        latents = encoder(uint8_to_unit_range(heldout))
+    info = {"nfe": 4, "seconds": 0.1}
+    return compute_metrics(encoder, {"x": train}, {"x": heldout}, latents, reconstructions, generated, info, None, params)
+
+
+def test_comparison_size_is_the_smallest_of_the_limit_and_both_splits():
+    assert comparison_size(10_000, 60_000, 10_000) == 10_000  # MNIST's test set against as many train images
+    assert comparison_size(180, 1617, 1000) == 180
+    assert comparison_size(180, 1617, 50) == 50
+    with pytest.raises(ValueError, match="at least 2 held-out and 2 train examples"):
+        comparison_size(1, 100, 1000)
+
+
+def test_each_distance_is_its_floor_with_one_set_replaced_by_model_output():
+    train, heldout = uint8_digits(60, 0), uint8_digits(30, 1)
+    real = uint8_to_unit_range(heldout)
+    # Generation that reproduces the held-out images to within a quarter of an 8-bit level, and reconstructions that
+    # are exact: rounded to 8-bit levels like every image set, the first is the held-out set itself.
+    generated = (real + 0.25 / 127.5).clamp(-1, 1)
+    metrics = run_compute_metrics(train, heldout, generated, real.clone(), evaluate_params())
+    assert metrics["frechet_points"] == 30  # every held-out image, and as many train and generated ones
+    assert metrics["fd_pixel_gen"] == pytest.approx(0.0, abs=1e-9)  # G = H after rounding
+    assert metrics["fd_pixel_recon"] == pytest.approx(metrics["fd_pixel_floor"], rel=1e-12)  # S(T H) = H against R
+    assert metrics["kd_pixel_recon"] == pytest.approx(metrics["kd_pixel_floor"], rel=1e-12)
+    assert metrics["fd_pixel_floor"] > 1.0
+    for pair in ("floor", "gen", "recon"):
+        key = f"fd_pixel_{pair}"
+        assert metrics[f"{key}_ci_low"] <= metrics[key] <= metrics[f"{key}_ci_high"]
+        assert metrics[f"kd_pixel_{pair}_std"] == 0  # 30 points against subsets of 100: every subset is the whole set
+
+
+def test_the_floor_compares_a_seeded_train_subset_with_the_held_out_images():
+    train, heldout = uint8_digits(60, 2), uint8_digits(30, 3)
+    real = uint8_to_unit_range(heldout)
+    params = evaluate_params(max_points=12, geometry_points=20)
+    metrics = run_compute_metrics(train, heldout, real, real, params)
+    assert metrics["frechet_points"] == 12 and metrics["geometry_points"] == 20
+    train_rows = torch.randperm(60, generator=torch.Generator().manual_seed(1))[:12]  # evaluate.seed + 1
+    heldout_rows = torch.randperm(30, generator=torch.Generator().manual_seed(0))[:12]  # evaluate.seed
+    floor = frechet_distance(uint8_to_unit_range(train[train_rows]).flatten(1), real[heldout_rows].flatten(1))
+    assert metrics["fd_pixel_floor"] == pytest.approx(floor, rel=1e-10)
+    assert run_compute_metrics(train, heldout, real, real, params) == metrics  # seeded: the same numbers again
+
+
+def test_features_wider_than_max_features_get_no_interval():
+    train, heldout = uint8_digits(20, 4), uint8_digits(10, 5)
+    real = uint8_to_unit_range(heldout)
+    params = evaluate_params()
+    params["bootstrap"] = {**params["bootstrap"], "max_features": 8}  # 16 pixels
+    metrics = run_compute_metrics(train, heldout, real, real, params)
+    assert "fd_pixel_gen" in metrics and "kd_pixel_gen" in metrics
+    assert not [key for key in metrics if "_ci_" in key]
