@@ -99,7 +99,7 @@ class MlflowRunsHook:
         parameters = catalog.load("parameters")
         merged = namespace_parameters(parameters, pipeline)
         variants = {namespace: sections for namespace, sections in merged.items() if "train_encoder" in sections}
-        self._keep_used_parameters(parameters, variants, catalog)
+        self._keep_used_parameters(parameters, merged, catalog)
         run = mlflow.active_run()
         if run is None:  # tracking is off for this pipeline
             return
@@ -125,21 +125,20 @@ class MlflowRunsHook:
             if experiment.tags.get(key) != value:
                 client.set_experiment_tag(experiment_id, key, value)
 
-    def _keep_used_parameters(
-        self, parameters: dict[str, Any], variants: dict[str, dict[str, Any]], catalog: DataCatalog
-    ) -> None:
+    def _keep_used_parameters(self, parameters: dict[str, Any], merged: dict[str, dict[str, Any]], catalog: DataCatalog) -> None:
         """Replace each params:<section> entry by the part the run reads, so only that reaches nodes and MLflow.
 
-        variants: each variant's merged sections; every architecture one of them uses keeps its options.
+        merged: each namespace's merged sections; every architecture and dataset one of them uses keeps its keys.
         """
         in_use: dict[str, set[str]] = {}
-        for sections in variants.values():
+        for sections in merged.values():
             for path, names in architectures_by_path(sections).items():
                 in_use.setdefault(path, set()).update(names)
+        datasets = {sections["ingest"].get("dataset") for sections in merged.values() if "ingest" in sections}
         for section, value in parameters.items():
             dataset = catalog.get(f"params:{section}") if isinstance(value, dict) else None
             if dataset is not None:  # a memory dataset: saving into it replaces the value quietly
-                dataset.save(used_parameters(section, value, in_use))
+                dataset.save(used_parameters(section, value, in_use, datasets))
 
     def _upstream_tags(self, pipeline: Pipeline) -> dict[str, str]:
         """For each input this run reads but does not produce: the run that wrote it (from data/lineage.json)."""

@@ -89,12 +89,15 @@ INGEST_KEYS_USED_BY = {
 }
 
 
-def used_parameters(section: str, value: Any, architectures: dict[str, set[str]] | None = None) -> Any:
+def used_parameters(
+    section: str, value: Any, architectures: dict[str, set[str]] | None = None, datasets: set[str] | None = None
+) -> Any:
     """The part of one parameter section a run reads: other architectures' options and other datasets' keys left out.
 
     section: the section's key ("train_encoder", "ingest", ...). architectures: for a dotted path inside the
     section (e.g. "evaluate.classifier"), every architecture some variant of the run uses there besides the one
     the section names; a dict with `architecture` and `model_options` keeps only those architectures' options.
+    datasets: for ingest, the datasets the run ingests besides the one it names (an experiment's own dataset).
     """
     architectures = architectures or {}
 
@@ -109,8 +112,8 @@ def used_parameters(section: str, value: Any, architectures: dict[str, set[str]]
 
     pruned = prune(section, value)
     if section == "ingest" and isinstance(pruned, dict):
-        dataset = pruned.get("dataset")
-        pruned = {key: item for key, item in pruned.items() if dataset in INGEST_KEYS_USED_BY.get(key, {dataset})}
+        in_use = {pruned.get("dataset"), *(datasets or set())}
+        pruned = {key: item for key, item in pruned.items() if in_use & INGEST_KEYS_USED_BY.get(key, in_use)}
     return pruned
 
 

@@ -1,0 +1,97 @@
+"""The paper's experiments: the shared readings and verdicts (unit) and a tiny run of each experiment pipeline."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+
+from gpe_pipeline.experiments import (
+    HELD,
+    claim,
+    combine,
+    first_step_at_or_below,
+    format_steps,
+    last_value,
+    log_log_slope,
+    pairwise_distance_correlation,
+)
+
+from .conftest import kedro, make_project_copy
+
+
+def test_combine_deep_merges_later_overrides_over_earlier_ones():
+    shared = {"train_encoder": {"latent_dim": 2, "training": {"max_steps": 10, "lr": 0.1}}}
+    method = {"train_encoder": {"method": "vae", "training": {"lr": 0.5}}}
+    assert combine(shared, method) == {
+        "train_encoder": {"latent_dim": 2, "method": "vae", "training": {"max_steps": 10, "lr": 0.5}}
+    }
+    assert shared["train_encoder"]["training"]["lr"] == 0.1, "inputs are not changed"
+
+
+def test_curve_readings():
+    history = pd.DataFrame({"step": [10, 20, 30], "validation_mse": [0.5, math.nan, 0.05]})
+    assert first_step_at_or_below(history, "validation_mse", 0.1) == 30
+    assert first_step_at_or_below(history, "validation_mse", 0.01) is None
+    assert first_step_at_or_below(history, "missing", 1.0) is None
+    assert last_value(history, "validation_mse") == 0.05 and math.isnan(last_value(history, "missing"))
+    assert format_steps(1200, 4000) == "1,200" and format_steps(None, 4000) == "not within 4,000"
+
+
+def test_log_log_slope_recovers_a_power_law():
+    x = [0.1, 0.01, 0.001]
+    assert log_log_slope(x, [3 * v**2 for v in x]) == pytest.approx(2.0)
+    assert math.isnan(log_log_slope([1.0], [1.0])) and math.isnan(log_log_slope([1.0, 1.0], [2.0, 3.0]))
+
+
+def test_pairwise_distance_correlation_is_one_for_an_isometry_and_lower_for_a_warp():
+    points = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    rotation = torch.tensor([[0.6, -0.8], [0.8, 0.6]])
+    assert pairwise_distance_correlation(points @ rotation.T + 3.0, points) == pytest.approx(1.0)
+    assert pairwise_distance_correlation(torch.tanh(3 * points), points) < 0.99
+
+
+def test_a_claim_needs_a_known_verdict():
+    assert claim("c", "p", "m", HELD)["verdict"] == HELD
+    with pytest.raises(ValueError, match="unknown verdict"):
+        claim("c", "p", "m", "probably")
+
+
+def children_of_the_last_run(project) -> pd.DataFrame:
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["gpe_pipeline"])
+    parent = runs[runs["tags.mlflow.parentRunId"].isna()].sort_values("start_time").iloc[-1]
+    return runs[runs["tags.mlflow.parentRunId"] == parent.run_id]
+
+
+def assert_identical_metric_names(children: pd.DataFrame) -> None:
+    names = {
+        frozenset(c for c in children.columns if c.startswith("metrics.") and row[c] == row[c]) for _, row in children.iterrows()
+    }
+    assert len(names) == 1, "every variant's child run has the same metric names"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_project_copy(tmp_path_factory.mktemp("experiments"))
+
+
+def test_gmm_latents_compares_gpe_and_vae_on_the_experiments_own_gmm(project):
+    kedro(project, "run", "--env", "test", "--pipeline=exp_gmm_latents", timeout=600)
+    folder = project / "data" / "08_reporting" / "exp_gmm_latents"
+    table = pd.read_csv(folder / "results.csv")
+    assert list(table["method"]) == ["gpe", "vae"] and (table["latent_dim"] == 2).all()
+    assert table["distance_correlation"].between(-1, 1).all()
+    findings = json.loads((folder / "findings.json").read_text())
+    assert findings["experiment"] == "E1" and findings["claims"][0]["verdict"] in ("held", "did not hold")
+    assert (folder / "figure.png").stat().st_size > 10_000
+    metadata = json.loads((project / "data" / "03_primary" / "exp_gmm_latents" / "dataset_metadata.json").read_text())
+    assert metadata["dataset"] == "gmm" and metadata["shape"] == [50]
+    children = children_of_the_last_run(project)
+    assert sorted(children["tags.variant"]) == ["gpe", "vae"] and set(children["tags.dataset"]) == {"gmm"}
+    assert set(children["params.train_encoder.latent_dim"]) == {"2"}
+    assert_identical_metric_names(children)
