@@ -20,6 +20,8 @@ from gpe_pipeline.core.training import (
     allow_tf32,
     autocast_context,
     checkpoint_state,
+    fingerprint_parts,
+    rng_state,
     save_checkpoint,
     train,
 )
@@ -226,7 +228,8 @@ def overhead_ms(trainer: Trainer, device: torch.device, calls: int, workdir: Pat
     optimizer.step()  # Adam's moment buffers exist now, as in every checkpoint the trainer writes
     sampler = BatchSampler(len(trainer.data[0]), BATCH, seed=0)
     history = [{"step": 25.0 * i, "train_loss": 1.0, "steps_per_sec": 10.0, "elapsed_s": 1.0} for i in range(4)]
-    state = checkpoint_state("0" * 16, 50, model, None, optimizer, sampler, device, history, elapsed=1.0)
+    fingerprint = fingerprint_parts(train_config(trainer, 50, workdir / "unused.pt"), model, trainer.loss_fn, trainer.data)
+    state = checkpoint_state(fingerprint, 50, model, None, optimizer, sampler, [rng_state(device)], history, elapsed=1.0)
     save_ms = time_steps(lambda: save_checkpoint(workdir / f"overhead_{trainer.key}.pt", state), device, 1, calls)
     log = MlflowMetricsLogger(f"overhead_{trainer.key}")
     record = {"train_loss": float(loss.detach()), "steps_per_sec": 10.0, "elapsed_s": 1.0}
