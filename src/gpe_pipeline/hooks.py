@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import shlex
 import subprocess
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import torch
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
@@ -231,3 +235,62 @@ class MlflowRunsHook:
         except (OSError, json.JSONDecodeError):
             logger.warning("ignoring the unreadable lineage file %s", path)
             return {}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what platform knows elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+class RunContextHook:
+    """Gives a node that asks for `run_context` what only the run knows: the command, the commit, the machine, and
+    the wall-clock seconds of every node finished so far (the paper report reads it; no node runs git or times others).
+    """
+
+    DATASET = "run_context"
+
+    def __init__(self) -> None:
+        self.context: dict[str, Any] | None = None
+        self.started: dict[str, float] = {}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        self.context = None
+        if self.DATASET not in pipeline.inputs():
+            return
+        cuda = torch.cuda.is_available()
+        git = git_state(Path(run_params.get("project_path") or Path.cwd()))
+        self.context = {
+            "command": command_line(),
+            "environment": run_params.get("env") or "base",
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "commit": git.get("mlflow.source.git.commit", "not a git checkout"),
+            "dirty": git.get("git.dirty", "unknown"),
+            "machine": {
+                "host": platform.node(),
+                "cpu": cpu_model(),
+                "cpu_cores": os.cpu_count(),
+                "gpu": torch.cuda.get_device_name(0) if cuda else "none",
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
+            "node_seconds": {},
+        }
+        catalog[self.DATASET] = self.context
+
+    @hook_impl
+    def before_node_run(self, node: Node) -> None:
+        self.started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Node, catalog: DataCatalog) -> None:
+        if self.context is not None and node.name in self.started:
+            self.context["node_seconds"][node.name] = time.perf_counter() - self.started.pop(node.name)
+            catalog.get(self.DATASET).save(self.context)

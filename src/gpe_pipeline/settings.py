@@ -4,14 +4,14 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 
 import warnings
 
-from gpe_pipeline.hooks import MlflowRunsHook, ValidateParametersHook
+from gpe_pipeline.hooks import MlflowRunsHook, RunContextHook, ValidateParametersHook
 
 # Third-party deprecation chatter that says nothing about this project's run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
 # Instantiated project hooks (kedro-mlflow registers its own through its entry point).
-HOOKS = (ValidateParametersHook(), MlflowRunsHook())
+HOOKS = (ValidateParametersHook(), MlflowRunsHook(), RunContextHook())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

@@ -1,0 +1,80 @@
+"""The report of a paper_report run: which of the paper's claims held, with every number taken from the run's outputs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+
+from gpe_pipeline.pipelines.compare.nodes import markdown_table
+
+
+def experiment_seconds(node_seconds: dict[str, float], experiment: str) -> float:
+    """Wall-clock seconds of an experiment's nodes (its namespace and its variants'), as the run timed them."""
+    return sum(seconds for node, seconds in node_seconds.items() if node == experiment or node.startswith(f"{experiment}."))
+
+
+def write_report(run_context: dict[str, Any], **outputs: Any) -> str:
+    """The markdown report: the run, a verdict table of every claim, and one section per experiment.
+
+    outputs: "<experiment>__findings" (the experiment's findings dict) and "<experiment>__table" (its results table),
+    in the paper's order.
+    """
+    experiments = list(dict.fromkeys(key.partition("__")[0] for key in outputs))
+    findings = {name: outputs[f"{name}__findings"] for name in experiments}
+    tables = {name: outputs[f"{name}__table"] for name in experiments}
+    seconds = run_context.get("node_seconds", {})
+    machine = run_context.get("machine", {})
+    claims = [(findings[name]["experiment"], item) for name in experiments for item in findings[name]["claims"]]
+    tally = Counter(item["verdict"] for _, item in claims)
+    per_experiment = ", ".join(
+        f"{findings[name]['experiment']} {experiment_seconds(seconds, name):.0f} s" for name in experiments
+    )
+    lines = [
+        "# Which of the paper's claims held on this run",
+        "",
+        "Written by `write_report` from this run's outputs only: every number below is read from the experiments'",
+        "tables and findings (data/08_reporting/<experiment>/), and every verdict follows the rule stated beside it.",
+        "",
+        "| run | |",
+        "|---|---|",
+        f"| command | `{run_context.get('command', '')}` (environment `{run_context.get('environment', '')}`) |",
+        f"| commit | `{run_context.get('commit', '')}` (uncommitted changes: {run_context.get('dirty', 'unknown')}) |",
+        f"| started | {run_context.get('started', '')} |",
+        f"| machine | {machine.get('cpu', '')}, {machine.get('cpu_cores', '')} cores; GPU: {machine.get('gpu', '')} |",
+        f"| software | torch {machine.get('torch', '')}, Python {machine.get('python', '')} |",
+        f"| wall-clock | {sum(experiment_seconds(seconds, name) for name in experiments):.0f} s for the experiments "
+        f"({per_experiment}) |",
+        "",
+        "## Verdicts",
+        "",
+        f"{len(claims)} claims: " + ", ".join(f"{count} {verdict}" for verdict, count in sorted(tally.items())) + ".",
+        "",
+        "| | claim | the paper | this run | verdict | rule or reason |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {experiment} | {item['claim']} | {item['paper']} | {item['measured']} | **{item['verdict']}** | {item['reason']} |"
+            for experiment, item in claims
+        ),
+    ]
+    for name in experiments:
+        found = findings[name]
+        lines += [
+            "",
+            f"## {found['experiment']}: {found.get('title', name)}",
+            "",
+            f"`kedro run --pipeline={name}`; {experiment_seconds(seconds, name):.0f} s of wall-clock in this run. "
+            f"Outputs: data/08_reporting/{name}/ (results.csv, figure.png, findings.json).",
+            "",
+            f"![{found['experiment']}]({name}/figure.png)",
+            "",
+            markdown_table(table_for_report(tables[name])),
+        ]
+        lines += [f"\n{note}" for note in found.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def table_for_report(table: pd.DataFrame) -> pd.DataFrame:
+    """The results table as the report shows it (a copy; at most 40 rows)."""
+    return table.head(40).copy()
