@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from gpe_pipeline.machine import cpu_model
+
 # The paper's Table 2, seconds per iteration on a V100: (encoder, decoder).
 PAPER_TABLE2 = {"MNIST": (0.020, 0.022), "CIFAR-10": (0.020, 0.306), "CelebA": (0.142, 0.191), "CelebA-HQ": (0.124, 0.588)}
 
@@ -87,18 +89,6 @@ class OtherLoad:
         now = (time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds())
         wall, busy, own = (b - a for a, b in zip(self.start, now, strict=True))
         return max(busy - own, 0.0) / (wall * (os.cpu_count() or 1))
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform's guess elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine() -> dict[str, str]:

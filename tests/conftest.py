@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 PROJECT_ROOT = Path(__file__).parents[1]
@@ -97,3 +100,23 @@ def with_value(params: dict, dotted: str, value) -> dict:
         node = node[key]
     node[leaf] = value
     return changed
+
+
+def run_until_checkpoint(project: Path, args: list[str], checkpoint: Path, step: int, timeout: float = 180) -> int:
+    """Start `kedro <args>`, kill it (SIGKILL: no clean-up runs) once `checkpoint` holds a step >= step; that step."""
+    process = subprocess.Popen(
+        [KEDRO, *args],
+        cwd=project,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and not (checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= step):
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return int(torch.load(checkpoint, weights_only=True)["step"])

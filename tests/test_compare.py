@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-import torch
 
 from gpe_pipeline.pipelines.compare.pipeline import VARIANTS
 
-from .conftest import KEDRO, kedro, make_project_copy
+from .conftest import kedro, make_project_copy, run_until_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -129,22 +125,8 @@ def test_one_interrupted_variant_resumes_alone(compared):
     checkpoint = compared / "data" / "06_models" / "checkpoints" / "compare.vae" / "encoder.pt"
     # The joint trainer runs on the decoder stage's budget (train_decoder.training).
     long_run = "compare.vae.train_decoder.training.max_steps=1000000,compare.vae.train_decoder.training.checkpoint_every=25"
-    process = subprocess.Popen(
-        [KEDRO, "run", "--env", "test", "--pipeline=compare", "--namespaces", "compare.vae", "--params", long_run],
-        cwd=compared,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and not (checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= 50):
-            time.sleep(0.2)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    step = torch.load(checkpoint, weights_only=True)["step"]
+    args = ["run", "--env", "test", "--pipeline=compare", "--namespaces", "compare.vae", "--params", long_run]
+    step = run_until_checkpoint(compared, args, checkpoint, 50)
     finish = f"compare.vae.train_decoder.training.max_steps={step + 10},compare.vae.train_decoder.training.checkpoint_every=25"
     result = kedro(compared, "run", "--env", "test", "--pipeline=compare", "--namespaces", "compare.vae", "--params", finish)
     output = " ".join(result.output.split())

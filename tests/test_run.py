@@ -5,10 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import mlflow
@@ -16,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from .conftest import KEDRO, kedro, make_project_copy
+from .conftest import kedro, make_project_copy, run_until_checkpoint
 
 STAGES = ["ingest", "train_encoder", "cache_latents", "train_decoder", "train_flow", "evaluate"]
 METRICS = [
@@ -172,23 +168,9 @@ def test_interrupted_stage_resumes_from_its_checkpoint(tmp_path):
     kedro(project, "run", "--env", "test", "--pipeline=ingest")
     checkpoint = project / "data" / "06_models" / "checkpoints" / "encoder.pt"
     long_run = "train_encoder.training.max_steps=1000000,train_encoder.training.checkpoint_every=25"
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
-    process = subprocess.Popen(
-        [KEDRO, "run", "--env", "test", "--pipeline=train_encoder", "--params", long_run],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    step = run_until_checkpoint(
+        project, ["run", "--env", "test", "--pipeline=train_encoder", "--params", long_run], checkpoint, 50
     )
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= 50):
-            time.sleep(0.2)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # a crash: no clean-up code runs
-        process.wait()
-    step = torch.load(checkpoint, weights_only=True)["step"]
     assert step >= 50
     assert not (project / "data" / "06_models" / "encoder.pt").exists()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -22,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import torch
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
 from mlflow import MlflowClient
 from mlflow.entities import Param, RunStatus
 
+from gpe_pipeline.machine import describe_machine
 from gpe_pipeline.params import architectures_by_path, used_parameters
 from gpe_pipeline.validation import namespace_parameters, validate_run
 from gpe_pipeline.variants import STAGE_SECTIONS, method_label
@@ -237,18 +236,6 @@ class MlflowRunsHook:
             return {}
 
 
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), or what platform knows elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 class RunContextHook:
     """Gives a node that asks for `run_context` what only the run knows: the command, the commit, the machine, and
     the wall-clock seconds of every node finished so far (the paper report reads it; no node runs git or times others).
@@ -265,7 +252,6 @@ class RunContextHook:
         self.context = None
         if self.DATASET not in pipeline.inputs():
             return
-        cuda = torch.cuda.is_available()
         git = git_state(Path(run_params.get("project_path") or Path.cwd()))
         self.context = {
             "command": command_line(),
@@ -273,14 +259,7 @@ class RunContextHook:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "commit": git.get("mlflow.source.git.commit", "not a git checkout"),
             "dirty": git.get("git.dirty", "unknown"),
-            "machine": {
-                "host": platform.node(),
-                "cpu": cpu_model(),
-                "cpu_cores": os.cpu_count(),
-                "gpu": torch.cuda.get_device_name(0) if cuda else "none",
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-            },
+            "machine": describe_machine(),
             "node_seconds": {},
         }
         catalog[self.DATASET] = self.context

@@ -10,6 +10,7 @@ what a function computes from the experiment's parameters (`DerivedOverrides`). 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial, update_wrapper
@@ -119,3 +120,13 @@ def dataset_pipeline(namespace: str, overrides: str) -> Pipeline:
     )
     template = Pipeline([Pipeline([parameters], tags=[PARAMETER_NODE_TAG]), ingest.create_pipeline(MERGED_SECTION)])
     return Pipeline(template, namespace=namespace, parameters={"params:ingest": "params:ingest", overrides: overrides})
+
+
+def summary_node(func: Callable[..., Any], inputs: dict[str, str], outputs: list[str] | str, name: str) -> Node:
+    """A node that reads other namespaces' entries (compare.vae.evaluation_metrics ...), e.g. a comparison's summary.
+
+    Kedro warns about dataset names with dots, which namespaced names have by its own design: silenced here only.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more dataset names contain")
+        return Node(func, inputs=inputs, outputs=outputs, name=name)

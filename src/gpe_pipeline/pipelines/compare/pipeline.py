@@ -4,12 +4,10 @@
 variant alone once the shared inputs exist on disk. Each variant's parameters: conf/base/parameters_compare.yml.
 """
 
-import warnings
-
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from gpe_pipeline.pipelines import evaluate, ingest
-from gpe_pipeline.pipelines.variant_stages import variant_pipeline
+from gpe_pipeline.pipelines.variant_stages import summary_node, variant_pipeline
 from gpe_pipeline.variants import VARIANT_GROUPS
 
 from .nodes import SUMMARY_INPUTS, summarise_comparison
@@ -19,20 +17,18 @@ VARIANTS = VARIANT_GROUPS["compare"]
 
 def create_pipeline(**kwargs) -> Pipeline:
     variants = [variant_pipeline(f"compare.{variant}") for variant in VARIANTS]
-    with warnings.catch_warnings():  # the summary reads namespaced entries, whose names have dots by Kedro's design
-        warnings.filterwarnings("ignore", message="One or more dataset names contain")
-        summary = Node(
-            summarise_comparison,
-            inputs={
-                "metadata": "dataset_metadata",
-                "heldout_data": "heldout_data",
-                "train_encoder": "params:train_encoder",
-                "overrides": "params:compare",
-                **{f"{variant}__{name}": f"compare.{variant}.{name}" for variant in VARIANTS for name in SUMMARY_INPUTS},
-            },
-            outputs=["compare_summary", "compare_summary_markdown", "compare_figures"],
-            name="summarise_comparison",
-        )
+    summary = summary_node(
+        summarise_comparison,
+        inputs={
+            "metadata": "dataset_metadata",
+            "heldout_data": "heldout_data",
+            "train_encoder": "params:train_encoder",
+            "overrides": "params:compare",
+            **{f"{variant}__{name}": f"compare.{variant}.{name}" for variant in VARIANTS for name in SUMMARY_INPUTS},
+        },
+        outputs=["compare_summary", "compare_summary_markdown", "compare_figures"],
+        name="summarise_comparison",
+    )
     return (
         ingest.create_pipeline()
         + evaluate.classifier_pipeline()

@@ -3,12 +3,11 @@
 `kedro run --pipeline=exp_gmm_latents`; parameters in conf/base/parameters_exp_gmm_latents.yml.
 """
 
-import warnings
 from functools import partial
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
-from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, dataset_pipeline, variant_pipeline
+from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, dataset_pipeline, summary_node, variant_pipeline
 
 from .nodes import method_overrides, summarise_gmm_latents
 
@@ -26,14 +25,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         )
         for method in METHODS
     ]
-    with warnings.catch_warnings():  # the summary reads namespaced entries, whose names have dots by Kedro's design
-        warnings.filterwarnings("ignore", message="One or more dataset names contain")
-        summary = Node(
-            summarise_gmm_latents,
-            inputs={"heldout_data": "heldout_data", **{f"{m}_latents": f"{m}.heldout_latents" for m in METHODS}},
-            outputs=["results_table", "results_figure", "findings"],
-            name="summarise_gmm_latents",
-        )
+    summary = summary_node(
+        summarise_gmm_latents,
+        inputs={"heldout_data": "heldout_data", **{f"{m}_latents": f"{m}.heldout_latents" for m in METHODS}},
+        outputs=["results_table", "results_figure", "findings"],
+        name="summarise_gmm_latents",
+    )
     return (
         dataset_pipeline(EXPERIMENT, f"params:{EXPERIMENT}.ingest")
         + sum(variants, Pipeline([]))

@@ -5,9 +5,10 @@ experiment's figure and table under data/08_reporting/<experiment>/.
 """
 
 import importlib
-import warnings
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
+
+from gpe_pipeline.pipelines.variant_stages import summary_node
 
 from .nodes import write_report
 
@@ -17,16 +18,14 @@ EXPERIMENTS = ("exp_gmm_latents",)
 
 def create_pipeline(**kwargs) -> Pipeline:
     experiments = [importlib.import_module(f"gpe_pipeline.pipelines.{name}").create_pipeline() for name in EXPERIMENTS]
-    with warnings.catch_warnings():  # the report reads namespaced entries, whose names have dots by Kedro's design
-        warnings.filterwarnings("ignore", message="One or more dataset names contain")
-        report = Node(
-            write_report,
-            inputs={
-                "run_context": "run_context",
-                **{f"{name}__findings": f"{name}.findings" for name in EXPERIMENTS},
-                **{f"{name}__table": f"{name}.results_table" for name in EXPERIMENTS},
-            },
-            outputs="paper_report",
-            name="write_report",
-        )
+    report = summary_node(
+        write_report,
+        inputs={
+            "run_context": "run_context",
+            **{f"{name}__findings": f"{name}.findings" for name in EXPERIMENTS},
+            **{f"{name}__table": f"{name}.results_table" for name in EXPERIMENTS},
+        },
+        outputs="paper_report",
+        name="write_report",
+    )
     return sum(experiments, Pipeline([])) + Pipeline([report], tags=["paper_report"])

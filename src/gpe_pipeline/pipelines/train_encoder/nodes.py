@@ -79,20 +79,37 @@ def train_encoder(
     if params.get("method", "gpe") != "gpe":
         return train_jointly(train_data, validation_data, metadata, params, decoder_params)
     encoder = model_from_params("encoder", "train_encoder", params, data_shape=metadata["shape"], latent_dim=params["latent_dim"])
-    encoder, history = train_and_log(
+    step_loss = partial(encoder_step_loss, loss_name=params.get("loss", "gme"), augment=dict(params.get("augment") or {}))
+    encoder, history = train_encoder_stage(encoder, step_loss, train_data, validation_data, params, params["training"], "gme")
+    return encoder, history, NoModel()
+
+
+def train_encoder_stage(
+    model: nn.Module,
+    step_loss,
+    train_data: dict[str, Any],
+    validation_data: dict[str, Any],
+    params: dict[str, Any],
+    training: dict[str, Any],
+    target_metric: str,
+    min_batch_size: int = 2,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """The encoder stage's training, whatever the method: logged as train_encoder with ENCODER_STAGE_METRICS,
+    evaluated on the validation points (validation_geometry, or joint_validation for a JointAutoencoder)."""
+    validation = joint_validation if isinstance(model, JointAutoencoder) else validation_geometry
+    return train_and_log(
         "train_encoder",
-        encoder,
-        partial(encoder_step_loss, loss_name=params.get("loss", "gme"), augment=dict(params.get("augment") or {})),
+        model,
+        step_loss,
         [train_data["x"]],
-        params["training"],
+        training,
         evaluate=partial(
-            validation_geometry, points=validation_points(validation_data, params), geometry=params.get("eval_geometry", False)
+            validation, points=validation_points(validation_data, params), geometry=params.get("eval_geometry", False)
         ),
-        target_metric="gme",
-        min_batch_size=2,
+        target_metric=target_metric,
+        min_batch_size=min_batch_size,
         mlflow_metrics=ENCODER_STAGE_METRICS,
     )
-    return encoder, history, NoModel()
 
 
 def train_jointly(
@@ -116,17 +133,16 @@ def train_jointly(
     )
     decoder = model_from_params("decoder", "train_decoder", decoder_params, data_shape=shape, latent_dim=latent_dim)
     mds_weight = float(params.get("mds_weight", 0.0))
-    model, history = train_and_log(
-        "train_encoder",
+    step_loss = partial(joint_step_loss, beta=float(params.get("beta", 0.0)) if stochastic else 0.0, mds_weight=mds_weight)
+    training = {**decoder_params["training"], "checkpoint_path": params["training"].get("checkpoint_path")}
+    model, history = train_encoder_stage(
         JointAutoencoder(encoder, decoder),
-        partial(joint_step_loss, beta=float(params.get("beta", 0.0)) if stochastic else 0.0, mds_weight=mds_weight),
-        [train_data["x"]],
-        {**decoder_params["training"], "checkpoint_path": params["training"].get("checkpoint_path")},
-        evaluate=partial(
-            joint_validation, points=validation_points(validation_data, params), geometry=params.get("eval_geometry", False)
-        ),
-        target_metric="mse",
-        min_batch_size=2 if mds_weight > 0 else 1,
-        mlflow_metrics=ENCODER_STAGE_METRICS,
+        step_loss,
+        train_data,
+        validation_data,
+        params,
+        training,
+        "mse",
+        2 if mds_weight > 0 else 1,
     )
     return model.encoder, history, model.decoder
