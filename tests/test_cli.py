@@ -74,6 +74,6 @@ def test_the_traceback_switch_shows_the_traceback(project):
 def test_progress_lines_stay_whole_in_a_log_file(project):
     result = kedro(project, "run", "--env", "test", "--pipelines", "ingest,train_encoder")
     progress = [line for line in result.output.splitlines() if "train_encoder step" in line]
-    whole = re.compile(r"train_encoder step \d+/60 \| loss \S+( \| heldout_gme \S+)? \| [\d.]+ it/s \| ETA \S+$")
+    whole = re.compile(r"train_encoder step \d+/60 \| loss \S+( \| validation_gme \S+)? \| [\d.]+ it/s \| ETA \S+$")
     assert len(progress) == 4, result.output  # log_every 20 and eval_every 30 of 60 steps: 20, 30, 40, 60
     assert all(whole.search(line) for line in progress), progress

@@ -9,6 +9,7 @@ never drift from what the stages accept.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -43,7 +44,13 @@ def namespace_parameters(params: dict[str, Any], pipeline: Any) -> dict[str, dic
         values = {
             name: nested_get(params, name.removeprefix("params:")) if name.startswith("params:") else None for name in node.inputs
         }
-        for name, value in node.run(values).items():
+        node_logger = logging.getLogger("kedro.pipeline.node")
+        level, node_logger.level = node_logger.level, logging.WARNING  # not a run: no "Running node" line
+        try:
+            outputs = node.run(values)
+        finally:
+            node_logger.level = level
+        for name, value in outputs.items():
             resolved.setdefault(node.namespace or "", {})[name.rsplit(".", 1)[-1].removesuffix(suffix)] = value
     return resolved
 

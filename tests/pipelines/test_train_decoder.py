@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.train_decoder.nodes import train_decoder
 
@@ -21,8 +22,10 @@ def test_the_decoder_node_checks_the_ingested_value_range_before_training():
     latents = torch.randn(12, 2)
     metadata = {"dataset": "gmm", "shape": [5], "value_range": [float(points.min()), float(points.max())]}
     with pytest.raises(ParameterError, match=r"output_activation is tanh, whose outputs lie in \[-1, 1\], but the ingested"):
-        train_decoder(latents, latents, split, split, metadata, decoder_params("tanh"))
-    decoder, history = train_decoder(latents, latents, split, split, metadata, decoder_params("none"))
+        train_decoder(latents, latents, split, split, metadata, NoModel(), None, decoder_params("tanh"))
+    decoder, history = train_decoder(latents, latents, split, split, metadata, NoModel(), None, decoder_params("none"))
     assert history["step"].tolist() == [1, 2]
     images = {"dataset": "digits", "shape": [5], "value_range": [-1.0, 1.0]}
-    train_decoder(latents, latents, {"x": points.clamp(-1, 1), "labels": None}, split, images, decoder_params("tanh"))
+    train_decoder(
+        latents, latents, {"x": points.clamp(-1, 1), "labels": None}, split, images, NoModel(), None, decoder_params("tanh")
+    )
