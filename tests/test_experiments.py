@@ -40,6 +40,17 @@ def test_a_probe_that_blows_up_on_the_way_is_unstable_even_if_it_ends_low():
     assert outcome["outcome"] == "unstable" and outcome["detail"] == "loss rose to 3.33x the first fifth's by step 40"
 
 
+def test_a_probe_can_require_a_term_of_the_loss_to_fall_as_well():
+    history = probe_history(
+        [1.0, 0.9, 0.8, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6], train_reconstruction=[0.7] * 9 + [0.69], train_kl=[0.3] * 10
+    )
+    assert probe_outcome(history, min_decrease=0.1)["outcome"] == "stable"
+    outcome = probe_outcome(history, min_decrease=0.1, also=("train_reconstruction",))
+    assert outcome["outcome"] == "unstable"
+    assert outcome["detail"] == "last fifth's reconstruction 0.99x the first fifth's (stable needs <= 0.90x)"
+    assert outcome["first_fifth_loss"] == pytest.approx(0.95), "the fifths reported are the loss's"
+
+
 def test_a_diverged_probe_records_its_step():
     history = probe_history([1.0, 0.5, math.nan], diverged_step=[math.nan, math.nan, 27.0])
     outcome = probe_outcome(history, min_decrease=0.1)

@@ -93,40 +93,41 @@ PAPER_SECONDS_PER_ITERATION = {
 }
 
 
-def probe_outcome(history: pd.DataFrame, min_decrease: float) -> dict[str, Any]:
+def probe_outcome(history: pd.DataFrame, min_decrease: float, also: tuple[str, ...] = ()) -> dict[str, Any]:
     """Whether a short learning-rate probe converged stably: outcome stable | unstable | diverged, and why.
 
-    history: a training history whose train_loss is the mean over each logging window (equal windows), with
-    diverged_step where a loss was not finite (TrainConfig.on_divergence "stop"). Stable means: every loss finite;
-    the mean over the last fifth of the windows at most (1 - min_decrease) times the mean over the first fifth;
-    and no later window's mean above the first fifth's (no blow-up on the way).
+    history: a training history whose train_loss (and each column of `also`, e.g. a joint loss's train_reconstruction
+    term) is the mean over each logging window (equal windows), with diverged_step where a loss was not finite
+    (TrainConfig.on_divergence "stop"). Stable means: every loss finite; for train_loss and each column of `also`,
+    the mean over the last fifth of the windows at most (1 - min_decrease) times the mean over the first fifth, and
+    no later window's mean above the first fifth's (no blow-up on the way). first_fifth_loss and last_fifth_loss
+    are train_loss's.
     """
     diverged = history["diverged_step"].dropna() if "diverged_step" in history else pd.Series(dtype=float)
-    losses = history["train_loss"].to_numpy(dtype=float) if "train_loss" in history else np.array([])
     result: dict[str, Any] = {"first_fifth_loss": math.nan, "last_fifth_loss": math.nan, "diverged_step": None}
     if len(diverged):
         step = int(diverged.iloc[0])
         return {**result, "outcome": "diverged", "diverged_step": step, "detail": f"diverged at step {step}"}
-    if len(losses) < 2 or not np.isfinite(losses).all():
-        return {**result, "outcome": "unstable", "detail": "fewer than 2 finite logged losses"}
-    fifth = max(1, len(losses) // 5)
-    first, last = float(losses[:fifth].mean()), float(losses[-fifth:].mean())
-    result.update(first_fifth_loss=first, last_fifth_loss=last)
-    worst = fifth + int(np.argmax(losses[fifth:]))  # len(losses) >= 2 > fifth
-    if losses[worst] > first:
-        step = int(history["step"].iloc[worst])
-        return {
-            **result,
-            "outcome": "unstable",
-            "detail": f"loss rose to {losses[worst] / first:.2f}x the first fifth's by step {step}",
-        }
-    if last > (1 - min_decrease) * first:
-        return {
-            **result,
-            "outcome": "unstable",
-            "detail": f"last fifth's loss {last / first:.2f}x the first fifth's (stable needs <= {1 - min_decrease:.2f}x)",
-        }
-    return {**result, "outcome": "stable", "detail": f"last fifth's loss {last / first:.2f}x the first fifth's"}
+    details = []
+    for column in ("train_loss", *also):
+        losses = history[column].to_numpy(dtype=float) if column in history else np.array([])
+        name = "loss" if column == "train_loss" else column.removeprefix("train_")
+        if len(losses) < 2 or not np.isfinite(losses).all():
+            return {**result, "outcome": "unstable", "detail": f"fewer than 2 finite logged values of {column}"}
+        fifth = max(1, len(losses) // 5)
+        first, last = float(losses[:fifth].mean()), float(losses[-fifth:].mean())
+        if column == "train_loss":
+            result.update(first_fifth_loss=first, last_fifth_loss=last)
+        worst = fifth + int(np.argmax(losses[fifth:]))  # len(losses) >= 2 > fifth
+        if losses[worst] > first:
+            step = int(history["step"].iloc[worst])
+            detail = f"{name} rose to {losses[worst] / first:.2f}x the first fifth's by step {step}"
+            return {**result, "outcome": "unstable", "detail": detail}
+        if last > (1 - min_decrease) * first:
+            detail = f"last fifth's {name} {last / first:.2f}x the first fifth's (stable needs <= {1 - min_decrease:.2f}x)"
+            return {**result, "outcome": "unstable", "detail": detail}
+        details.append(f"last fifth's {name} {last / first:.2f}x the first fifth's")
+    return {**result, "outcome": "stable", "detail": "; ".join(details)}
 
 
 def largest_stable_rate(outcomes: Mapping[float, str]) -> tuple[float, str]:
