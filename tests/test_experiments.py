@@ -31,7 +31,7 @@ def test_a_probe_whose_loss_falls_steadily_is_stable():
 def test_a_probe_whose_loss_barely_falls_is_unstable_and_says_by_how_much():
     outcome = probe_outcome(probe_history([1.0, 1.0, 0.99, 0.98, 0.97, 0.96, 0.95, 0.95, 0.95, 0.95]), min_decrease=0.1)
     assert outcome["outcome"] == "unstable"
-    assert outcome["detail"] == "last fifth's loss 0.95x the first fifth's (stable needs <= 0.90x)"
+    assert outcome["detail"] == "last fifth's loss 0.95x the first fifth's; stable needs <= 0.90x"
 
 
 def test_a_probe_that_blows_up_on_the_way_is_unstable_even_if_it_ends_low():
@@ -47,7 +47,7 @@ def test_a_probe_can_require_a_term_of_the_loss_to_fall_as_well():
     assert probe_outcome(history, min_decrease=0.1)["outcome"] == "stable"
     outcome = probe_outcome(history, min_decrease=0.1, also=("train_reconstruction",))
     assert outcome["outcome"] == "unstable"
-    assert outcome["detail"] == "last fifth's reconstruction 0.99x the first fifth's (stable needs <= 0.90x)"
+    assert outcome["detail"] == "last fifth's reconstruction 0.99x the first fifth's; stable needs <= 0.90x"
     assert outcome["first_fifth_loss"] == pytest.approx(0.95), "the fifths reported are the loss's"
 
 

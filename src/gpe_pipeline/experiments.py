@@ -124,7 +124,7 @@ def probe_outcome(history: pd.DataFrame, min_decrease: float, also: tuple[str, .
             detail = f"{name} rose to {losses[worst] / first:.2f}x the first fifth's by step {step}"
             return {**result, "outcome": "unstable", "detail": detail}
         if last > (1 - min_decrease) * first:
-            detail = f"last fifth's {name} {last / first:.2f}x the first fifth's (stable needs <= {1 - min_decrease:.2f}x)"
+            detail = f"last fifth's {name} {last / first:.2f}x the first fifth's; stable needs <= {1 - min_decrease:.2f}x"
             return {**result, "outcome": "unstable", "detail": detail}
         details.append(f"last fifth's {name} {last / first:.2f}x the first fifth's")
     return {**result, "outcome": "stable", "detail": "; ".join(details)}
