@@ -78,3 +78,72 @@ def pairwise_distance_correlation(a: Tensor, b: Tensor) -> float:
 def format_steps(step: int | None, budget: int) -> str:
     """'1,200' or 'not within 4,000' for an iteration count a run may not reach."""
     return f"{step:,}" if step is not None else f"not within {budget:,}"
+
+
+# The paper's Table 2 (section 8.5): seconds per iteration on one NVIDIA V100, by trainer (row) and dataset (column).
+# The paper prints AE+MDS on MNIST as "0,025".
+PAPER_TABLE2_DATASETS = ("MNIST", "CIFAR-10", "CelebA", "CelebA-HQ")
+PAPER_SECONDS_PER_ITERATION = {
+    "GPE encoder": (0.020, 0.020, 0.142, 0.124),
+    "GPE decoder": (0.022, 0.306, 0.191, 0.588),
+    "VAE": (0.024, 0.318, 0.203, 0.705),
+    "VAE+MDS": (0.025, 0.320, 0.205, 0.705),
+    "AE": (0.023, 0.318, 0.203, 0.704),
+    "AE+MDS": (0.025, 0.320, 0.204, 0.705),
+}
+
+
+def probe_outcome(history: pd.DataFrame, min_decrease: float, also: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Whether a short learning-rate probe converged stably: outcome stable | unstable | diverged, and why.
+
+    history: a training history whose train_loss (and each column of `also`, e.g. a joint loss's train_reconstruction
+    term) is the mean over each logging window (equal windows), with diverged_step where a loss was not finite
+    (TrainConfig.on_divergence "stop"). Stable means: every loss finite; for train_loss and each column of `also`,
+    the mean over the last fifth of the windows at most (1 - min_decrease) times the mean over the first fifth, and
+    no later window's mean above the first fifth's (no blow-up on the way). first_fifth_loss and last_fifth_loss
+    are train_loss's.
+    """
+    diverged = history["diverged_step"].dropna() if "diverged_step" in history else pd.Series(dtype=float)
+    result: dict[str, Any] = {"first_fifth_loss": math.nan, "last_fifth_loss": math.nan, "diverged_step": None}
+    if len(diverged):
+        step = int(diverged.iloc[0])
+        return {**result, "outcome": "diverged", "diverged_step": step, "detail": f"diverged at step {step}"}
+    details = []
+    for column in ("train_loss", *also):
+        losses = history[column].to_numpy(dtype=float) if column in history else np.array([])
+        name = "loss" if column == "train_loss" else column.removeprefix("train_")
+        if len(losses) < 2 or not np.isfinite(losses).all():
+            return {**result, "outcome": "unstable", "detail": f"fewer than 2 finite logged values of {column}"}
+        fifth = max(1, len(losses) // 5)
+        first, last = float(losses[:fifth].mean()), float(losses[-fifth:].mean())
+        if column == "train_loss":
+            result.update(first_fifth_loss=first, last_fifth_loss=last)
+        worst = fifth + int(np.argmax(losses[fifth:]))  # len(losses) >= 2 > fifth
+        if losses[worst] > first:
+            step = int(history["step"].iloc[worst])
+            detail = f"{name} rose to {losses[worst] / first:.2f}x the first fifth's by step {step}"
+            return {**result, "outcome": "unstable", "detail": detail}
+        if last > (1 - min_decrease) * first:
+            detail = f"last fifth's {name} {last / first:.2f}x the first fifth's; stable needs <= {1 - min_decrease:.2f}x"
+            return {**result, "outcome": "unstable", "detail": detail}
+        details.append(f"last fifth's {name} {last / first:.2f}x the first fifth's")
+    return {**result, "outcome": "stable", "detail": "; ".join(details)}
+
+
+def largest_stable_rate(outcomes: Mapping[float, str]) -> tuple[float, str]:
+    """The largest learning rate whose probe outcome is stable, else the smallest probed, and how it was chosen.
+
+    outcomes: {learning rate: outcome of probe_outcome}.
+    """
+    if not outcomes:
+        raise ValueError("largest_stable_rate needs at least one probed learning rate")
+    stable = [rate for rate, outcome in outcomes.items() if outcome == "stable"]
+    if stable:
+        return max(stable), "the largest stable rate"
+    return min(outcomes), "no rate was stable: the smallest probed"
+
+
+def seconds_to_threshold(curve: pd.DataFrame, threshold: float) -> float | None:
+    """The first `seconds` of a curve (columns seconds, value) whose value is at or below threshold; None if never."""
+    reached = curve.loc[curve["value"] <= threshold, "seconds"]
+    return float(reached.iloc[0]) if len(reached) else None

@@ -29,6 +29,7 @@ from mlflow.entities import Param, RunStatus
 
 from gpe_pipeline.machine import describe_machine
 from gpe_pipeline.params import architectures_by_path, used_parameters
+from gpe_pipeline.pipelines.variant_stages import MERGED_SECTION, PARAMETER_NODE_TAG
 from gpe_pipeline.validation import namespace_parameters, validate_run
 from gpe_pipeline.variants import STAGE_SECTIONS, method_label
 
@@ -89,6 +90,9 @@ class MlflowRunsHook:
 
     def _reset(self) -> None:
         self.children: dict[str, str] = {}  # namespace -> child run id
+        # namespace -> its ingest section, for a variant whose parameters depend on a dataset (a learning-rate probe's
+        # result): its child's parameters are logged when its parameter node has computed them.
+        self.parameters_pending: dict[str, dict[str, Any]] = {}
         self.unsaved_outputs: dict[str, set[str]] = {}  # node name -> outputs not saved yet, while its child is active
         self.saved: dict[str, str] = {}  # persisted dataset -> run id that wrote it
         self.catalog: DataCatalog | None = None
@@ -116,10 +120,21 @@ class MlflowRunsHook:
         if run.info.run_name == "+".join(pipelines):  # kedro-mlflow's default: no name was given in mlflow.yml
             tags["mlflow.runName"] = f"{'+'.join(pipelines)} · {dataset}"
         mlflow.set_tags(tags)
+        # Before the run such a variant's parameter node sees None for its dataset inputs (namespace_parameters).
+        read_datasets = {
+            node.namespace
+            for node in pipeline.nodes
+            if PARAMETER_NODE_TAG in node.tags and any(not name.startswith("params:") for name in node.inputs)
+        }
         for namespace, sections in variants.items():
             # A variant of an experiment with its own dataset (E1's gmm) reads the ingest of its parent namespace.
             ingest = merged.get(namespace.rpartition(".")[0], {}).get("ingest") or parameters.get("ingest") or {}
-            self.children[namespace] = self._create_child(client, run, namespace, {**sections, "ingest": ingest}, shared_tags)
+            child = self._create_child(client, run, namespace, {**sections, "ingest": ingest}, shared_tags)
+            self.children[namespace] = child
+            if namespace in read_datasets:
+                self.parameters_pending[namespace] = ingest
+            else:
+                self._log_parameters(client, child, {**sections, "ingest": ingest})
 
     def _mark_experiment(self, client: MlflowClient, experiment_id: str) -> None:
         """An experiment created before conf/base/mlflow.yml set its kind gets the tag too."""
@@ -158,7 +173,7 @@ class MlflowRunsHook:
     def _create_child(
         self, client: MlflowClient, parent: Any, namespace: str, sections: dict[str, Any], shared_tags: dict[str, str]
     ) -> str:
-        """A child run of the parent for one variant: its tags and its merged, used parameters (sections + ingest)."""
+        """A child run of the parent for one variant, with its tags (its parameters: _log_parameters)."""
         group, _, variant = namespace.rpartition(".")
         dataset = str(sections["ingest"].get("dataset", shared_tags["dataset"]))
         tags = {
@@ -170,12 +185,25 @@ class MlflowRunsHook:
             "variant_group": group,
             "method": method_label(sections["train_encoder"]),
         }
-        child = client.create_run(parent.info.experiment_id, tags=tags)
+        return client.create_run(parent.info.experiment_id, tags=tags).info.run_id
+
+    def _log_parameters(self, client: MlflowClient, run_id: str, sections: dict[str, Any]) -> None:
+        """A variant's merged, used parameters (its stage sections and ingest) on its child run."""
         used = {section: used_parameters(section, sections[section]) for section in (*STAGE_SECTIONS, "ingest")}
         params = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in flatten(used).items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
-            client.log_batch(child.info.run_id, params=params[start : start + 100])
-        return child.info.run_id
+            client.log_batch(run_id, params=params[start : start + 100])
+
+    @hook_impl
+    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+        """A variant whose parameters waited for a dataset: log them now that its parameter node computed them."""
+        ingest = self.parameters_pending.get(node.namespace or "")
+        if ingest is None or PARAMETER_NODE_TAG not in node.tags or mlflow.active_run() is None:
+            return
+        suffix = MERGED_SECTION.format("")
+        sections = {name.rsplit(".", 1)[-1].removesuffix(suffix): value for name, value in outputs.items()}
+        self._log_parameters(MlflowClient(), self.children[node.namespace], {**sections, "ingest": ingest})
+        del self.parameters_pending[node.namespace]
 
     @hook_impl(trylast=True)
     def before_node_run(self, node: Node, catalog: DataCatalog, inputs: dict[str, Any], is_async: bool) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import mlflow
@@ -14,6 +16,24 @@ from mlflow.entities import Metric
 from torch import Tensor, nn
 
 from gpe_pipeline.core.training import EvaluateFn, LossFn, TrainConfig, TrainResult, train
+
+# Set inside mlflow_logging_paused(): trainings there are not the run's own (e.g. a learning-rate probe).
+_PAUSED: ContextVar[bool] = ContextVar("mlflow_logging_paused", default=False)
+
+
+@contextlib.contextmanager
+def mlflow_logging_paused() -> Iterator[None]:
+    """Within it, loggers made here (MlflowMetricsLogger, log_metrics, log_training_summary) log nothing.
+
+    For trainings inside a node whose curves must not mix with the run's own under the same metric names, e.g. a
+    learning-rate probe that runs the train_encoder node function in the variant's MLflow run before the real stage.
+    A logger made before the pause keeps logging; one made inside stays silent, also in spawned DDP ranks.
+    """
+    token = _PAUSED.set(True)
+    try:
+        yield
+    finally:
+        _PAUSED.reset(token)
 
 
 class MlflowMetricsLogger:
@@ -25,7 +45,7 @@ class MlflowMetricsLogger:
     """
 
     def __init__(self, prefix: str, only: Collection[str] | None = None):
-        run = mlflow.active_run()
+        run = None if _PAUSED.get() else mlflow.active_run()
         self.prefix = prefix
         self.only = None if only is None else frozenset(only)
         self.run_id = run.info.run_id if run is not None else None
@@ -53,7 +73,7 @@ def log_training_summary(prefix: str, result: TrainResult, only: Collection[str]
     MlflowMetricsLogger(prefix, only)(
         {"steps": result.steps, "train_seconds": result.seconds, **{f"final_{k}": v for k, v in result.final_metrics.items()}}
     )
-    if mlflow.active_run() is not None:
+    if mlflow.active_run() is not None and not _PAUSED.get():
         mlflow.set_tag(f"{prefix}.stop_reason", result.stop_reason)
 
 

@@ -1,0 +1,79 @@
+"""E5: GPE (encoder, then decoder) and VAE, VAE+MDS, AE, AE+MDS (jointly trained), each at its probed learning rates.
+
+`kedro run --pipeline=exp_wallclock`; parameters in conf/base/parameters_exp_wallclock.yml. Each method is a variant
+(exp_wallclock.<method>) whose prelude probes its learning rates; its stages (train_encoder, cache_latents,
+train_decoder) then run at the rates the probe chose, and a summary compares the methods.
+"""
+
+import warnings
+from functools import partial, update_wrapper
+
+from kedro.pipeline import Node, Pipeline
+
+from gpe_pipeline.pipelines import ingest
+from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, variant_pipeline
+from gpe_pipeline.variants import STAGE_SECTIONS
+
+from .nodes import EXPERIMENT, METHODS, method_overrides, probe_learning_rates, summarise_wallclock
+
+PROBE = "learning_rate_probe"
+# What the summary reads of each method's variant.
+SUMMARY_INPUTS = ("encoder_history", "decoder_history", PROBE, "decoder", "heldout_latents")
+
+
+def probe_pipeline(method: str) -> Pipeline:
+    """The method's learning-rate probe: runs first in its namespace; its variant's parameters read the choice."""
+    probe = update_wrapper(partial(probe_learning_rates, method=method), probe_learning_rates)
+    return Pipeline(
+        [
+            Node(
+                probe,
+                inputs={
+                    "train_data": "train_data",
+                    "validation_data": "validation_data",
+                    "metadata": "dataset_metadata",
+                    "experiment": f"params:{EXPERIMENT}",
+                    **{section: f"params:{section}" for section in STAGE_SECTIONS},
+                },
+                outputs=PROBE,
+                name="probe_learning_rates",
+            )
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    variants = [
+        variant_pipeline(
+            f"{EXPERIMENT}.{method}",
+            stages=("train_encoder", "cache_latents", "train_decoder"),
+            overrides=DerivedOverrides(
+                partial(method_overrides, method=method), {"experiment": f"params:{EXPERIMENT}", "probe": PROBE}
+            ),
+            prelude=probe_pipeline(method),
+        )
+        for method in METHODS
+    ]
+    with warnings.catch_warnings():  # the summary reads namespaced entries, whose names have dots by Kedro's design
+        warnings.filterwarnings("ignore", message="One or more dataset names contain")
+        summary = Node(
+            summarise_wallclock,
+            inputs={
+                "experiment": f"params:{EXPERIMENT}",
+                "heldout_data": "heldout_data",
+                **{f"{method}__{entry}": f"{method}.{entry}" for method in METHODS for entry in SUMMARY_INPUTS},
+            },
+            outputs=["results_table", "results_figure", "findings"],
+            name="summarise_wallclock",
+        )
+    return (
+        ingest.create_pipeline()
+        + sum(variants, Pipeline([]))
+        + Pipeline(
+            [summary],
+            namespace=EXPERIMENT,
+            inputs={"heldout_data"},
+            parameters={f"params:{EXPERIMENT}"},
+            tags=[EXPERIMENT],
+        )
+    )

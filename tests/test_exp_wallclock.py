@@ -1,0 +1,308 @@
+"""E5 (exp_wallclock, Fig. 10 and Table 2): the learning-rate probe, the readings and claims, and a tiny real run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from gpe_pipeline import tracking
+from gpe_pipeline.core.models import NoModel
+from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE
+from gpe_pipeline.params import ParameterError
+from gpe_pipeline.pipelines.exp_wallclock import nodes
+from gpe_pipeline.pipelines.exp_wallclock.pipeline import create_pipeline
+from gpe_pipeline.validation import validate_run
+
+from .conftest import environment_config, kedro, make_project_copy, with_value
+
+METHODS = list(nodes.METHODS)
+EXPERIMENT = "exp_wallclock"
+
+
+# --- parameters -------------------------------------------------------------------------------------------------
+
+
+def test_the_base_parameters_are_valid(params):
+    validate_run(params, create_pipeline())
+
+
+@pytest.mark.parametrize(
+    "dotted, value, message",
+    [
+        ("threshold", -1.0, "exp_wallclock.threshold must be a positive number"),
+        ("probe.steps", 15, "exp_wallclock.probe.steps must be a multiple of 10"),
+        ("probe.learning_rates", [], "exp_wallclock.probe.learning_rates must be a non-empty list"),
+        ("probe.learning_rates", [1e-3, -1.0], "exp_wallclock.probe.learning_rates must be a non-empty list"),
+        ("probe.min_decrease", 1.0, r"exp_wallclock.probe.min_decrease must be a number in \[0, 1\)"),
+    ],
+)
+def test_a_bad_experiment_parameter_is_named_before_the_run(params, dotted, value, message):
+    with pytest.raises(ParameterError, match=message):
+        validate_run(with_value(params, f"{EXPERIMENT}.{dotted}", value), create_pipeline())
+
+
+def test_a_method_override_of_an_unknown_key_is_named(params):
+    bad = with_value(params, f"{EXPERIMENT}.methods.vae", {"train_encoder": {"kl_weight": 1.0}})
+    with pytest.raises(ParameterError, match="exp_wallclock.vae.train_encoder.kl_weight overrides a key"):
+        validate_run(bad, create_pipeline())
+
+
+@pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq"])
+def test_the_paper_environments_time_table_1s_threshold_and_validate(env):
+    params = environment_config(env)
+    validate_run(params, create_pipeline())
+    assert params[EXPERIMENT]["threshold"] == params["train_decoder"]["training"]["target"], "Table 1's second threshold"
+    assert params[EXPERIMENT]["probe"]["learning_rates"] == [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "conf/base's keys are kept"
+
+
+def test_the_overrides_leave_the_rate_as_configured_until_the_probe_chose_it(params):
+    experiment = params[EXPERIMENT]
+    assert nodes.method_overrides(experiment, "vae") == {"train_encoder": {"method": "vae", "beta": 0.1}}
+    probe = {"chosen": {"train_decoder": 3e-3}}
+    assert nodes.method_overrides(experiment, "vae", probe)["train_decoder"] == {"training": {"lr": 3e-3}}
+
+
+# --- the probe, with stand-in trainers -----------------------------------------------------------------------------
+
+
+class FakeTrainers:
+    """Stand-ins for the train_encoder and train_decoder node functions: a rate >= 1e-2 diverges at step 7."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, dict, bool]] = []  # (trainer, its training settings, MLflow paused)
+
+    @staticmethod
+    def history(training: dict, metric: str) -> pd.DataFrame:
+        steps = training["max_steps"]
+        window = training["log_every"]
+        records = [
+            {"step": s, "train_loss": 1.0 / s, "train_reconstruction": 0.5 / s, "train_elapsed_s": s / 1000}
+            for s in range(window, steps + 1, window)
+        ]
+        if training["lr"] >= 1e-2:
+            records = [{"step": window, "train_loss": math.nan, "train_elapsed_s": 0.001, "diverged_step": 7}]
+        records[-1][f"validation_{metric}"] = 10 * training["lr"]
+        return pd.DataFrame(records)
+
+    def train_encoder(self, train_data, validation_data, metadata, params, decoder_params):
+        joint = params["method"] != "gpe"
+        training = decoder_params["training"] if joint else params["training"]
+        seen = {**training, "encoder_checkpoint_path": params["training"]["checkpoint_path"]}
+        self.calls.append(("joint" if joint else "encoder", seen, tracking._PAUSED.get()))
+        encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+        return encoder, self.history(training, "mse" if joint else "gme"), nn.Linear(3, 64) if joint else NoModel()
+
+    def train_decoder(self, train_latents, validation_latents, train_data, validation_data, metadata, joint, history, params):
+        assert isinstance(joint, NoModel) and train_latents.shape == (len(train_data["x"]), 3), "the trained encoder's latents"
+        self.calls.append(("decoder", {**params["training"], "encoder_checkpoint_path": None}, tracking._PAUSED.get()))
+        return nn.Linear(3, 64), self.history(params["training"], "mse")
+
+
+@pytest.fixture
+def fake_trainers(monkeypatch) -> FakeTrainers:
+    fakes = FakeTrainers()
+    monkeypatch.setattr(nodes, "train_encoder", fakes.train_encoder)
+    monkeypatch.setattr(nodes, "train_decoder", fakes.train_decoder)
+    return fakes
+
+
+def run_probe(params: dict, method: str, rates: list[float]) -> dict:
+    experiment = {**params[EXPERIMENT], "probe": {"learning_rates": rates, "steps": 20, "min_decrease": 0.1}}
+    data = {"x": torch.zeros(12, 1, 8, 8)}
+    sections = {name: params[name] for name in ("train_encoder", "cache_latents", "train_decoder", "train_flow", "evaluate")}
+    return nodes.probe_learning_rates(data, data, {"shape": [1, 8, 8]}, experiment, method, **sections)
+
+
+def test_gpe_probes_its_encoder_then_its_decoder_on_the_latents_of_the_encoder_trained_at_the_chosen_rate(params, fake_trainers):
+    result = run_probe(params, "gpe", [1e-2, 1e-4, 1e-3])
+    assert result["chosen"] == {"train_encoder": 1e-3, "train_decoder": 1e-3}
+    trainers = [(trainer, training["lr"], training["max_steps"]) for trainer, training, _ in fake_trainers.calls]
+    stage_steps = params["train_encoder"]["training"]["max_steps"]
+    assert trainers == [("encoder", 1e-2, 20), ("encoder", 1e-4, 20), ("encoder", 1e-3, 20), ("encoder", 1e-3, stage_steps)] + [
+        ("decoder", rate, 20) for rate in (1e-2, 1e-4, 1e-3)
+    ], "the diverged rate does not stop the sweep; the encoder is retrained at the chosen rate with the stage's steps"
+    for _, training, paused in fake_trainers.calls:
+        assert paused, "a probe's curves stay out of the variant's MLflow run"
+        assert training["checkpoint_path"] is None and training["encoder_checkpoint_path"] is None
+        if training["max_steps"] == 20:
+            assert training["target"] is None and training["on_divergence"] == "stop" and training["log_every"] == 2
+    retrained = fake_trainers.calls[3][1]
+    assert retrained["target"] == params["train_encoder"]["training"]["target"], "the stage's own settings"
+    rows = {(row["trainer"], row["lr"]): row for row in result["rows"]}
+    assert rows[("encoder", 1e-2)]["outcome"] == "diverged" and rows[("encoder", 1e-2)]["detail"] == "diverged at step 7"
+    assert rows[("encoder", 1e-2)]["first_fifth_loss"] is None, "JSON gets null, not NaN"
+    assert rows[("decoder", 1e-3)]["chosen"] and not rows[("decoder", 1e-4)]["chosen"]
+    assert result["encoder_check"] == {"steps": stage_steps, "validation_gme": [1e-2]}
+    assert not tracking._PAUSED.get(), "the pause ends with the probe"
+
+
+def test_a_baseline_probes_its_joint_training_on_the_decoder_stages_settings(params, fake_trainers):
+    result = run_probe(params, "ae_mds", [1e-3, 1e-2])
+    assert result["chosen"] == {"train_decoder": 1e-3} and "encoder_check" not in result
+    assert [(trainer, training["lr"]) for trainer, training, _ in fake_trainers.calls] == [("joint", 1e-3), ("joint", 1e-2)]
+    assert [row["outcome"] for row in result["rows"]] == ["stable", "diverged"]
+
+
+# --- the readings and the claims, on hand-made numbers ---------------------------------------------------------------
+
+
+def test_reached_before_orders_methods_that_missed_the_threshold_last():
+    assert nodes.reached_before(1.0, 2.0) and not nodes.reached_before(2.0, 2.0)
+    assert nodes.reached_before(1.0, None) and nodes.reached_before(None, 1.0) is False
+    assert nodes.reached_before(None, None) is None
+
+
+def test_the_determinism_check_allows_only_the_csv_round_trip():
+    probe = {"steps": 300, "validation_gme": [0.1, 0.012345678901234567]}
+    assert nodes.same_encoder_run(probe, {"steps": 300, "validation_gme": [0.1, 0.012345678901234]})
+    assert not nodes.same_encoder_run(probe, {"steps": 300, "validation_gme": [0.1, 0.0123457]})
+    assert not nodes.same_encoder_run(probe, {"steps": 250, "validation_gme": [0.1, 0.012345678901234567]})
+    assert not nodes.same_encoder_run({}, {"steps": 300, "validation_gme": [0.1]})
+
+
+@pytest.mark.parametrize(
+    "times, verdict",
+    [
+        ({"gpe": 1.0, "vae": 2.0, "vae_mds": None, "ae": 1.5, "ae_mds": 3.0}, HELD),
+        ({"gpe": 1.0, "vae": 2.0, "vae_mds": None, "ae": 0.5, "ae_mds": 3.0}, NOT_HELD),
+        ({"gpe": None, "vae": None, "vae_mds": None, "ae": 0.5, "ae_mds": None}, NOT_HELD),
+        ({method: None for method in METHODS}, NOT_MEASURABLE),
+    ],
+)
+def test_gpe_sooner_claim(times, verdict):
+    lowest = {method: 0.1 for method in METHODS}
+    assert nodes.sooner_claim(times, lowest, 0.02, 5.0)["verdict"] == verdict
+
+
+@pytest.mark.parametrize(
+    "times, verdict",
+    [
+        ({"gpe": 1.0, "vae": 4.0, "vae_mds": None, "ae": 1.5, "ae_mds": 3.0}, HELD),
+        ({"gpe": 1.0, "vae": 2.0, "vae_mds": None, "ae": 1.5, "ae_mds": 3.0}, NOT_HELD),
+        ({"gpe": 1.0, "vae": 4.0, "vae_mds": None, "ae": None, "ae_mds": 3.0}, NOT_HELD),  # VAE got there, AE did not
+        ({"gpe": 1.0, "vae": None, "vae_mds": None, "ae": None, "ae_mds": 3.0}, NOT_MEASURABLE),
+        ({method: None for method in METHODS}, NOT_MEASURABLE),
+    ],
+)
+def test_kl_methods_slowest_claim(times, verdict):
+    assert nodes.kl_slowest_claim(times, 0.02)["verdict"] == verdict
+
+
+def test_iteration_cost_claim():
+    assert nodes.iteration_cost_claim(0.001, 0.002)["verdict"] == HELD
+    assert nodes.iteration_cost_claim(0.002, 0.002)["verdict"] == NOT_HELD
+
+
+def hand_made_outputs() -> dict:
+    """Every method's summary inputs: GPE's encoder trains 10 s, then its decoder; the baselines train jointly."""
+    histories = {
+        "gpe": (
+            pd.DataFrame({"step": [50, 100], "train_elapsed_s": [5.0, 10.0], "validation_gme": [0.01, 0.005]}),
+            pd.DataFrame({"step": [100, 200], "train_elapsed_s": [1.0, 2.0], "validation_mse": [0.05, 0.01]}),
+        ),
+    }
+    for method, seconds, last in (("vae", 8.0, 0.03), ("vae_mds", 9.0, 0.03), ("ae", 4.0, 0.015), ("ae_mds", 30.0, 0.03)):
+        joint = pd.DataFrame({"step": [100, 200], "train_elapsed_s": [seconds / 2, seconds], "validation_mse": [0.05, last]})
+        histories[method] = (joint, joint.assign(trained_jointly=True))
+    decoder = nn.Sequential(nn.Linear(3, 64), nn.Unflatten(1, (1, 8, 8)))
+    outputs = {}
+    for method, (encoder_history, decoder_history) in histories.items():
+        chosen = {"train_encoder": 1e-2, "train_decoder": 3e-3} if method == "gpe" else {"train_decoder": 1e-3}
+        probe = {
+            "learning_rates": [1e-3, 3e-3, 1e-2],
+            "steps": 200,
+            "min_decrease": 0.1,
+            "chosen": chosen,
+            "rows": [{"trainer": "joint" if method != "gpe" else "encoder", "lr": 1e-3, "outcome": "stable", "detail": ""}],
+            **({"encoder_check": {"steps": 100, "validation_gme": [0.01, 0.005]}} if method == "gpe" else {}),
+        }
+        probe["rows"] = [{**row, "chosen": True, "choice": "the largest stable rate"} for row in probe["rows"]]
+        for entry, value in (
+            ("encoder_history", encoder_history),
+            ("decoder_history", decoder_history),
+            ("learning_rate_probe", probe),
+            ("decoder", decoder),
+            ("heldout_latents", torch.zeros(5, 3)),
+        ):
+            outputs[f"{method}__{entry}"] = value
+    return outputs
+
+
+def test_the_summary_shifts_gpe_by_its_encoder_and_reads_table_2_and_the_claims(params):
+    heldout = {"x": torch.zeros(5, 1, 8, 8)}
+    table, figure, findings = nodes.summarise_wallclock({**params[EXPERIMENT], "threshold": 0.02}, heldout, **hand_made_outputs())
+    rows = table.set_index("trainer")
+    assert list(rows.index) == ["GPE encoder", "GPE decoder", "VAE", "VAE+MDS", "AE", "AE+MDS"]
+    assert rows.loc["GPE encoder", "s_per_iter"] == pytest.approx(0.1) and rows.loc["GPE decoder", "s_per_iter"] == 0.01
+    assert rows.loc["GPE decoder", "seconds_to_threshold"] == 12.0, "the decoder's 2 s after the encoder's 10 s"
+    assert math.isnan(rows.loc["GPE encoder", "seconds_to_threshold"]), "the method's readings sit on its last trainer"
+    assert rows.loc["AE", "seconds_to_threshold"] == 4.0 and math.isnan(rows.loc["VAE", "seconds_to_threshold"])
+    assert rows.loc["GPE encoder", "learning_rate"] == 1e-2 and rows.loc["GPE decoder", "learning_rate"] == 3e-3
+    assert rows.loc["VAE", "paper_celebahq_s_per_iter"] == 0.705 and rows.loc["GPE decoder", "paper_mnist_s_per_iter"] == 0.022
+    assert rows.loc["AE", "heldout_recon_mse"] >= 0
+    verdicts = [c["verdict"] for c in findings["claims"]]
+    assert verdicts == [NOT_HELD, NOT_MEASURABLE, HELD], "AE got there first; KL methods and AE+MDS missed it; 0.01 < 0.04"
+    assert findings["encoder_retrained_identically"] and findings["seconds_to_threshold"]["gpe"] == 12.0
+    assert findings["lowest_validation_mse_by_common_time"]["seconds"] == 4.0, "AE's 4 s are the shortest training"
+    assert math.isnan(findings["lowest_validation_mse_by_common_time"]["gpe"]), "GPE's decoder has not started by then"
+    assert "GPE encoder (GME): 0.001 stable -> lr 0.001 (the largest stable rate)" in findings["notes"]
+    assert figure.axes[0].get_xlabel() == "training seconds (evaluation excluded)"
+
+
+# --- a tiny real run ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wallclock_run(tmp_path_factory) -> Path:
+    project = make_project_copy(tmp_path_factory.mktemp("exp_wallclock"))
+    kedro(project, "run", "--env", "test", f"--pipeline={EXPERIMENT}", timeout=900)
+    return project
+
+
+def test_the_run_writes_table_figure_and_findings_with_the_probe(wallclock_run):
+    folder = wallclock_run / "data" / "08_reporting" / EXPERIMENT
+    table = pd.read_csv(folder / "results.csv")
+    assert list(table["trainer"]) == ["GPE encoder", "GPE decoder", "VAE", "VAE+MDS", "AE", "AE+MDS"]
+    assert (table["s_per_iter"] > 0).all() and table["best_validation_mse"].notna().sum() == 5
+    assert (folder / "figure.png").stat().st_size > 10_000
+    findings = json.loads((folder / "findings.json").read_text())
+    assert findings["experiment"] == "E5" and len(findings["claims"]) == 3
+    assert findings["encoder_retrained_identically"], "the probe's encoder and the stage's are the same training"
+    probe = pd.DataFrame(findings["learning_rate_probe"])
+    assert len(probe) == 2 * 2 + 4 * 2 and set(probe["outcome"]) <= {"stable", "unstable", "diverged"}
+    assert probe.groupby(["method", "trainer"])["chosen"].sum().eq(1).all(), "one chosen rate per trainer"
+    assert any(note.startswith("GPE decoder (MSE): 0.001 ") for note in findings["notes"])
+
+
+def test_each_method_is_a_child_run_at_its_probed_rates_without_the_probes_curves(wallclock_run):
+    mlflow.set_tracking_uri(f"sqlite:///{wallclock_run / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["gpe_pipeline"])
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert sorted(children["tags.variant"]) == sorted(METHODS) and (children["status"] == "FINISHED").all()
+    metric_sets = {
+        frozenset(c for c in runs.columns if c.startswith("metrics.") and row[c] == row[c]) for _, row in children.iterrows()
+    }
+    assert len(metric_sets) == 1, "every child has the same metric names"
+    client = mlflow.MlflowClient()
+    for _, child in children.iterrows():
+        namespace = f"{EXPERIMENT}.{child['tags.variant']}"
+        probe = json.loads((wallclock_run / "data" / "08_reporting" / namespace / "learning_rate_probe.json").read_text())
+        for section, rate in probe["chosen"].items():
+            assert float(child[f"params.{section}.training.lr"]) == rate, "the child's parameters are the ones it trained with"
+        history = pd.read_csv(wallclock_run / "data" / "08_reporting" / namespace / "encoder_history.csv")
+        logged = [m.step for m in client.get_metric_history(child.run_id, "train_encoder/train_loss")]
+        assert logged == list(history["step"]), "only the stage's own curve, none of the probes' (logged every 2 steps)"
+        assert [a.path for a in client.list_artifacts(child.run_id, "probe")] == ["probe/learning_rate_probe.json"]
+    parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
+    assert {a.path for a in client.list_artifacts(parent.run_id, EXPERIMENT)} == {
+        f"{EXPERIMENT}/results.csv",
+        f"{EXPERIMENT}/figure.png",
+        f"{EXPERIMENT}/findings.json",
+    }

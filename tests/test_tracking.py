@@ -1,0 +1,63 @@
+"""MLflow logging from nodes: a paused block (a learning-rate probe's trainings) logs nothing into the active run."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+import torch
+from torch import nn
+
+from gpe_pipeline.tracking import MlflowMetricsLogger, log_metrics, mlflow_logging_paused, train_and_log
+
+TRAINING = {"max_steps": 4, "batch_size": 4, "lr": 1e-2, "log_every": 2, "eval_every": 2, "checkpoint_path": None}
+
+
+def mse(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    x, y = batch
+    return (model(x) - y).square().mean()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One SQLite store for the module (creating one takes seconds)."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
+    yield
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def run(store):
+    with mlflow.start_run() as active:
+        yield active
+
+
+def logged(run_id: str) -> tuple[set[str], set[str]]:
+    """The metric names and the tags (without MLflow's own) of a run."""
+    data = mlflow.MlflowClient().get_run(run_id).data
+    return set(data.metrics), {tag for tag in data.tags if not tag.startswith("mlflow.")}
+
+
+def train_once() -> None:
+    torch.manual_seed(0)
+    data = [torch.randn(8, 3), torch.randn(8, 1)]
+    train_and_log("probe_stage", nn.Linear(3, 1), mse, data, TRAINING, evaluate=lambda model: {"mse": 1.0}, target_metric="mse")
+
+
+def test_a_paused_training_logs_no_metric_and_no_tag_into_the_active_run(run):
+    with mlflow_logging_paused():
+        train_once()
+        log_metrics("probe_stage", {"extra": 1.0})
+    assert logged(run.info.run_id) == (set(), set())
+    train_once()  # the pause ended with the block: the same call now logs
+    metrics, tags = logged(run.info.run_id)
+    assert {"probe_stage/train_loss", "probe_stage/validation_mse", "probe_stage/train_seconds"} <= metrics
+    assert tags == {"probe_stage.stop_reason"}
+
+
+def test_a_logger_made_before_the_pause_keeps_logging_and_the_pause_ends_on_error(run):
+    before = MlflowMetricsLogger("outer")
+    with pytest.raises(RuntimeError), mlflow_logging_paused():
+        before({"kept": 1.0})
+        raise RuntimeError("a failed probe")
+    MlflowMetricsLogger("after")({"logged": 2.0})
+    assert logged(run.info.run_id)[0] == {"outer/kept", "after/logged"}
