@@ -346,10 +346,13 @@ def distances_figure(table: pd.DataFrame, points: int) -> Figure:
                 axis.axhspan(float(band[0].iloc[0]), float(band[1].iloc[0]), color=style["color"], alpha=0.08)
         if len(steps) and steps.max() >= 10 * steps.min():
             axis.set_xscale("log")
+            axis.minorticks_off()
+        ticks = sorted(steps.unique())
+        axis.set_xticks(ticks, labels=[f"{int(step):,}" for step in ticks], fontsize=8)
         axis.set_xlabel("flow training iterations")
         axis.set_title(DISTANCES[kind])
     axes[0][0].set_ylabel("distance to held-out images (lower is better)")
-    axes[0][0].legend(fontsize=8)
+    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=9)
     figure.suptitle(f"E6: generation against flow iterations, N = {points} images per set (paper Fig. 11)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     return figure
