@@ -99,6 +99,12 @@ def distance_row(variant: str, iterations: float, label: str, distances: dict[st
     return row
 
 
+def generation_distances(generated: torch.Tensor, real: dict[str, torch.Tensor], features, evaluate: dict[str, Any]) -> dict:
+    """evaluate's `gen` comparison of one generated set (N rows) against the held-out set (the train set is not needed)."""
+    sets = {"heldout": real["heldout"], "gen": generated}
+    return distribution_distances(sets, features, evaluate, {"gen": COMPARISONS["gen"]})
+
+
 def measure_snapshots(
     train_data: dict[str, Any],
     heldout_data: dict[str, Any],
@@ -124,8 +130,7 @@ def measure_snapshots(
             images, info = generate_samples(velocity, outputs["decoder"], outputs["latent_stats"], metadata, evaluate)
             nfe = info["nfe"]
             # One generated set at a time against the same held-out images: memory stays one set's at paper scale.
-            distances = distribution_distances({**real, "gen": images[:size]}, features, evaluate, {"gen": COMPARISONS["gen"]})
-            rows.append(distance_row(method, step, "gen", distances))
+            rows.append(distance_row(method, step, "gen", generation_distances(images[:size], real, features, evaluate)))
     vae = variants["vae"]
     prior = sample_prior_images(
         vae["decoder"].to(resolve_device(evaluate["device"])),
@@ -134,8 +139,7 @@ def measure_snapshots(
         evaluate["batch_size"],
         generator=torch.Generator().manual_seed(evaluate["sampling"].get("seed", 0)),  # the flows' starting noise
     )
-    distances = distribution_distances({**real, "gen": prior}, features, evaluate, {"gen": COMPARISONS["gen"]})
-    rows.append(distance_row(NO_FLOW, 0, "gen", distances))
+    rows.append(distance_row(NO_FLOW, 0, "gen", generation_distances(prior, real, features, evaluate)))
     rows.append(distance_row(FLOOR, math.nan, FLOOR, floor))
     return pd.DataFrame(rows), size, fid_status, nfe
 
