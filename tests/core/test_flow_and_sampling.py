@@ -9,7 +9,7 @@ from torch import nn
 from gpe_pipeline.core.latents import denormalise_latents
 from gpe_pipeline.core.losses import cfm_loss, flow_interpolation, flow_target_velocity
 from gpe_pipeline.core.models import VelocityMLP, build_model, model_from_spec
-from gpe_pipeline.core.sampling import SOLVERS, integrate_flow, sample_images, sample_latents
+from gpe_pipeline.core.sampling import SOLVERS, integrate_flow, sample_images, sample_latents, sample_prior_images
 
 
 def test_interpolation_path_and_target_velocity_by_hand():
@@ -190,3 +190,16 @@ def test_sample_images_decodes_denormalised_latents():
         expected = decoder(denormalise_latents(latents, mean, scale))
     assert images.shape == (5, 1, 2, 2) and nfe == 8
     assert torch.allclose(images, expected, atol=1e-6)
+
+
+def test_sample_prior_images_decodes_standard_normal_noise_without_normalisation():
+    torch.manual_seed(0)
+    decoder = nn.Sequential(nn.Linear(3, 4), nn.Unflatten(1, (1, 2, 2)))
+    images = sample_prior_images(decoder, 7, 3, batch_size=2, generator=torch.Generator().manual_seed(4))
+    noise = torch.randn(7, 3, generator=torch.Generator().manual_seed(4))  # the noise sample_latents starts from
+    with torch.no_grad():
+        expected = decoder(noise)
+    assert images.shape == (7, 1, 2, 2)
+    assert torch.allclose(images, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="num_samples and batch_size must be >= 1"):
+        sample_prior_images(decoder, 0, 3)

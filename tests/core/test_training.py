@@ -405,6 +405,11 @@ def test_on_divergence_stop_records_the_step_and_returns(tmp_path):
     assert result.history[-1]["diverged_step"] == 1
 
 
+def test_snapshot_steps_beyond_max_steps_are_refused_with_the_key(tmp_path):
+    with pytest.raises(ValueError, match=r"unit.snapshot_steps must not exceed max_steps \(30\).*got \(10, 40\)"):
+        config(tmp_path, snapshot_steps=[10, 40])
+
+
 def test_snapshots_keep_the_weights_after_the_listed_steps(tmp_path):
     model, data = make_problem()
     stopped = train(model, noisy_mse, data, config(tmp_path / "b", max_steps=10, checkpoint_path=None))

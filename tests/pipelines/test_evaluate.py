@@ -11,7 +11,14 @@ from torch import nn
 
 from gpe_pipeline.core.data import uint8_to_unit_range
 from gpe_pipeline.core.metrics import frechet_distance
-from gpe_pipeline.pipelines.evaluate.nodes import comparison_size, compute_metrics
+from gpe_pipeline.core.models import NoModel
+from gpe_pipeline.pipelines.evaluate.nodes import (
+    comparison_size,
+    compute_metrics,
+    distance_features,
+    distribution_distances,
+    real_comparison_sets,
+)
 
 BASE = Path(__file__).parents[2] / "conf" / "base" / "parameters_evaluate.yml"
 
@@ -33,7 +40,7 @@ def run_compute_metrics(train: torch.Tensor, heldout: torch.Tensor, generated, r
     with torch.no_grad():
         latents = encoder(uint8_to_unit_range(heldout))
     info = {"nfe": 4, "seconds": 0.1}
-    return compute_metrics(encoder, {"x": train}, {"x": heldout}, latents, reconstructions, generated, info, None, params)
+    return compute_metrics(encoder, {"x": train}, {"x": heldout}, latents, reconstructions, generated, info, NoModel(), params)
 
 
 def test_comparison_size_is_the_smallest_of_the_limit_and_both_splits():
@@ -83,3 +90,22 @@ def test_features_wider_than_max_features_get_no_interval():
     metrics = run_compute_metrics(train, heldout, real, real, params)
     assert "fd_pixel_gen" in metrics and "kd_pixel_gen" in metrics
     assert not [key for key in metrics if "_ci_" in key]
+
+
+def test_chosen_comparisons_give_evaluates_numbers_and_fid_is_skipped_with_a_log_line(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no Inception weights there
+    train, heldout = uint8_digits(60, 6), uint8_digits(30, 7)
+    generated = torch.rand(30, 1, 4, 4, generator=torch.Generator().manual_seed(8)) * 2 - 1
+    params = evaluate_params(max_points=20)
+    metrics = run_compute_metrics(train, heldout, generated, uint8_to_unit_range(heldout), params)
+    real, rows = real_comparison_sets({"x": train}, uint8_to_unit_range(heldout), params)
+    assert len(rows) == 20 and set(real) == {"heldout", "train"}
+    caplog.clear()
+    features, status = distance_features(NoModel(), params, images=True)
+    assert status.startswith("skipped: pt_inception") and set(features) == {"pixel"}
+    assert "evaluate: FID skipped: the Inception weights" in caplog.text
+    sample = {**real, "sample": generated[:20]}
+    distances = distribution_distances(sample, features, params, {"sample": ("sample", "heldout")})
+    assert distances == {key.replace("_gen", "_sample"): value for key, value in metrics.items() if "pixel_gen" in key}
+    assert distance_features(NoModel(), params, images=False)[1] == "skipped: FID needs images, this dataset holds vectors"
+    assert distance_features(NoModel(), params | {"fid": False}, images=True)[1] == "disabled by evaluate.fid"

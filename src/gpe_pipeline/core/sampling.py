@@ -173,3 +173,18 @@ def sample_images(
     latents, nfe = sample_latents(velocity, num_samples, mean.shape[-1], batch_size=batch_size, **solver_options)
     images = decode(decoder, denormalise_latents(latents, mean, scale), batch_size, device=str(_device_of(decoder)))
     return images, nfe
+
+
+@torch.no_grad()
+def sample_prior_images(
+    decoder: nn.Module, num_samples: int, latent_dim: int, batch_size: int = 1024, generator: torch.Generator | None = None
+) -> Tensor:
+    """x = S(z) for z ~ N(0, I_d) in the decoder's own latent space: no flow and no latent normalisation.
+
+    A VAE's generator without a latent model (the paper's Fig. 11 baseline line). generator: a CPU
+    torch.Generator; it draws the same noise as sample_latents with the same seed. Returns (num_samples, ...) on the CPU.
+    """
+    if num_samples < 1 or batch_size < 1:
+        raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples} and {batch_size}")
+    noise = torch.randn(num_samples, latent_dim, generator=generator)
+    return decode(decoder, noise, batch_size, device=str(_device_of(decoder)))

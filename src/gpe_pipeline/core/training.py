@@ -116,6 +116,11 @@ class TrainConfig:
         need(self.on_divergence in DIVERGENCE_RULES, "on_divergence", f"must be one of {list(DIVERGENCE_RULES)}")
         self.snapshot_steps = tuple(self.snapshot_steps or ())
         need(all(is_int(s) and s >= 1 for s in self.snapshot_steps), "snapshot_steps", "must be a list of integers >= 1")
+        need(
+            all(s <= self.max_steps for s in self.snapshot_steps),
+            "snapshot_steps",
+            f"must not exceed max_steps ({self.max_steps}), since a later snapshot is never taken",
+        )
         need(self.backend in ("auto", "gloo", "nccl"), "backend", "must be auto, gloo or nccl")
         need(
             self.batch_size % self.world_size == 0,

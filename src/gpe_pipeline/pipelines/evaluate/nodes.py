@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -62,6 +63,19 @@ def _subset(count: int, size: int, seed: int) -> Tensor:
     if size >= count:
         return torch.arange(count)
     return torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+
+
+def real_comparison_sets(train_data: dict[str, Any], heldout: Tensor, params: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
+    """The real sides of every comparison: N held-out rows and N train rows (seeded subsets), in model scale.
+
+    heldout: the whole held-out split in model scale. Returns {"heldout": (N, ...), "train": (N, ...)} and the
+    held-out rows taken (a reconstruction set takes the same rows, so it stands where those images stood).
+    """
+    seed = params.get("seed", 0)
+    size = comparison_size(len(heldout), len(train_data["x"]), params["max_points"])
+    heldout_rows = _subset(len(heldout), size, seed)
+    train = to_model_scale(train_data["x"][_subset(len(train_data["x"]), size, seed + 1)])
+    return {"heldout": heldout[heldout_rows], "train": train}, heldout_rows
 
 
 def train_feature_classifier(
@@ -121,11 +135,18 @@ def generate_samples(
     return images, info
 
 
-def _distances_with_floor(name: str, features, sets: dict[str, Tensor], params: dict[str, Any]) -> dict[str, float]:
+# Each comparison: (the set that takes the real set's place, the real set it is compared with); floor is real vs real.
+COMPARISONS = {"floor": ("train", "heldout"), "gen": ("gen", "heldout"), "recon": ("recon", "train")}
+
+
+def _distances_with_floor(
+    name: str, features, sets: dict[str, Tensor], params: dict[str, Any], comparisons: dict[str, tuple[str, str]]
+) -> dict[str, float]:
     """The Frechet distance (with its bootstrap interval) and kernel distance of each comparison, on one kind of features.
 
     name: `pixel`, `classifier` or `inception`; features: images (N, ...) -> (N, F). Keys: fd_<name>_<pair> (fid_<pair>
-    for Inception), its _ci_low and _ci_high, and kd_<name>_<pair> (kid_<pair>) with its _std, for pair in floor, gen, recon.
+    for Inception), its _ci_low and _ci_high, and kd_<name>_<pair> (kid_<pair>) with its _std, for each pair of
+    `comparisons` (COMPARISONS: floor, gen, recon).
     """
     frechet_key, kernel_key = ("fid", "kid") if name == "inception" else (f"fd_{name}", f"kd_{name}")
     device = resolve_device(params["device"])
@@ -142,7 +163,7 @@ def _distances_with_floor(name: str, features, sets: dict[str, Tensor], params: 
         )
     seed = params.get("seed", 0)
     results: dict[str, float] = {}
-    for pair, (first, second) in {"floor": ("train", "heldout"), "gen": ("gen", "heldout"), "recon": ("recon", "train")}.items():
+    for pair, (first, second) in comparisons.items():
         a, b = extracted[first], extracted[second]
         if wide:
             results[f"{frechet_key}_{pair}"] = frechet_distance(a, b)
@@ -172,16 +193,9 @@ def compute_metrics(
     """Every measurement of SPEC 2 on the held-out split, as one flat dict (also logged to MLflow)."""
     heldout = to_model_scale(heldout_data["x"])
     seed = params.get("seed", 0)
-    size = comparison_size(len(heldout), len(train_data["x"]), params["max_points"])
-    heldout_rows = _subset(len(heldout), size, seed)
-    sets = {
-        "heldout": heldout[heldout_rows],
-        "train": to_model_scale(train_data["x"][_subset(len(train_data["x"]), size, seed + 1)]),
-        "gen": generated[:size],
-        "recon": reconstructions[heldout_rows],
-    }
-    if heldout.ndim == 4:  # every image set as a PNG holds it; real images from uint8 files are unchanged
-        sets = {label: round_to_8bit(images) for label, images in sets.items()}
+    real, heldout_rows = real_comparison_sets(train_data, heldout, params)
+    size = len(heldout_rows)
+    sets = {**real, "gen": generated[:size], "recon": reconstructions[heldout_rows]}
     geometry_points = heldout[: params["geometry_points"]]
     geometry_latents = heldout_latents[: params["geometry_points"]]
     encoder = encoder.eval()
@@ -197,26 +211,55 @@ def compute_metrics(
         "sampling_nfe": generation_info["nfe"],
         "sampling_seconds": generation_info["seconds"],
     }
-    metrics.update(_distances_with_floor("pixel", lambda x: x.reshape(len(x), -1), sets, params))
+    features, metrics["fid_status"] = distance_features(feature_classifier, params, images=heldout.ndim == 4)
+    metrics.update(distribution_distances(sets, features, params))
+    log_metrics("evaluate", {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    return metrics
+
+
+def distance_features(
+    feature_classifier: nn.Module, params: dict[str, Any], images: bool
+) -> tuple[dict[str, Callable[[Tensor], Tensor]], str]:
+    """The features the distances are computed on, by name, and fid_status (a log line says why FID is skipped).
+
+    pixel always; classifier with a trained classifier (not NoModel); inception for images when evaluate.fid is on
+    and the weights file is on disk. images: whether the data are images (N, C, H, W) rather than vectors.
+    """
+    features: dict[str, Callable[[Tensor], Tensor]] = {"pixel": lambda x: x.reshape(len(x), -1)}
     if not isinstance(feature_classifier, NoModel):
-        metrics.update(_distances_with_floor("classifier", feature_classifier.eval().features, sets, params))
+        features["classifier"] = feature_classifier.eval().features
     if not params.get("fid", True):
-        metrics["fid_status"] = "disabled by evaluate.fid"
-    elif heldout.ndim != 4:
-        metrics["fid_status"] = "skipped: FID needs images, this dataset holds vectors"
-    elif not inception_available():
+        return features, "disabled by evaluate.fid"
+    if not images:
+        return features, "skipped: FID needs images, this dataset holds vectors"
+    if not inception_available():
         weights = inception_weights_path()
         logger.warning(
             "evaluate: FID skipped: the Inception weights %s are not in %s (put the file there to enable FID)",
             weights.name,
             weights.parent,
         )
-        metrics["fid_status"] = f"skipped: {weights.name} not in {weights.parent}"
-    else:
-        metrics.update(_distances_with_floor("inception", inception_features, sets, params))
-        metrics["fid_status"] = "computed"
-    log_metrics("evaluate", {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-    return metrics
+        return features, f"skipped: {weights.name} not in {weights.parent}"
+    return features | {"inception": inception_features}, "computed"
+
+
+def distribution_distances(
+    sets: dict[str, Tensor],
+    features: dict[str, Callable[[Tensor], Tensor]],
+    params: dict[str, Any],
+    comparisons: dict[str, tuple[str, str]] = COMPARISONS,
+) -> dict[str, float]:
+    """The Frechet and kernel distances of each comparison on each kind of features (distance_features).
+
+    sets: the labelled sets the comparisons name (N rows each, model scale), e.g. heldout, train, gen, recon;
+    images are first rounded to the 8-bit levels a PNG holds. Keys as in _distances_with_floor.
+    """
+    if sets["heldout"].ndim == 4:  # every image set as a PNG holds it; real images from uint8 files are unchanged
+        sets = {label: round_to_8bit(images) for label, images in sets.items()}
+    distances: dict[str, float] = {}
+    for name, extract in features.items():
+        distances.update(_distances_with_floor(name, extract, sets, params, comparisons))
+    return distances
 
 
 def make_figures(

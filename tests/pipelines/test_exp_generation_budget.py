@@ -1,0 +1,205 @@
+"""E6 (exp_generation_budget, Fig. 11): a tiny real run, and the summary's computations on hand-made inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from gpe_pipeline.core.models import NoModel, build_model
+from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE
+from gpe_pipeline.params import ParameterError
+from gpe_pipeline.pipelines.evaluate import nodes as evaluate_nodes
+from gpe_pipeline.pipelines.exp_generation_budget.nodes import (
+    FLOOR,
+    NO_FLOW,
+    generation_verdict,
+    matched_iterations,
+    method_overrides,
+    summarise_generation_budget,
+)
+from gpe_pipeline.pipelines.exp_generation_budget.pipeline import EXPERIMENT, create_pipeline
+from gpe_pipeline.validation import validate_run
+
+from ..conftest import environment_config, kedro, make_project_copy
+
+BASE = Path(__file__).parents[2] / "conf" / "base"
+SNAPSHOTS = [20, 40, 60]  # conf/test's snapshot steps; the flow's max_steps there is 60
+
+
+@pytest.fixture(scope="module")
+def experiment_run(tmp_path_factory) -> tuple[Path, str]:
+    """A project copy after one tiny `kedro run --pipeline=exp_generation_budget`, without Inception weights."""
+    project = make_project_copy(tmp_path_factory.mktemp("e6"))
+    torch_home = tmp_path_factory.mktemp("torch_home")  # empty: FID must be skipped whatever this machine holds
+    result = kedro(project, "run", "--env", "test", f"--pipeline={EXPERIMENT}", timeout=900, env={"TORCH_HOME": str(torch_home)})
+    return project, result.output
+
+
+def test_the_run_writes_distances_against_flow_iterations_with_the_baseline_and_the_floor(experiment_run):
+    project, output = experiment_run
+    folder = project / "data" / "08_reporting" / EXPERIMENT
+    assert (folder / "figure.png").stat().st_size > 10_000
+    table = pd.read_csv(folder / "results.csv")
+    assert list(table["variant"]) == ["gpe"] * 3 + ["vae"] * 3 + [NO_FLOW, FLOOR]
+    assert list(table["flow_iterations"][:6]) == SNAPSHOTS * 2 and table["flow_iterations"][6] == 0
+    for kind in ("fd_classifier", "fd_pixel"):
+        assert (table[f"{kind}_ci_low"] <= table[kind]).all() and (table[kind] <= table[f"{kind}_ci_high"]).all()
+    assert table["kd_classifier_std"].notna().all()
+    assert not [c for c in table.columns if c.startswith(("fid", "kid"))], "no Inception weights: no FID columns"
+    # The snapshot at max_steps is the final flow: its distances are evaluate's own, and so is the floor.
+    for method in ("gpe", "vae"):
+        metrics = json.loads(
+            (project / "data" / "08_reporting" / f"{EXPERIMENT}.{method}" / "evaluation_metrics.json").read_text()
+        )
+        last = table[(table["variant"] == method) & (table["flow_iterations"] == 60)].iloc[0]
+        for column, key in (("fd_classifier", "gen"), ("fd_classifier_ci_high", "gen_ci_high"), ("kd_classifier", "gen")):
+            assert last[column] == pytest.approx(metrics[f"{column.removesuffix('_ci_high')}_{key}"], rel=1e-9)
+        assert last["fd_pixel"] == pytest.approx(metrics["fd_pixel_gen"], rel=1e-9)
+        floor = table[table["variant"] == FLOOR].iloc[0]
+        assert floor["fd_classifier"] == pytest.approx(metrics["fd_classifier_floor"], rel=1e-9)
+    findings = json.loads((folder / "findings.json").read_text())
+    assert findings["experiment"] == "E6" and findings["distance"] == "fd_classifier" and findings["points"] == 50
+    assert findings["fid_status"].startswith("skipped: pt_inception") and "evaluate: FID skipped" in output
+    (verdict,) = [c["verdict"] for c in findings["claims"]]
+    assert verdict in (HELD, NOT_HELD, NOT_MEASURABLE) and findings["claims"][0]["reason"]
+    assert [row["flow_iterations"] for row in findings["matched"]] == SNAPSHOTS
+    assert findings["budget"]["gpe"]["flow_steps"] == findings["budget"]["vae"]["flow_steps"] == 60
+    assert any("24 h" in note for note in findings["notes"])
+
+
+def test_the_two_methods_are_child_runs_with_identical_metric_names_and_flow_settings(experiment_run):
+    project, _ = experiment_run
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    table = mlflow.search_runs(experiment_names=["gpe_pipeline"])
+    parents = table[table["tags.mlflow.parentRunId"].isna()]
+    children = table[table["tags.mlflow.parentRunId"].notna()]
+    assert len(parents) == 1 and sorted(children["tags.variant"]) == ["gpe", "vae"]
+    assert dict(zip(children["tags.variant"], children["tags.method"], strict=True)) == {"gpe": "gpe", "vae": "vae"}
+    metric_sets = {
+        frozenset(c for c in table.columns if c.startswith("metrics.") and row[c] == row[c]) for _, row in children.iterrows()
+    }
+    assert len(metric_sets) == 1 and "metrics.evaluate/fd_classifier_gen" in next(iter(metric_sets))
+    flow_columns = [c for c in table.columns if c.startswith("params.train_flow.") and "checkpoint_path" not in c]
+    assert "params.train_flow.training.snapshot_steps" in flow_columns
+    assert (children[flow_columns].nunique(dropna=False) == 1).all(), "both flows train with identical settings"
+    assert children["params.train_flow.training.snapshot_steps"].iloc[0] == str(SNAPSHOTS)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parents.iloc[0].run_id, EXPERIMENT)}
+    assert artifacts == {f"{EXPERIMENT}/{name}" for name in ("results.csv", "figure.png", "findings.json")}
+
+
+def experiment_parameters() -> dict:
+    return yaml.safe_load((BASE / "parameters_exp_generation_budget.yml").read_text())[EXPERIMENT]
+
+
+def test_both_methods_get_the_same_flow_overrides_and_bad_steps_name_the_key():
+    experiment, flow = experiment_parameters(), {"training": {"max_steps": 6000}}
+    gpe, vae = (method_overrides(experiment, flow, method) for method in ("gpe", "vae"))
+    assert (
+        gpe["train_flow"]
+        == vae["train_flow"]
+        == {"training": {"snapshot_steps": [250, 500, 1000, 2000, 4000, 6000], "target": None}}
+    )
+    assert vae["train_encoder"] == {"method": "vae", "beta": 0.1}
+    for steps in ([250, 7000], [], [0], "1000", None):
+        with pytest.raises(ParameterError, match=rf"^{EXPERIMENT}\.snapshot_steps must be .*max_steps \(6000\)"):
+            method_overrides({**experiment, "snapshot_steps": steps}, flow, "gpe")
+    own_flow = {**experiment, "methods": {"gpe": {"train_flow": {"training": {"lr": 0.1}}}}}
+    with pytest.raises(ParameterError, match=rf"{EXPERIMENT}\.methods\.gpe\.train_flow cannot be set per method"):
+        method_overrides(own_flow, flow, "gpe")
+
+
+@pytest.mark.parametrize("env", ["base", "mnist", "cifar10", "celeba", "celebahq"])
+def test_the_experiment_validates_in_the_paper_environments(env):
+    validate_run(environment_config(env), create_pipeline())
+
+
+def test_snapshot_steps_past_the_flows_budget_fail_before_any_node(params):
+    params = {**params, EXPERIMENT: {**params[EXPERIMENT], "snapshot_steps": [100, 9000]}}
+    with pytest.raises(ParameterError, match=rf"{EXPERIMENT}\.snapshot_steps"):
+        validate_run(params, create_pipeline())
+
+
+def curves(gpe: list[tuple[float, float, float]], vae: list[tuple[float, float, float]], intervals: bool = True) -> pd.DataFrame:
+    """A results table: (estimate, ci_low, ci_high) of each method at iterations 100, 200, ..."""
+    rows = [
+        {
+            "variant": method,
+            "flow_iterations": 100 * (i + 1),
+            "fd_classifier": value,
+            "fd_classifier_ci_low": low,
+            "fd_classifier_ci_high": high,
+        }
+        for method, points in (("gpe", gpe), ("vae", vae))
+        for i, (value, low, high) in enumerate(points)
+    ]
+    table = pd.DataFrame(rows)
+    return table if intervals else table.drop(columns=["fd_classifier_ci_low", "fd_classifier_ci_high"])
+
+
+@pytest.mark.parametrize(
+    "gpe, vae, expected",
+    [
+        ([(5, 3, 7), (4, 2, 6), (3, 1, 5)], [(6, 4, 8), (5, 3, 7), (4, 2, 6)], NOT_MEASURABLE),  # overlapping everywhere
+        ([(2, 1, 3), (4, 2, 6), (3, 1, 5)], [(6, 4, 8), (5, 3, 7), (2.5, 2, 6)], HELD),  # separated once, lower at 2 of 3
+        ([(2, 1, 3), (4, 2, 6), (3, 1, 5)], [(6, 4, 8), (3, 2.5, 3.5), (2, 0.5, 2.5)], NOT_HELD),  # the VAE separated once
+        ([(2, 1, 3), (7, 6, 8), (6, 5, 7)], [(6, 4, 8), (6, 4, 8), (5, 4, 8)], NOT_HELD),  # separated once, lower at 1 of 3
+    ],
+)
+def test_the_verdict_follows_the_stated_rule(gpe, vae, expected):
+    matched = matched_iterations(curves(gpe, vae), "fd_classifier")
+    verdict, measured, reason = generation_verdict(matched, "fd_classifier", 90)
+    assert verdict == expected and "N = 90" in measured and reason
+    if expected == NOT_MEASURABLE:
+        assert "overlap at all 3 snapshots" in reason
+
+
+def test_without_intervals_the_point_estimates_decide_and_say_so():
+    table = curves([(2, 0, 0), (3, 0, 0)], [(4, 0, 0), (2, 0, 0)], intervals=False)
+    matched = matched_iterations(table, "fd_classifier")
+    assert matched["separated"].isna().all() and list(matched["gpe_lower"]) == [True, False]
+    verdict, _, reason = generation_verdict(matched, "fd_classifier", 10)
+    assert verdict == NOT_HELD and "no bootstrap intervals" in reason  # lower at 1 of 2 is not more than half
+
+
+def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
+    # Stand-ins for pytorch-fid: the weights "exist" and the features are the flattened pixels.
+    monkeypatch.setattr(evaluate_nodes, "inception_available", lambda: True)
+    monkeypatch.setattr(evaluate_nodes, "inception_features", lambda images: images.flatten(1)[:, :6])
+    generator = torch.Generator().manual_seed(0)
+    train = {"x": torch.randint(256, (40, 1, 4, 4), generator=generator, dtype=torch.uint8)}
+    heldout = {"x": torch.randint(256, (20, 1, 4, 4), generator=generator, dtype=torch.uint8)}
+    params = yaml.safe_load((BASE / "parameters_evaluate.yml").read_text())["evaluate"]
+    params |= {"device": "cpu", "kid": {"subset_size": 10, "subsets": 3}, "num_figure_samples": 4}
+    params["bootstrap"] = {**params["bootstrap"], "resamples": 10}
+    params["sampling"] = {**params["sampling"], "steps": 2}
+    history = pd.DataFrame({"step": [10], "train_elapsed_s": [1.0]})
+    outputs = {}
+    for method in ("gpe", "vae"):
+        flow = build_model("velocity", "mlp", latent_dim=2, hidden=[8], time_embedding_dim=4)
+        snapshots = {step: {k: v + 0.01 * step for k, v in flow.state_dict().items()} for step in (5, 10)}
+        outputs |= {
+            f"{method}__flow": flow,
+            f"{method}__flow_snapshots": snapshots,
+            f"{method}__decoder": build_model("decoder", "mlp", data_shape=[1, 4, 4], latent_dim=2, hidden=[8]),
+            f"{method}__latent_stats": {"mean": torch.zeros(2), "scale": torch.tensor(1.0)},
+            f"{method}__encoder_history": history,
+            f"{method}__decoder_history": history,
+            f"{method}__flow_history": history,
+        }
+    metadata = {"num_heldout": 20, "num_train": 40}
+    experiment = {"snapshot_steps": [5, 10, 15]}
+    table, figure, findings = summarise_generation_budget(train, heldout, metadata, NoModel(), params, experiment, **outputs)
+    assert findings["distance"] == "fid" and findings["fid_status"] == "computed"
+    assert {"fid", "fid_ci_low", "kid", "kid_std", "fd_pixel"} <= set(table.columns) and "fd_classifier" not in table
+    assert len(figure.axes) == 3  # FID, KID and the pixel Frechet distance
+    assert list(table["flow_iterations"][:2]) == [5, 10] and math.isnan(table["flow_iterations"].iloc[-1])
+    assert [n for n in findings["notes"] if "no snapshot at [15]" in n], "a requested snapshot that is missing is reported"
+    assert [n for n in findings["notes"] if n.startswith("pixel Frechet distance (not used for the verdict)")]
+    assert [n for n in findings["notes"] if n.startswith("FID (Inception): VAE without flow")]
