@@ -8,6 +8,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from gpe_pipeline.pipelines.compare.pipeline import VARIANTS
+from gpe_pipeline.pipelines.paper_report.pipeline import EXPERIMENTS
 
 from .conftest import PIPELINE_NODES, PROJECT_ROOT, kedro, make_project_copy
 
@@ -24,7 +25,7 @@ NODE_STAGES = {
     },
 }
 # The catalog's layers in the order data flows through them (conf/base/catalog.yml says why).
-LAYERS = ["primary", "classifier", "encoder_model", "model_input", "models", "model_output", "reporting"]
+LAYERS = ["primary", "calibration", "encoder_model", "model_input", "models", "model_output", "reporting"]
 
 
 def test_kedro_viz_static_build_holds_the_whole_dag_in_layers_and_tagged_stages(tmp_path):
@@ -38,7 +39,9 @@ def test_kedro_viz_static_build_holds_the_whole_dag_in_layers_and_tagged_stages(
     layers = {n["name"]: n.get("layer") for n in main["nodes"] if n["type"] == "data"}
     assert layers["encoder"] == "encoder_model" and layers["train_latents"] == "model_input" and layers["decoder"] == "models"
     assert layers["evaluation_figures"] == "reporting"
-    assert {tag["id"] for tag in main["tags"]} == {*NODE_STAGES.values(), "variant_parameters", "compare"}
+    # Every registered pipeline's tags: the stages, the variants' parameter nodes, and each summary's pipeline name.
+    summaries = {"variant_parameters", "compare", "paper_report", *EXPERIMENTS}
+    assert {tag["id"] for tag in main["tags"]} == {*NODE_STAGES.values(), *summaries}
     assert {name: task["tags"] for name, task in tasks.items()} == {name: [stage] for name, stage in NODE_STAGES.items()}
     ids = {n["id"]: n["name"] for n in main["nodes"]}
     edges = {(ids[e["source"]], ids[e["target"]]) for e in main["edges"]}
