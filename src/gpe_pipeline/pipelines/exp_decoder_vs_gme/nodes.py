@@ -148,11 +148,13 @@ def convergence_figure(
     threshold_curves_axis(left, encoder_curves, GME, levels)
     left.set_xlabel("encoder step")
     left.set_ylabel("validation GME")
-    left.set_title("GPE encoders stopped at three GME levels")
+    left.set_title("GPE encoders stopped at three GME levels\n(one seed: the curves coincide until each stops)")
     threshold_curves_axis(right, decoder_curves, MSE, [threshold])
     right.set_xlabel("decoder step")
     right.set_ylabel("validation MSE")
-    right.set_title("decoders on each frozen encoder (paper Fig. 6)")
+    right.set_title(
+        "fresh decoders on the frozen encoders (paper Fig. 6)\ncircles: the first evaluation at or below the threshold"
+    )
     figure.suptitle("E3: decoder convergence against the encoder's GME level")
     figure.tight_layout()
     return figure

@@ -116,7 +116,8 @@ def _divergence_rule(factor: float | None) -> str:
 def _outcome(run: dict[str, Any]) -> str:
     if run["diverged_at_step"] is not None:
         return f"diverged at step {run['diverged_at_step']:,}"
-    return f"final GME {run['final_gme']:.3g}, local distortion {run['local_distortion']:.3g}"
+    peak = run["curve"][GME].max() if len(run["curve"]) else math.nan  # a run may not diverge and still not settle
+    return f"final GME {run['final_gme']:.3g} (highest evaluated {peak:.3g}), local distortion {run['local_distortion']:.3g}"
 
 
 def stability_claims(
@@ -226,7 +227,7 @@ def stability_figure(runs: dict[tuple[str, str], dict[str, Any]], rates: dict[st
                     axis.plot(
                         run["diverged_at_step"], height, "X", color=COLOURS[loss], markersize=12, transform=where, scaley=known
                     )
-            axis.set_xlim(0, budget * 1.02)
+            axis.set_xlim(-0.02 * budget, budget * 1.02)  # room for an X at the first steps
             if any(len(runs[loss, slot]["curve"]) for loss in LOSSES):
                 axis.set_yscale("log")
             else:

@@ -122,7 +122,7 @@ def summarise_iterations_to_threshold(
             f"within its decoder_steps. The VAE's GME is its {VAE_GME_NOTE}.",
         ],
     }
-    curves = {f"{row.method} ({row.gme_note})": evaluations(inputs[f"{row.variant}__decoder"], MSE) for row in table.itertuples()}
+    curves = {row_label(row): evaluations(inputs[f"{row['variant']}__decoder"], MSE) for _, row in table.iterrows()}
     return table, decoder_curves_figure(curves, thresholds), findings
 
 
@@ -143,7 +143,7 @@ def table1_claims(table: pd.DataFrame, thresholds: list[float]) -> list[dict[str
     gpe_rows = [row for _, row in table.iterrows() if row["method"] == "GPE"]
     highest, lowest = thresholds[0], thresholds[-1]
     counts = "; ".join(
-        f"{row['method']} ({row['gme_note']}): "
+        f"{row_label(row)}: "
         + ", ".join(f"{format_steps(_step(row, t), int(row['decoder_steps']))} to {t:g}" for t in thresholds)
         for _, row in table.iterrows()
     )
@@ -154,7 +154,7 @@ def table1_claims(table: pd.DataFrame, thresholds: list[float]) -> list[dict[str
         at_highest = ratio_bounds(_bounds(vae, highest), _bounds(row, highest))
         at_lowest = ratio_bounds(_bounds(vae, lowest), _bounds(row, lowest))
         growing.append(below(at_highest, at_lowest))
-        factors.append(f"{row['gme_note']}: {_format_ratio(at_highest)} at {highest:g}, {_format_ratio(at_lowest)} at {lowest:g}")
+        factors.append(f"{row_label(row)}: {_format_ratio(at_highest)} at {highest:g}, {_format_ratio(at_lowest)} at {lowest:g}")
     return [
         claim(
             "A decoder on a frozen GPE encoder needs fewer iterations than on a frozen VAE encoder (Table 1)",
@@ -176,6 +176,11 @@ def table1_claims(table: pd.DataFrame, thresholds: list[float]) -> list[dict[str
     ]
 
 
+def row_label(row: pd.Series) -> str:
+    """ "GPE, GME level 0.03" or "VAE": a row of the table in a sentence or a legend."""
+    return f"GPE, {row['gme_note']}" if row["method"] == "GPE" else row["method"]
+
+
 def _step(row: pd.Series, threshold: float) -> int | None:
     value = row[threshold_column(threshold)]
     return None if pd.isna(value) else int(value)
@@ -194,6 +199,6 @@ def decoder_curves_figure(curves: dict[str, pd.DataFrame], thresholds: list[floa
     threshold_curves_axis(axis, curves, MSE, thresholds)
     axis.set_xlabel("decoder step")
     axis.set_ylabel("validation MSE")
-    axis.set_title("E4: fresh decoders on frozen encoders (paper Table 1); circles: first evaluation at a threshold")
+    axis.set_title("E4: fresh decoders on frozen encoders (paper Table 1)\ncircles: the first evaluation at or below a threshold")
     figure.tight_layout()
     return figure
