@@ -620,7 +620,7 @@ def train(
         bad = (~torch.isfinite(values) | exploded).nonzero()
         if len(bad):
             bad_step, bad_loss = pending_first_step + int(bad[0]), float(values[bad[0]])
-            why = f" ({config.divergence_factor:g} times the first step's {initial_loss:.4g})" if exploded[bad[0]] else ""
+            why = f" (above {config.divergence_factor:g} times the first step's {initial_loss:.4g})" if exploded[bad[0]] else ""
             if config.on_divergence == "stop":
                 diverged = (bad_step, f"{bad_loss}{why}")
             else:
