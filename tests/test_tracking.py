@@ -1,12 +1,16 @@
-"""MLflow logging from nodes: a paused block (a learning-rate probe's trainings) logs nothing into the active run."""
+"""MLflow logging from nodes: metric names and values as logged, and a paused block (a learning-rate probe's trainings) that logs nothing."""
 
 from __future__ import annotations
+
+import math
+from types import SimpleNamespace
 
 import mlflow
 import pytest
 import torch
 from torch import nn
 
+import gpe_pipeline.tracking as tracking
 from gpe_pipeline.tracking import MlflowMetricsLogger, log_metrics, mlflow_logging_paused, train_and_log
 
 TRAINING = {"max_steps": 4, "batch_size": 4, "lr": 1e-2, "log_every": 2, "eval_every": 2, "checkpoint_path": None}
@@ -61,3 +65,23 @@ def test_a_logger_made_before_the_pause_keeps_logging_and_the_pause_ends_on_erro
         raise RuntimeError("a failed probe")
     MlflowMetricsLogger("after")({"logged": 2.0})
     assert logged(run.info.run_id)[0] == {"outer/kept", "after/logged"}
+
+
+def test_non_finite_metrics_are_logged_so_a_diverged_run_keeps_its_metric_names(monkeypatch):
+    logged = []
+
+    class Client:
+        def __init__(self, uri):
+            pass
+
+        def log_batch(self, run_id, metrics):
+            logged.extend(metrics)
+
+    monkeypatch.setattr(tracking.mlflow, "active_run", lambda: SimpleNamespace(info=SimpleNamespace(run_id="run")))
+    monkeypatch.setattr(tracking, "MlflowClient", Client)
+    MlflowMetricsLogger("train_encoder", only={"validation_gme", "train_loss"})(
+        {"validation_gme": math.nan, "train_loss": math.inf, "steps_per_sec": 1.0}, step=5
+    )
+    values = {metric.key: metric.value for metric in logged}
+    assert set(values) == {"train_encoder/validation_gme", "train_encoder/train_loss"}
+    assert math.isnan(values["train_encoder/validation_gme"]) and values["train_encoder/train_loss"] == math.inf

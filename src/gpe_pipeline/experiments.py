@@ -17,6 +17,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from gpe_pipeline.params import ParameterError
+
 HELD, NOT_HELD, NOT_MEASURABLE = "held", "did not hold", "not measurable at this scale"
 
 
@@ -147,3 +149,66 @@ def seconds_to_threshold(curve: pd.DataFrame, threshold: float) -> float | None:
     """The first `seconds` of a curve (columns seconds, value) whose value is at or below threshold; None if never."""
     reached = curve.loc[curve["value"] <= threshold, "seconds"]
     return float(reached.iloc[0]) if len(reached) else None
+
+
+def grid_values(values: Any, slots: tuple[str, ...], key: str, increasing: bool) -> dict[str, float]:
+    """A fixed grid's numbers by slot name (e.g. learning rates low, mid, high), checked before any run.
+
+    The pipeline's variants are named after the slots (Kedro builds pipelines before it reads parameters), so the
+    parameter must give exactly these slots, each a positive number, strictly increasing or decreasing in slot
+    order. key: the parameter's dotted name, for the one-line error. Returns {slot: float}.
+    """
+    order = "increasing" if increasing else "decreasing"
+    rule = f"{key} must map {list(slots)} to positive numbers, {order} in that order"
+    if not isinstance(values, Mapping) or sorted(values) != sorted(slots):
+        raise ParameterError(f"{rule}, got {values!r}")
+    numbers = [values[slot] for slot in slots]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in numbers):
+        raise ParameterError(f"{rule}, got {dict(values)!r}")
+    pairs = list(zip(numbers, numbers[1:], strict=False))
+    if not all((a < b) if increasing else (a > b) for a, b in pairs):
+        raise ParameterError(f"{rule}, got {dict(values)!r}")
+    return {slot: float(values[slot]) for slot in slots}
+
+
+def evaluations(history: pd.DataFrame, *columns: str, before_step: int | None = None) -> pd.DataFrame:
+    """The rows (step, *columns) where every column was measured and is finite; only steps < before_step when given."""
+    if any(column not in history for column in columns):
+        return pd.DataFrame({name: [] for name in ("step", *columns)})
+    rows = history[["step", *columns]].replace([np.inf, -np.inf], np.nan).dropna()
+    if before_step is not None:
+        rows = rows[rows["step"] < before_step]
+    return rows.reset_index(drop=True)
+
+
+def diverged_step(history: pd.DataFrame) -> int | None:
+    """The step whose loss diverged (training.on_divergence: stop records it), or None for a run that did not."""
+    if "diverged_step" not in history:
+        return None
+    steps = history["diverged_step"].dropna()
+    return int(steps.iloc[0]) if len(steps) else None
+
+
+def encoder_stop(history: pd.DataFrame, column: str = "validation_gme") -> dict[str, float | int]:
+    """Where an encoder stopped: {"steps": its last recorded step, "gme": its last measured validation GME}."""
+    return {"steps": int(history["step"].iloc[-1]) if len(history) else 0, "gme": last_value(history, column)}
+
+
+def iteration_bounds(step: int | None, budget: int) -> tuple[float, float]:
+    """What an iteration count is known to be: (n, n) for a run that reached its threshold at step n, else
+    (budget + 1, inf) for one that had not reached it after `budget` steps."""
+    return (float(step), float(step)) if step is not None else (float(budget + 1), math.inf)
+
+
+def ratio_bounds(numerator: tuple[float, float], denominator: tuple[float, float]) -> tuple[float, float]:
+    """Bounds of a / b from bounds of a and of b (all positive; inf where unbounded)."""
+    return numerator[0] / denominator[1], (numerator[1] / denominator[0] if denominator[0] > 0 else math.inf)
+
+
+def below(a: tuple[float, float], b: tuple[float, float]) -> bool | None:
+    """Whether a < b for values known only within bounds: True, False, or None when the bounds cannot tell."""
+    if a[1] < b[0]:
+        return True
+    if a[0] >= b[1]:
+        return False
+    return None

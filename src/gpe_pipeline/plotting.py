@@ -172,3 +172,22 @@ def latents_by_variant_figure(normalised: dict[str, Tensor]) -> plt.Figure:
         axis.legend(fontsize=7)
     figure.tight_layout()
     return figure
+
+
+def threshold_curves_axis(axis, curves: dict[str, pd.DataFrame], column: str, thresholds: list[float]) -> None:
+    """Each curve's `column` against step (log scale), the thresholds as dashed lines, each first crossing marked.
+
+    curves: {label: DataFrame with step and column}, e.g. validation MSE against decoder steps (the paper's Figs. 6, 7).
+    """
+    for index, (label, curve) in enumerate(curves.items()):
+        colour = f"C{index}"
+        axis.plot(curve["step"], curve[column], color=colour, marker="o", markersize=2, label=label)
+        for threshold in thresholds:
+            reached = curve[curve[column] <= threshold]
+            if len(reached):
+                axis.plot(reached["step"].iloc[0], reached[column].iloc[0], "o", color=colour, markersize=8, fillstyle="none")
+    for threshold in thresholds:
+        axis.axhline(threshold, color="grey", linestyle="--", linewidth=1)
+        axis.annotate(f"{threshold:g}", (1.0, threshold), xycoords=("axes fraction", "data"), fontsize=8, ha="right", va="bottom")
+    axis.set_yscale("log")
+    axis.legend(fontsize=8)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Collection, Iterator
 from contextvars import ContextVar
@@ -37,7 +36,10 @@ def mlflow_logging_paused() -> Iterator[None]:
 
 
 class MlflowMetricsLogger:
-    """Logs finite `{prefix}/{name}` metrics to the MLflow run active when it was made; nothing without one.
+    """Logs `{prefix}/{name}` metrics to the MLflow run active when it was made; nothing without one.
+
+    Non-finite values are logged too (MLflow keeps NaN; its SQL store writes +-inf as +-max float), so a run whose
+    loss diverged keeps the metric names of its siblings, with NaN where its diverged model measured nothing.
 
     It holds the run id and tracking URI rather than relying on the active run,
     so it pickles into spawned DDP ranks and rank 0 logs into the same run.
@@ -58,13 +60,13 @@ class MlflowMetricsLogger:
         batch = [
             Metric(f"{self.prefix}/{k}", float(v), timestamp, step)
             for k, v in metrics.items()
-            if math.isfinite(v) and (self.only is None or k in self.only)
+            if self.only is None or k in self.only
         ]
         MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch)
 
 
 def log_metrics(prefix: str, metrics: dict[str, float], step: int = 0) -> None:
-    """Log finite `{prefix}/{name}` metrics to the active MLflow run; nothing happens without one."""
+    """Log `{prefix}/{name}` metrics to the active MLflow run; nothing happens without one."""
     MlflowMetricsLogger(prefix)(metrics, step)
 
 

@@ -410,6 +410,57 @@ def test_snapshot_steps_beyond_max_steps_are_refused_with_the_key(tmp_path):
         config(tmp_path, snapshot_steps=[10, 40])
 
 
+def exploding_after(step_count):
+    """A loss that is noisy_mse until step_count steps were taken, then a thousand times the first step's loss."""
+    steps = []
+
+    def loss(model, batch):
+        steps.append(1)
+        value = noisy_mse(model, batch)
+        return value * 1e6 if len(steps) > step_count else value
+
+    return loss
+
+
+def test_divergence_factor_counts_an_exploding_finite_loss_as_diverged(tmp_path):
+    settings = dict(max_steps=40, log_every=5, eval_every=50, lr=1e-3, checkpoint_path=None)
+    model, data = make_problem()
+    plain = train(model, exploding_after(12), data, config(tmp_path, on_divergence="stop", **settings))
+    assert plain.diverged_step is None and plain.steps == 40, "without a factor only a non-finite loss diverges"
+    model, data = make_problem()
+    result = train(
+        model,
+        exploding_after(12),
+        data,
+        config(tmp_path, on_divergence="stop", divergence_factor=100, **settings),
+        evaluate=lambda m: {"mse": 1.0},
+    )
+    assert result.diverged_step == 13 and result.steps == 15
+    assert "100 times the first step's" in result.stop_reason
+    # The run ends measured: the diverged record carries the evaluation, which is also the final one.
+    assert result.history[-1]["validation_mse"] == 1.0 and result.final_metrics == {"validation_mse": 1.0}
+    model, data = make_problem()
+    with pytest.raises(NonFiniteLossError, match=r"at step 13: lower unit.lr"):
+        train(model, exploding_after(12), data, config(tmp_path, divergence_factor=100, **settings))
+
+
+def test_divergence_factor_reference_survives_a_resume(tmp_path):
+    settings = dict(max_steps=40, log_every=5, eval_every=50, lr=1e-3, on_divergence="stop", divergence_factor=100)
+    model, data = make_problem()
+    loss = exploding_after(22)
+    run_interrupted(model, loss, data, config(tmp_path, **settings), step=15)  # checkpoint at step 10
+    assert load_checkpoint(tmp_path / "ckpt" / "unit.pt")["initial_loss"] > 0
+    model, data = make_problem()
+    result = train(model, exploding_after(12), data, config(tmp_path, **settings))  # resumed at 10: step 23 explodes
+    assert result.diverged_step == 23
+
+
+@pytest.mark.parametrize("factor", [1, 0.5, True, "10"])
+def test_divergence_factor_must_exceed_one(tmp_path, factor):
+    with pytest.raises(ValueError, match="unit.divergence_factor must be null or a number > 1"):
+        config(tmp_path, divergence_factor=factor)
+
+
 def test_snapshots_keep_the_weights_after_the_listed_steps(tmp_path):
     model, data = make_problem()
     stopped = train(model, noisy_mse, data, config(tmp_path / "b", max_steps=10, checkpoint_path=None))

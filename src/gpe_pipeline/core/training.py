@@ -71,6 +71,9 @@ class TrainConfig:
     # A NaN or infinite loss: "raise" stops the stage with an error; "stop" ends this training and records the step
     # (a sweep that expects some settings to diverge, e.g. the stability study, goes on with the next one).
     on_divergence: str = "raise"
+    # A loss above this multiple of the first step's loss also counts as diverged (null: only a non-finite one does).
+    # Adam's bounded steps let a quadratic loss explode by orders of magnitude without ever overflowing.
+    divergence_factor: float | None = None
     snapshot_steps: tuple[int, ...] = ()  # keep a copy of the (moving-average) weights after these steps
     seed: int = 0
     device: str = "auto"
@@ -114,6 +117,16 @@ class TrainConfig:
         need(self.compile in COMPILE_MODES, "compile", f"must be one of {list(COMPILE_MODES)}")
         need(is_int(self.world_size) and self.world_size >= 1, "world_size", "must be an integer >= 1")
         need(self.on_divergence in DIVERGENCE_RULES, "on_divergence", f"must be one of {list(DIVERGENCE_RULES)}")
+        need(
+            self.divergence_factor is None
+            or (
+                isinstance(self.divergence_factor, (int, float))
+                and not isinstance(self.divergence_factor, bool)
+                and self.divergence_factor > 1
+            ),
+            "divergence_factor",
+            "must be null or a number > 1",
+        )
         self.snapshot_steps = tuple(self.snapshot_steps or ())
         need(all(is_int(s) and s >= 1 for s in self.snapshot_steps), "snapshot_steps", "must be a list of integers >= 1")
         need(
@@ -146,7 +159,8 @@ class TrainResult:
     stop_reason: str
     final_metrics: dict[str, float]
     snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)  # step -> weights (config.snapshot_steps)
-    diverged_step: int | None = None  # the step whose loss was not finite, when config.on_divergence is "stop"
+    # The step whose loss was not finite (or above divergence_factor times the first step's), under on_divergence "stop".
+    diverged_step: int | None = None
 
 
 def valid_device(device: Any) -> bool:
@@ -268,6 +282,7 @@ FINGERPRINT_IGNORED_SETTINGS = (
     "compile",
     "extra_fingerprint",
     "on_divergence",
+    "divergence_factor",
     "snapshot_steps",
 )
 FINGERPRINT_PART_NAMES = {
@@ -373,11 +388,13 @@ def checkpoint_state(
     history: list[dict[str, float]],
     elapsed: float,
     snapshots: dict[int, dict[str, Tensor]] | None = None,
+    initial_loss: float | None = None,
 ) -> dict[str, Any]:
     """Everything a resumed run needs: weights, optimiser, sampler position, every rank's RNG state, history, seconds.
 
     rng_states: one entry per rank, in rank order (distributed.all_gather_objects of each rank's rng_state).
     snapshots: the weight snapshots taken so far (TrainConfig.snapshot_steps).
+    initial_loss: the first step's loss, the reference of TrainConfig.divergence_factor.
     """
     return {
         "fingerprint": json.dumps(fingerprint, sort_keys=True),  # a string: weights_only loading takes it as it is
@@ -390,6 +407,7 @@ def checkpoint_state(
         "history": history,
         "elapsed": elapsed,
         "snapshots": snapshots or {},
+        "initial_loss": initial_loss,
     }
 
 
@@ -538,6 +556,7 @@ def train(
     snapshots: dict[int, dict[str, Tensor]] = {}
     history: list[dict[str, float]] = []
     step = 0
+    initial_loss: float | None = None  # the first step's loss (divergence_factor's reference), kept across a resume
     elapsed_before = 0.0
     checkpoint_path = Path(config.checkpoint_path) if config.checkpoint_path else None
     if checkpoint_path is not None:
@@ -566,6 +585,7 @@ def train(
             history = list(checkpoint["history"])
             elapsed_before = float(checkpoint["elapsed"])
             snapshots = dict(checkpoint.get("snapshots") or {})
+            initial_loss = checkpoint.get("initial_loss")
             if is_main:
                 logger.info("%s: resuming from checkpoint %s at step %d", name, checkpoint_path, step)
 
@@ -592,32 +612,39 @@ def train(
 
     def flush_losses() -> dict[str, float]:
         """The mean loss (and extra terms) since the last flush, over steps and ranks: train_loss, train_<term>."""
-        nonlocal pending_losses, pending_first_step, diverged
+        nonlocal pending_losses, pending_first_step, diverged, initial_loss
         if not pending_losses:
             return {"train_loss": float("nan")}
         stacked = distributed.mean_over_ranks(torch.stack(pending_losses)).cpu()  # (steps, 1 + terms), the global batch
         values = stacked[:, 0]
-        bad = (~torch.isfinite(values)).nonzero()
-        if len(bad) and config.on_divergence == "stop":
-            diverged = (pending_first_step + int(bad[0]), float(values[bad[0]]))
-        elif len(bad):
-            bad_step = pending_first_step + int(bad[0])
-            kept = (
-                f"; the last good checkpoint (step {last_good_checkpoint}) is kept at {checkpoint_path}"
-                if last_good_checkpoint
-                else ""
-            )
-            raise NonFiniteLossError(
-                f"{name}: the loss became {float(values[bad[0]])} at step {bad_step}{kept}: "
-                f"lower {key_root}.lr or set {key_root}.grad_clip"
-            )
+        if initial_loss is None and pending_first_step == 1:
+            initial_loss = float(values[0])
+        exploded = torch.zeros_like(values, dtype=torch.bool)
+        if config.divergence_factor is not None and initial_loss is not None and 0 < initial_loss < math.inf:
+            exploded = values > config.divergence_factor * initial_loss
+        bad = (~torch.isfinite(values) | exploded).nonzero()
+        if len(bad):
+            bad_step, bad_loss = pending_first_step + int(bad[0]), float(values[bad[0]])
+            why = f" (above {config.divergence_factor:g} times the first step's {initial_loss:.4g})" if exploded[bad[0]] else ""
+            if config.on_divergence == "stop":
+                diverged = (bad_step, f"{bad_loss}{why}")
+            else:
+                kept = (
+                    f"; the last good checkpoint (step {last_good_checkpoint}) is kept at {checkpoint_path}"
+                    if last_good_checkpoint
+                    else ""
+                )
+                raise NonFiniteLossError(
+                    f"{name}: the loss became {bad_loss}{why} at step {bad_step}{kept}: "
+                    f"lower {key_root}.lr or set {key_root}.grad_clip"
+                )
         pending_losses = []
         pending_first_step = step + 1
         means = stacked.mean(0).tolist()
         return {"train_loss": means[0], **{f"train_{term}": value for term, value in zip(term_names, means[1:], strict=True)}}
 
     last_good_checkpoint = step if checkpoint_path is not None and checkpoint_path.exists() and step > 0 else 0
-    diverged: tuple[int, float] | None = None  # (step, loss) of a non-finite loss under on_divergence "stop"
+    diverged: tuple[int, str] | None = None  # (step, loss and why) of a diverged loss under on_divergence "stop"
     model.train()
     while step < config.max_steps:
         step += 1
@@ -650,7 +677,7 @@ def train(
             rate = (step - window_start_step) / max(now - window_start, 1e-9)
             train_seconds += now - window_start
             record["steps_per_sec"] = rate
-            if step % config.eval_every == 0 or is_last:
+            if step % config.eval_every == 0 or is_last or diverged is not None:  # a diverged run ends measured
                 record.update(run_evaluation())
             record["elapsed_s"] = elapsed_before + now - start
             record["train_elapsed_s"] = train_seconds
@@ -663,6 +690,7 @@ def train(
                 _log_progress(name, record, config.max_steps)
             if diverged is not None:  # every rank sees the same mean loss, so every rank stops here
                 stop_reason = f"diverged: the loss became {diverged[1]} at step {diverged[0]}"
+                final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
                 logger.warning("%s %s; on_divergence is stop, so training ends here", name, stop_reason)
                 break
             target_key = f"{VALIDATION_PREFIX}{config.target_metric}"
@@ -678,7 +706,17 @@ def train(
                 if is_main:
                     elapsed = elapsed_before + time.perf_counter() - start
                     state = checkpoint_state(
-                        fingerprint, step, model, ema_model, optimizer, sampler, rng_states, history, elapsed, snapshots
+                        fingerprint,
+                        step,
+                        model,
+                        ema_model,
+                        optimizer,
+                        sampler,
+                        rng_states,
+                        history,
+                        elapsed,
+                        snapshots,
+                        initial_loss,
                     )
                     save_checkpoint(checkpoint_path, state)
                 last_good_checkpoint = step

@@ -130,3 +130,43 @@ def summary_node(func: Callable[..., Any], inputs: dict[str, str], outputs: list
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="One or more dataset names contain")
         return Node(func, inputs=inputs, outputs=outputs, name=name)
+
+
+# What every experiment's summary node writes (conf/base/catalog_experiments.yml: "{experiment}.<output>").
+EXPERIMENT_OUTPUTS = ["results_table", "results_figure", "findings"]
+
+
+def summary_pipeline(experiment: str, summarise: Callable[..., tuple], inputs: dict[str, str]) -> Pipeline:
+    """An experiment's summary node in its namespace, named after `summarise`, writing EXPERIMENT_OUTPUTS.
+
+    inputs: argument -> entry, relative to the namespace (e.g. "gme_lr_low.encoder_history", "params:learning_rates"
+    for params:<experiment>.learning_rates), except the run's shared data (SHARED_DATA), which stays shared.
+    """
+    summary = summary_node(summarise, inputs=inputs, outputs=EXPERIMENT_OUTPUTS, name=summarise.__name__)
+    shared = {name for name in inputs.values() if name in SHARED_DATA}
+    return Pipeline([summary], namespace=experiment, tags=[experiment], inputs=shared or None)
+
+
+def grid_experiment_pipeline(
+    experiment: str,
+    stages: tuple[str, ...],
+    derive: Callable[..., dict[str, Any]],
+    points: dict[str, dict[str, Any]],
+    summarise: Callable[..., tuple],
+    summary_inputs: dict[str, str],
+) -> Pipeline:
+    """An experiment on the run's shared data: its ingest, one variant per grid point, then its summary.
+
+    points: variant name -> the keyword arguments that, with experiment=params:<experiment>, make derive return
+    that variant's overrides (each variant runs `stages` in the namespace <experiment>.<name>).
+    summary_inputs: as summary_pipeline's.
+    """
+    variants = [
+        variant_pipeline(
+            f"{experiment}.{name}",
+            stages=stages,
+            overrides=DerivedOverrides(partial(derive, **point), {"experiment": f"params:{experiment}"}),
+        )
+        for name, point in points.items()
+    ]
+    return ingest.create_pipeline() + sum(variants, Pipeline([])) + summary_pipeline(experiment, summarise, summary_inputs)

@@ -13,7 +13,14 @@ from gpe_pipeline.pipelines.variant_stages import summary_node
 from .nodes import write_report
 
 # The experiments in the paper's order (E1 ..); each is the package gpe_pipeline.pipelines.<name>.
-EXPERIMENTS = ("exp_gmm_latents", "exp_wallclock", "exp_generation_budget")
+EXPERIMENTS = (
+    "exp_gmm_latents",
+    "exp_encoder_stability",
+    "exp_decoder_vs_gme",
+    "exp_iterations_to_threshold",
+    "exp_wallclock",
+    "exp_generation_budget",
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:

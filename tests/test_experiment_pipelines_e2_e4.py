@@ -1,0 +1,296 @@
+"""E2 (exp_encoder_stability), E3 (exp_decoder_vs_gme) and E4 (exp_iterations_to_threshold): tiny real runs, the
+parameter checks, the paper environments, and the summaries' readings on hand-made histories."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE
+from gpe_pipeline.params import ParameterError
+from gpe_pipeline.pipelines import exp_decoder_vs_gme, exp_encoder_stability, exp_iterations_to_threshold
+from gpe_pipeline.pipelines.exp_decoder_vs_gme.nodes import convergence_claim
+from gpe_pipeline.pipelines.exp_encoder_stability.nodes import (
+    lowest_distortion_claim,
+    run_summary,
+    slope_claim,
+    summarise_encoder_stability,
+)
+from gpe_pipeline.pipelines.exp_iterations_to_threshold.nodes import table1_claims, threshold_column
+from gpe_pipeline.validation import validate_run
+
+from .conftest import environment_config, kedro, make_project_copy
+
+E2, E3, E4 = "exp_encoder_stability", "exp_decoder_vs_gme", "exp_iterations_to_threshold"
+VERDICTS = {HELD, NOT_HELD, NOT_MEASURABLE}
+
+
+def run_experiment(tmp_path_factory, pipeline: str, *params: str) -> Path:
+    project = make_project_copy(tmp_path_factory.mktemp(pipeline))
+    kedro(project, "run", "--env", "test", f"--pipeline={pipeline}", *(("--params", ",".join(params)) if params else ()))
+    return project
+
+
+def outputs(project: Path, experiment: str) -> tuple[pd.DataFrame, dict]:
+    folder = project / "data" / "08_reporting" / experiment
+    assert (folder / "figure.png").stat().st_size > 10_000
+    findings = json.loads((folder / "findings.json").read_text())
+    assert findings["claims"] and all(c["verdict"] in VERDICTS and c["reason"] for c in findings["claims"])
+    return pd.read_csv(folder / "results.csv"), findings
+
+
+def children(project: Path) -> dict[str, mlflow.entities.Run]:
+    """The variants' MLflow child runs under the run's one parent, by variant name."""
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    table = mlflow.search_runs(experiment_names=["gpe_pipeline"])
+    parents = table[table["tags.mlflow.parentRunId"].isna()]
+    assert len(parents) == 1
+    client = mlflow.MlflowClient()
+    runs = {
+        row["tags.variant"]: client.get_run(row.run_id)
+        for _, row in table.iterrows()
+        if isinstance(row["tags.mlflow.parentRunId"], str)
+    }
+    assert all(run.data.tags["mlflow.parentRunId"] == parents.iloc[0].run_id for run in runs.values())
+    assert all(run.info.status == "FINISHED" for run in runs.values())
+    assert len({frozenset(run.data.metrics) for run in runs.values()}) == 1, "every child has the same metric names"
+    return runs
+
+
+def section_params(run: mlflow.entities.Run, section: str) -> dict[str, str]:
+    """A child's logged parameters of one section, without its checkpoint path (each variant has its own)."""
+    return {k: v for k, v in run.data.params.items() if k.startswith(f"{section}.") and not k.endswith("checkpoint_path")}
+
+
+# E2 ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stability_run(tmp_path_factory) -> Path:
+    """The tiny E2 sweep with an absurd highest learning rate, at which every loss diverges."""
+    return run_experiment(tmp_path_factory, E2, f"{E2}.learning_rates.high=1e6")
+
+
+def test_stability_sweep_records_diverged_runs_and_goes_on(stability_run):
+    table, findings = outputs(stability_run, E2)
+    assert list(table["variant"]) == list(exp_encoder_stability.pipeline.POINTS)
+    diverged = table.set_index("variant")["diverged_at_step"]
+    high = [f"{loss}_lr_high" for loss in ("gme", "mds1", "mds2")]
+    assert diverged[high].notna().all() and (diverged[high] >= 1).all(), "recorded with the step"
+    assert diverged.drop(high).isna().all()
+    assert (table.set_index("variant").loc[high, "lr"] == 1e6).all()
+    finished = table[table["diverged_at_step"].isna()]
+    assert (finished["steps"] == 40).all() and finished[["final_gme", "bilipschitz_p95", "local_distortion"]].notna().all().all()
+    verdicts = {c["claim"].split(" (")[0]: c["verdict"] for c in findings["claims"]}
+    assert verdicts["GME stays stable at every learning rate"] == NOT_HELD
+    assert verdicts["MDS2 diverges at the highest learning rate"] == HELD
+    assert set(findings["loglog_slopes"]) == {"gme_lr_low", "gme_lr_mid", "gme_lr_high"}
+    assert findings["loglog_slopes"]["gme_lr_high"] is None, "no evaluation before its divergence"
+    runs = children(stability_run)  # every variant ran to its end: the sweep went on after each divergence
+    assert set(runs) == set(table["variant"])
+    for variant in high:
+        assert runs[variant].data.tags["train_encoder.stop_reason"].startswith("diverged")
+        assert math.isnan(runs[variant].data.metrics["train_encoder/final_validation_gme"])
+    assert {"train_encoder/validation_bilipschitz_p95", "train_encoder/validation_local_distortion"} <= set(
+        runs["gme_lr_low"].data.metrics
+    )
+    assert runs["mds1_lr_mid"].data.params["train_encoder.loss"] == "mds1"
+    assert runs["mds1_lr_mid"].data.params["train_encoder.training.lr"] == "0.01"
+
+
+def test_stability_grid_is_checked_before_any_run(params):
+    pipeline = exp_encoder_stability.create_pipeline()
+    validate_run(params, pipeline)
+    params[E2]["learning_rates"]["mid"] = 1.0
+    with pytest.raises(ParameterError, match=r"^exp_encoder_stability.learning_rates must map \['low', 'mid', 'high'\]"):
+        validate_run(params, pipeline)
+
+
+def history(steps, **columns) -> pd.DataFrame:
+    return pd.DataFrame({"step": steps, **columns})
+
+
+def stability_history(gme: list[float], distortion: list[float], diverged: int | None = None) -> pd.DataFrame:
+    steps = [100 * (i + 1) for i in range(len(gme))]
+    frame = history(
+        steps,
+        validation_gme=gme,
+        validation_bilipschitz_p95=[1.5] * len(gme),
+        validation_local_distortion=distortion,
+    )
+    if diverged is not None:
+        frame["diverged_step"] = [np.nan] * (len(gme) - 1) + [diverged]
+    return frame
+
+
+def test_a_diverged_runs_final_values_are_its_last_evaluation_before_the_divergence():
+    run = run_summary(stability_history([0.4, 0.1, 0.025, 50.0], [0.8, 0.4, 0.2, 1e5], diverged=320))
+    assert run["diverged_at_step"] == 320 and run["steps"] == 400 and run["evaluated_at_step"] == 300
+    assert run["final_gme"] == 0.025 and run["local_distortion"] == 0.2
+    assert run["loglog_slope"] == pytest.approx(0.5)  # distortion halves each time GME quarters
+
+
+def test_stability_summary_on_hand_made_histories():
+    rates = {"low": 1e-3, "mid": 1e-2, "high": 1e-1}
+    slope_one = stability_history([0.4, 0.2, 0.1], [0.8, 0.4, 0.2])
+    histories = {
+        "gme_lr_low": slope_one,
+        "gme_lr_mid": slope_one,
+        "gme_lr_high": stability_history([0.9, 0.8, 0.85], [0.5, 0.5, 0.5]),
+        "mds1_lr_low": stability_history([0.4, 0.3, 0.2], [0.9, 0.6, 0.3]),
+        "mds1_lr_mid": stability_history([0.4, 0.3, 0.2], [0.9, 0.6, 0.3]),
+        "mds1_lr_high": stability_history([40.0], [1e5], diverged=2),
+        "mds2_lr_low": stability_history([2.0, 1.9, 1.8], [0.7, 0.7, 0.7]),
+        "mds2_lr_mid": stability_history([2.0, 1.9, 1.8], [0.7, 0.7, 0.7]),
+        "mds2_lr_high": stability_history([40.0], [1e5], diverged=2),
+    }
+    shared = {"train_encoder": {"training": {"divergence_factor": 100}}}
+    table, figure, findings = summarise_encoder_stability(rates, shared, 0.2, **histories)
+    diverged = table.set_index("variant")["diverged_at_step"]
+    assert diverged[["mds1_lr_high", "mds2_lr_high"]].tolist() == [2, 2] and diverged.isna().sum() == 7
+    verdicts = [c["verdict"] for c in findings["claims"]]
+    # GME stable, MDS2 diverges at the highest, MDS1 does not diverge everywhere, GME lowest distortion, slope 1.
+    assert verdicts == [HELD, HELD, NOT_HELD, HELD, HELD]
+    assert "100 times its first step's loss" in findings["claims"][0]["reason"]
+    assert findings["loglog_slopes"]["gme_lr_mid"] == pytest.approx(1.0)
+    assert len(figure.axes) == 9
+
+
+def test_lowest_distortion_and_slope_verdicts():
+    rates = {"low": 1e-3, "mid": 1e-2, "high": 1e-1}
+
+    def runs(gme: float, others: float | None):
+        return {
+            (loss, slot): {
+                "diverged_at_step": None if loss == "gme" or others is not None else 5,
+                "local_distortion": gme if loss == "gme" else (others if others is not None else math.nan),
+            }
+            for loss in ("gme", "mds1", "mds2")
+            for slot in rates
+        }
+
+    assert lowest_distortion_claim(runs(0.1, 0.2), rates)["verdict"] == HELD
+    assert lowest_distortion_claim(runs(0.3, 0.2), rates)["verdict"] == NOT_HELD
+    assert lowest_distortion_claim(runs(0.1, None), rates)["verdict"] == NOT_MEASURABLE  # no other loss finished
+    curve = pd.DataFrame({"step": [100, 200]})
+    assert slope_claim({"loglog_slope": 1.15, "curve": curve}, 1e-2, 0.2)["verdict"] == HELD
+    assert slope_claim({"loglog_slope": 0.6, "curve": curve}, 1e-2, 0.2)["verdict"] == NOT_HELD
+    assert slope_claim({"loglog_slope": math.nan, "curve": curve[:1]}, 1e-2, 0.2)["verdict"] == NOT_MEASURABLE
+
+
+# E3 ---------------------------------------------------------------------------------------------------------------
+
+
+def test_decoder_vs_gme_stops_each_encoder_at_its_level_and_counts_decoder_iterations(tmp_path_factory):
+    project = run_experiment(tmp_path_factory, E3)
+    table, findings = outputs(project, E3)
+    assert list(table["variant"]) == ["gme_high", "gme_mid", "gme_low"]
+    assert list(table["gme_level"]) == [5.0, 3.5, 2.5] and table["level_reached"].all()
+    assert (table["gme_reached"] <= table["gme_level"]).all() and table["encoder_steps"].is_monotonic_increasing
+    assert (table["decoder_eval_every"] == 10).all()
+    for row in table.itertuples():  # each decoder stops at the threshold, or trains its whole budget
+        reached = not pd.isna(row.iterations_to_threshold)
+        assert (row.decoder_steps == row.iterations_to_threshold) if reached else (row.decoder_steps == 60)
+    assert findings["claims"][0]["claim"] == "A lower GME level gives faster decoder convergence (Fig. 6)"
+    runs = children(project)
+    assert set(runs) == set(table["variant"])
+    decoders = [section_params(run, "train_decoder") for run in runs.values()]
+    assert all(d == decoders[0] for d in decoders), "every decoder has the same seed and settings"
+    targets = {variant: run.data.params["train_encoder.training.target"] for variant, run in runs.items()}
+    assert targets == {"gme_high": "5.0", "gme_mid": "3.5", "gme_low": "2.5"}
+
+
+def e3_table(iterations: list[int | None], reached: list[bool] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "gme_level": [0.1, 0.03, 0.01],
+            "gme_reached": [0.07, 0.027, 0.0099],
+            "encoder_steps": [150, 450, 1800],
+            "level_reached": reached or [True] * 3,
+            "decoder_steps": [n if n is not None else 4000 for n in iterations],
+            "iterations_to_threshold": pd.array(iterations, dtype="Int64"),
+        }
+    )
+
+
+def test_convergence_verdicts():
+    assert convergence_claim(e3_table([1325, 550, 175]), 0.05)["verdict"] == HELD
+    assert convergence_claim(e3_table([550, 550, 175]), 0.05)["verdict"] == HELD  # a tie at the evaluations' resolution
+    assert convergence_claim(e3_table([550, 550, 550]), 0.05)["verdict"] == NOT_HELD
+    assert convergence_claim(e3_table([175, 550, 1325]), 0.05)["verdict"] == NOT_HELD
+    unreached = convergence_claim(e3_table([None, 550, 175]), 0.05)
+    assert unreached["verdict"] == NOT_MEASURABLE and "not within 4,000" in unreached["measured"]
+    assert convergence_claim(e3_table([1325, 550, 175], [True, True, False]), 0.05)["verdict"] == NOT_MEASURABLE
+
+
+# E4 ---------------------------------------------------------------------------------------------------------------
+
+
+def test_iterations_to_threshold_table_has_table1s_columns(tmp_path_factory):
+    project = run_experiment(tmp_path_factory, E4)
+    table, findings = outputs(project, E4)
+    assert list(table.columns[:7]) == [
+        "method",
+        "latent_size",
+        "D_over_d",
+        "encoder_iterations",
+        "gme_reached",
+        "iterations_to_0.4",
+        "iterations_to_0.3",
+    ]
+    assert list(table["method"]) == ["GPE", "GPE", "VAE"] and list(table["variant"]) == ["gpe_gme_high", "gpe_gme_low", "vae"]
+    assert (table["latent_size"] == 16).all() and (table["D_over_d"] == 4.0).all()
+    assert "not its objective" in table.set_index("variant").loc["vae", "gme_note"]
+    assert (table.set_index("variant").loc[["gpe_gme_high", "gpe_gme_low"], "gme_reached"] <= [5.0, 2.5]).all()
+    assert [c["claim"].split(" (")[0] for c in findings["claims"]] == [
+        "A decoder on a frozen GPE encoder needs fewer iterations than on a frozen VAE encoder",
+        "The GPE decoder's advantage grows at the lower threshold",
+    ]
+    runs = children(project)
+    decoders = [section_params(run, "train_decoder") for run in runs.values()]
+    assert all(d == decoders[0] for d in decoders), "same decoder architecture, learning rate, batch and seed"
+    assert decoders[0]["train_decoder.fresh_decoder"] == "True" and decoders[0]["train_decoder.training.target"] == "0.3"
+    assert runs["vae"].data.params["train_encoder.method"] == "vae"
+    vae_decoder = pd.read_csv(project / "data" / "08_reporting" / f"{E4}.vae" / "decoder_history.csv")
+    assert "trained_jointly" not in vae_decoder, "the VAE's joint decoder was discarded for a fresh one"
+
+
+def e4_table(gpe: list[list[int | None]], vae: list[int | None], budget: int = 4000) -> pd.DataFrame:
+    rows = [[*steps, "GPE", "GME level"] for steps in gpe] + [[*vae, "VAE", "mean encoder"]]
+    table = pd.DataFrame(rows, columns=[threshold_column(0.1), threshold_column(0.03), "method", "gme_note"])
+    table["decoder_steps"] = budget
+    return table
+
+
+def test_table1_verdicts():
+    def verdicts(gpe, vae):
+        return [c["verdict"] for c in table1_claims(e4_table(gpe, vae), [0.1, 0.03])]
+
+    assert verdicts([[47, 1044], [47, 308]], [80, 280_899]) == [HELD, HELD]  # the paper's MNIST rows
+    assert verdicts([[75, 3625], [75, 975]], [425, None]) == [HELD, NOT_MEASURABLE]  # VAE's ratio only bounded below
+    assert verdicts([[75, 300], [75, 200]], [425, None]) == [HELD, HELD]  # > 4001/300 exceeds 425/75
+    assert verdicts([[500, 900]], [425, 2000]) == [NOT_HELD, HELD]
+    assert verdicts([[75, None]], [425, None]) == [NOT_MEASURABLE, NOT_MEASURABLE]
+
+
+# The paper environments -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq"])
+def test_paper_environments_validate_and_carry_table1s_values(env):
+    params = environment_config(env)
+    for package in (exp_encoder_stability, exp_decoder_vs_gme, exp_iterations_to_threshold):
+        validate_run(params, package.create_pipeline())
+    table1 = {  # thresholds and GPE levels of Table 1 (celeba, celebahq: its one GPE row and section 8.5's threshold)
+        "mnist": ([0.1, 0.022], {"high": 0.03, "low": 0.004}),
+        "cifar10": ([0.1, 0.015], {"high": 0.03, "low": 0.0009}),
+        "celeba": ([0.1, 0.015], {"high": 0.0007, "low": 0.0005}),
+        "celebahq": ([0.1, 0.0045], {"high": 0.0008, "low": 0.0007}),
+    }[env]
+    assert (list(params[E4]["thresholds"]), dict(params[E4]["gme_levels"])) == table1
