@@ -311,7 +311,9 @@ def section_steps(device: torch.device, settings: argparse.Namespace, deadline: 
 # --- 3. DDP ----------------------------------------------------------------------------------------------------------------
 
 
-def ddp_matches_single_process(architecture: str, data_shape: list[int], latent_dim: int, batch: int, backend: str) -> float:
+def ddp_matches_single_process(
+    architecture: str, data_shape: list[int], latent_dim: int, batch: int, backend: str, device: str = "auto"
+) -> float:
     """Relative difference between 2 processes and 1 in how far 4 GME steps lower the loss (0: identical training).
 
     The loss decrease, not the weights: GME ignores the latent layer's bias, whose gradient is rounding noise that
@@ -322,6 +324,7 @@ def ddp_matches_single_process(architecture: str, data_shape: list[int], latent_
     initial = {k: v.clone() for k, v in encoder.state_dict().items()}
     images = torch.randint(0, 256, (4 * batch, *data_shape), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     settings = dict(max_steps=4, batch_size=batch, lr=1e-3, log_every=1, eval_every=4, checkpoint_every=4, precision="fp32")
+    settings["device"] = device
     loss = partial(encoder_step_loss, loss_name="gme")
     losses = []
     for name, world_size in (("single", 1), ("ddp", 2)):

@@ -21,7 +21,9 @@ def decoder_loss(model, batch):
 
 
 def one_step(model, loss, data, world_size, evaluate=None, **overrides):
+    # Processes on the CPU with gloo, also on a machine with a GPU (NCCL would need one GPU per process).
     settings = dict(max_steps=1, batch_size=16, lr=1e-2, log_every=1, eval_every=1, checkpoint_every=1, world_size=world_size)
+    settings.update(device="cpu", backend="gloo")
     settings.update(overrides)
     return train(model, loss, data, TrainConfig(name="ddp", **settings), evaluate=evaluate)
 
@@ -148,7 +150,7 @@ def test_an_interrupted_two_process_run_resumes_exactly(images, tmp_path):
     def run(folder, crash_at=None, max_steps=12):
         torch.manual_seed(1)
         decoder = build_model("decoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[16])
-        settings = dict(max_steps=max_steps, log_every=4, eval_every=4, checkpoint_every=4)
+        settings = dict(max_steps=max_steps, log_every=4, eval_every=4, checkpoint_every=4, device="cpu", backend="gloo")
         return one_step(
             decoder,
             NoisyLossThatCrashes(crash_at),

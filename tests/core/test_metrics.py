@@ -201,9 +201,12 @@ def test_frechet_distance_matches_the_closed_form_of_the_sample_statistics(num_a
     b = torch.randn(num_b, features, generator=generator, dtype=torch.float64) * 0.7 + 0.4
     expected = sample_statistics_closed_form(a.numpy(), b.numpy())
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
-    pytorch_fid_value = calculate_frechet_distance(
-        a.mean(0).numpy(), np.cov(a.numpy(), rowvar=False), b.mean(0).numpy(), np.cov(b.numpy(), rowvar=False)
-    )
+    try:
+        pytorch_fid_value = calculate_frechet_distance(
+            a.mean(0).numpy(), np.cov(a.numpy(), rowvar=False), b.mean(0).numpy(), np.cov(b.numpy(), rowvar=False)
+        )
+    except TypeError as err:  # pytorch-fid 0.3.0 passes disp= to scipy.linalg.sqrtm, which newer SciPy no longer takes
+        pytest.skip(f"pytorch-fid's own Frechet distance does not run with this SciPy ({err})")
     assert frechet_distance(a, b) == pytest.approx(pytorch_fid_value, rel=1e-5)
 
 

@@ -361,7 +361,8 @@ def test_mixed_precision_switch_leaves_cpu_results_unchanged(tmp_path):
     results = {}
     for precision in ("fp32", "bf16", "auto"):
         model, data = make_problem()
-        results[precision] = train(model, noisy_mse, data, config(tmp_path / precision, precision=precision)).model.state_dict()
+        settings = config(tmp_path / precision, precision=precision, device="cpu")
+        results[precision] = train(model, noisy_mse, data, settings).model.state_dict()
     for key, value in results["fp32"].items():
         assert torch.equal(value, results["bf16"][key]) and torch.equal(value, results["auto"][key]), key
 
