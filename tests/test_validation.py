@@ -111,3 +111,11 @@ def test_paper_environments_have_valid_parameters_and_catalogs(env):
     validate_parameters(environment_config(env), STAGES)
     catalog = DataCatalog.from_config(environment_config(env, "catalog"))
     assert catalog.get("train_data") is not None and catalog.get("encoder") is not None
+
+
+def test_more_nccl_processes_than_gpus_are_refused_before_training(params, monkeypatch):
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    two = with_value(with_value(params, "train_decoder.training.world_size", 2), "train_decoder.training.backend", "nccl")
+    with pytest.raises(ParameterError, match="train_decoder.training.world_size is 2, but NCCL needs one GPU per process and 1"):
+        validate_parameters(two, STAGES)
+    validate_parameters(with_value(two, "train_decoder.training.backend", "gloo"), STAGES)

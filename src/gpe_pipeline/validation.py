@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from gpe_pipeline.core.data import IMAGE_DTYPES, data_shape, data_value_range
+from gpe_pipeline.core.distributed import resolve_backend
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
 from gpe_pipeline.core.training import TrainConfig, valid_device
@@ -88,9 +89,17 @@ def _check_training(section: str, params: dict[str, Any], min_batch_size: int = 
     if unknown:
         raise ParameterError(f"unknown key(s) {unknown} in {section}.training: the known keys are {sorted(known)}")
     try:
-        TrainConfig(name=section, params_key=f"{section}.training", min_batch_size=min_batch_size, target_metric="x", **training)
+        config = TrainConfig(
+            name=section, params_key=f"{section}.training", min_batch_size=min_batch_size, target_metric="x", **training
+        )
     except (ValueError, TypeError) as err:
         raise ParameterError(str(err)) from err
+    # NCCL puts one process on each GPU: refuse more processes than GPUs now rather than when the stage starts.
+    if config.world_size > 1 and resolve_backend(config.backend) == "nccl" and torch.cuda.device_count() < config.world_size:
+        raise ParameterError(
+            f"{section}.training.world_size is {config.world_size}, but NCCL needs one GPU per process and "
+            f"{torch.cuda.device_count()} are visible: lower it, or set {section}.training.backend to gloo"
+        )
 
 
 def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
