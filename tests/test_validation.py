@@ -2,7 +2,7 @@
 
 import pytest
 
-from gpe_pipeline.validation import ParameterError, validate_parameters
+from gpe_pipeline.validation import ParameterError, validate_parameters, validate_run
 
 from .conftest import PIPELINE_NODES, environment_config, with_value
 
@@ -119,3 +119,15 @@ def test_more_nccl_processes_than_gpus_are_refused_before_training(params, monke
     with pytest.raises(ParameterError, match="train_decoder.training.world_size is 2, but NCCL needs one GPU per process and 1"):
         validate_parameters(two, STAGES)
     validate_parameters(with_value(two, "train_decoder.training.backend", "gloo"), STAGES)
+
+
+@pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq"])
+def test_the_paper_report_and_compare_are_valid_in_every_paper_environment(env):
+    from kedro.framework.project import configure_project
+
+    configure_project("gpe_pipeline")
+    from gpe_pipeline.pipelines.compare.pipeline import create_pipeline as compare
+    from gpe_pipeline.pipelines.paper_report.pipeline import create_pipeline as paper_report
+
+    for pipeline in (compare(), paper_report()):
+        validate_run(environment_config(env), pipeline)
