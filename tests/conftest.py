@@ -78,7 +78,8 @@ def environment_config(env: str, key: str = "parameters") -> dict:
 def trained_project(tmp_path_factory) -> Path:
     """A project copy on which the four core stages ran once with the tiny test settings."""
     project = make_project_copy(tmp_path_factory.mktemp("project"))
-    kedro(project, "run", "--env", "test", "--pipeline=gpe_full")
+    run = kedro(project, "run", "--env", "test", "--pipeline=gpe_full")
+    (project / "kedro_run_output.txt").write_text(run.output)  # what the user saw, for tests of the log lines
     return project
 
 

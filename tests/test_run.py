@@ -107,6 +107,25 @@ def test_one_mlflow_run_holds_parameters_histories_and_models(trained_project):
     assert {a.path for a in client.list_artifacts(run.run_id, "evaluation")} == {"evaluation/evaluation_metrics.json"}
 
 
+def test_the_run_ends_with_a_link_to_its_page_in_the_mlflow_ui(trained_project):
+    mlflow.set_tracking_uri(f"sqlite:///{trained_project / 'mlflow.db'}")
+    run = mlflow.search_runs(experiment_names=["gpe_pipeline"]).iloc[0]
+    output = (trained_project / "kedro_run_output.txt").read_text()
+    link = f"http://127.0.0.1:5000/#/experiments/{run.experiment_id}/runs/{run.run_id}?workflowType=machine_learning"
+    lines = [line for line in output.splitlines() if "MLflow: this run is at" in line]
+    assert len(lines) == 1 and link in lines[0], lines
+    assert "mlflow ui --backend-store-uri sqlite:///" in lines[0]
+
+
+def test_the_mlflow_ui_link_uses_a_tracking_server_address():
+    from gpe_pipeline.hooks import mlflow_ui_url
+
+    assert mlflow_ui_url("https://mlflow.example.org/", "3", "abc") == (
+        "https://mlflow.example.org/#/experiments/3/runs/abc?workflowType=machine_learning"
+    )
+    assert mlflow_ui_url("sqlite:////tmp/mlflow.db", "1", "r").startswith("http://127.0.0.1:5000/#/experiments/1/runs/r?")
+
+
 def test_only_evaluate_reads_the_heldout_split(trained_project):
     """Trainers stop early on the validation split; the held-out split reaches evaluate (through cache_latents) only."""
     from gpe_pipeline.pipelines.evaluate import create_pipeline as evaluate_pipeline

@@ -36,7 +36,10 @@ from gpe_pipeline.variants import STAGE_SECTIONS, method_label
 logger = logging.getLogger(__name__)
 
 LINEAGE_FILE = Path("data") / "lineage.json"  # which MLflow run last wrote each persisted catalog entry
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow's UI then opens on the runs
+# The experiment's kind, for MLflow UIs and tools that read it. MLflow 3.17's UI ignores it and opens every experiment
+# in its global GenAI view until the user switches to "Model training" or the URL says workflowType=machine_learning.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
 MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a parameter value
 
 
@@ -77,6 +80,12 @@ def git_state(project: Path) -> dict[str, str]:
     return {"mlflow.source.git.commit": commit, "git.dirty": "true" if dirty else "false"}
 
 
+def mlflow_ui_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI page of one run, in the model-training view (a tracking server's own address, else `mlflow ui`'s)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 def command_line() -> str:
     """The command as typed: `kedro run --pipeline=gpe_full --params ...` (the program's name, not its path)."""
     return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -97,6 +106,7 @@ class MlflowRunsHook:
         self.saved: dict[str, str] = {}  # persisted dataset -> run id that wrote it
         self.catalog: DataCatalog | None = None
         self.project = Path.cwd()
+        self.run_link = ""  # the run's page in the MLflow UI, logged when the run ends
 
     @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
@@ -112,6 +122,7 @@ class MlflowRunsHook:
             return
         client = MlflowClient()
         self._mark_experiment(client, run.info.experiment_id)
+        self.run_link = mlflow_ui_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id)
         dataset = str((parameters.get("ingest") or {}).get("dataset", "unknown"))
         pipelines = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
         shared_tags = {**git_state(self.project), "dataset": dataset, "kedro_command": command_line()}
@@ -236,6 +247,10 @@ class MlflowRunsHook:
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
         self._finish("FINISHED")
+        if self.run_link:
+            uri = mlflow.get_tracking_uri()
+            serve = "" if self.run_link.startswith(uri.rstrip("/")) else f" (after `mlflow ui --backend-store-uri {uri}`)"
+            logger.info("MLflow: this run is at %s%s", self.run_link, serve)
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
