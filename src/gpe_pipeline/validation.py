@@ -84,7 +84,7 @@ def _check_training(section: str, params: dict[str, Any], min_batch_size: int = 
     training = params.get("training")
     if not isinstance(training, dict):
         raise ParameterError(f"{section}.training is missing: copy it from conf/base/parameters_{section}.yml")
-    known = set(TrainConfig.__dataclass_fields__) - {"name", "params_key", "min_batch_size", "target_metric", "extra_fingerprint"}
+    known = set(TrainConfig.__dataclass_fields__) - {"name", "params_key", "min_batch_size", "target_metric"}
     unknown = sorted(set(training) - known)
     if unknown:
         raise ParameterError(f"unknown key(s) {unknown} in {section}.training: the known keys are {sorted(known)}")

@@ -6,14 +6,14 @@ from functools import partial
 import pytest
 import torch
 
-from gpe_pipeline.core.distributed import distributed_gme_loss, distributed_pairwise_loss
-from gpe_pipeline.core.losses import PAIRWISE_RESIDUALS, mds1_loss, mds2_loss, mds_regulariser, reconstruction_loss
+from gpe_pipeline.core.distributed import distributed_pairwise_loss
+from gpe_pipeline.core.losses import PAIRWISE_RESIDUALS, gme_residual, mds1_loss, mds2_loss, mds_regulariser, reconstruction_loss
 from gpe_pipeline.core.models import build_model
 from gpe_pipeline.core.training import BatchSampler, TrainConfig, load_checkpoint, train
 
 
 def encoder_loss(model, batch):
-    return distributed_gme_loss(model(batch[0]), batch[0])
+    return distributed_pairwise_loss(gme_residual, model(batch[0]), batch[0])
 
 
 def decoder_loss(model, batch):

@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
 
-from .losses import gme_residual, pairwise_rows_loss
+from .losses import pairwise_rows_loss
 
 BACKENDS = ("auto", "gloo", "nccl")
 
@@ -75,11 +75,6 @@ def distributed_pairwise_loss(residual, latents: Tensor, data: Tensor) -> Tensor
     all_latents = gather_rows(latents, differentiable=True)
     all_data = gather_rows(data, differentiable=False)
     return pairwise_rows_loss(residual, latents, data, all_latents, all_data) * (world / all_latents.shape[0] ** 2)
-
-
-def distributed_gme_loss(latents: Tensor, data: Tensor) -> Tensor:
-    """L_GME of the global batch from this rank's rows (distributed_pairwise_loss with the GME residual)."""
-    return distributed_pairwise_loss(gme_residual, latents, data)
 
 
 def all_gather_objects(value: Any) -> list[Any]:

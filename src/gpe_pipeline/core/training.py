@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from .errors import UnreadableFileError, UserError
+from .files import read_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,6 @@ class TrainConfig:
     min_batch_size: int = 1
     name: str = "train"
     params_key: str | None = None  # where these settings live in the parameters, for error messages; default: name
-    # More named parts of the checkpoint fingerprint: whatever defines the run beyond these settings, the model,
-    # the loss function's bound options and the data (see fingerprint_parts).
-    extra_fingerprint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         key_root = self.params_key or self.name
@@ -280,7 +278,6 @@ FINGERPRINT_IGNORED_SETTINGS = (
     "world_size",
     "backend",
     "compile",
-    "extra_fingerprint",
     "on_divergence",
     "divergence_factor",
     "snapshot_steps",
@@ -322,8 +319,8 @@ def fingerprint_parts(config: TrainConfig, model: nn.Module, loss_fn: LossFn, da
     Parts: settings (optimisation settings that shape the trajectory), model_build_spec (architecture and
     options, activations included), model_layers (the module tree and parameter shapes), loss (the loss
     function and its bound options: loss name, weights, augmentation), data (shapes, dtypes and a sum of the
-    first rows), plus each entry of config.extra_fingerprint. Call it on the CPU tensors, before they move to
-    a device, so that the data's summary is the same on every machine.
+    first rows). Call it on the CPU tensors, before they move to a device, so that the data's summary is the
+    same on every machine.
     """
     loss = describe_callable(loss_fn)
     spec = getattr(model, "build_spec", None)
@@ -339,7 +336,6 @@ def fingerprint_parts(config: TrainConfig, model: nn.Module, loss_fn: LossFn, da
             {"shape": list(t.shape), "dtype": str(t.dtype), "first_rows_sum": float(t[: min(len(t), 256)].double().sum())}
             for t in data
         ],
-        **{str(k): describe_callable(v) for k, v in config.extra_fingerprint.items()},
     }
     return json.loads(json.dumps(parts, sort_keys=True, default=str))  # tuples -> lists: compares equal after a reload
 
@@ -428,20 +424,6 @@ def _stored_fingerprint(checkpoint: dict[str, Any]) -> Any:
 
 
 CHECKPOINT_KEYS = ("fingerprint", "step", "model", "optimizer", "sampler", "rng", "history", "elapsed")
-
-
-def read_torch_file(file: Any, mmap: bool = False) -> Any:
-    """torch.load(file, weights_only=True) onto the CPU; a damaged file raises UnreadableFileError.
-
-    torch's own message for such a file advises loading it with weights_only=False, which would run whatever
-    code the file holds: the error names what went wrong instead (torch's message stays in its __cause__).
-    """
-    try:
-        return torch.load(file, map_location="cpu", weights_only=True, **({"mmap": True} if mmap else {}))
-    except (FileNotFoundError, PermissionError, IsADirectoryError):  # not damage: the caller decides
-        raise
-    except Exception as err:  # truncated (RuntimeError, OSError EINVAL), random bytes (UnpicklingError), empty (EOFError)
-        raise UnreadableFileError(f"truncated, damaged or not a file this project wrote: {type(err).__name__}") from err
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:

@@ -25,8 +25,8 @@ from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_f
 from torch import nn
 
 from gpe_pipeline.core.errors import UnreadableFileError
+from gpe_pipeline.core.files import read_torch_file
 from gpe_pipeline.core.models import NoModel, model_from_spec
-from gpe_pipeline.core.training import read_torch_file
 
 
 class UnreadableCatalogFileError(UnreadableFileError, DatasetError):

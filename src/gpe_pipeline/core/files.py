@@ -1,0 +1,23 @@
+"""Reading back the torch files this project writes (checkpoints, models, tensors), safely."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .errors import UnreadableFileError
+
+
+def read_torch_file(file: Any, mmap: bool = False) -> Any:
+    """torch.load(file, weights_only=True) onto the CPU; a damaged file raises UnreadableFileError.
+
+    torch's own message for such a file advises loading it with weights_only=False, which would run whatever
+    code the file holds: the error names what went wrong instead (torch's message stays in its __cause__).
+    """
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True, **({"mmap": True} if mmap else {}))
+    except (FileNotFoundError, PermissionError, IsADirectoryError):  # not damage: the caller decides
+        raise
+    except Exception as err:  # truncated (RuntimeError, OSError EINVAL), random bytes (UnpicklingError), empty (EOFError)
+        raise UnreadableFileError(f"truncated, damaged or not a file this project wrote: {type(err).__name__}") from err
