@@ -276,6 +276,15 @@ def test_metrics_are_logged_every_log_every_steps_not_every_step(tmp_path):
     assert all(m["steps_per_sec"] > 0 for _, m in logged)
 
 
+def test_checkpoint_steps_add_records_only_when_there_is_a_file_to_write(tmp_path):
+    steps = {}
+    for label, path in (("with a file", tmp_path / "ckpt" / "unit.pt"), ("without", None)):
+        model, data = make_problem()
+        settings = config(tmp_path, max_steps=20, checkpoint_every=7, checkpoint_path=path)
+        steps[label] = [record["step"] for record in train(model, noisy_mse, data, settings).history]
+    assert steps == {"with a file": [5, 7, 10, 14, 15, 20], "without": [5, 10, 15, 20]}
+
+
 def test_training_reduces_the_loss(tmp_path):
     model, data = make_problem()
     result = train(model, noisy_mse, data, config(tmp_path, max_steps=200, log_every=50, eval_every=50))
@@ -425,22 +434,29 @@ def exploding_after(step_count):
 
 
 def test_divergence_factor_counts_an_exploding_finite_loss_as_diverged(tmp_path):
-    settings = dict(max_steps=40, log_every=5, eval_every=50, lr=1e-3, checkpoint_path=None)
+    settings = dict(max_steps=40, log_every=5, eval_every=10, lr=1e-3, checkpoint_path=None)
     model, data = make_problem()
     plain = train(model, exploding_after(12), data, config(tmp_path, on_divergence="stop", **settings))
     assert plain.diverged_step is None and plain.steps == 40, "without a factor only a non-finite loss diverges"
     model, data = make_problem()
+    evaluated_at = []
+
+    def evaluate(model):
+        evaluated_at.append(len(evaluated_at))
+        return {"mse": float(len(evaluated_at))}
+
     result = train(
         model,
         exploding_after(12),
         data,
         config(tmp_path, on_divergence="stop", divergence_factor=100, **settings),
-        evaluate=lambda m: {"mse": 1.0},
+        evaluate=evaluate,
     )
     assert result.diverged_step == 13 and result.steps == 15
     assert "100 times the first step's" in result.stop_reason
-    # The run ends measured: the diverged record carries the evaluation, which is also the final one.
-    assert result.history[-1]["validation_mse"] == 1.0 and result.final_metrics == {"validation_mse": 1.0}
+    # The diverged weights are not measured: the final metrics are those of step 10, the last evaluation before.
+    assert len(evaluated_at) == 1 and "validation_mse" not in result.history[-1]
+    assert result.final_metrics == {"validation_mse": 1.0}
     model, data = make_problem()
     with pytest.raises(NonFiniteLossError, match=r"at step 13: lower unit.lr"):
         train(model, exploding_after(12), data, config(tmp_path, divergence_factor=100, **settings))

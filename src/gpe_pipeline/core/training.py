@@ -458,6 +458,15 @@ def load_checkpoint_or_move_aside(path: Path, name: str, is_main: bool) -> dict[
         return None
 
 
+def last_validation(history: list[dict[str, float]]) -> dict[str, float]:
+    """The validation metrics of the last record that has any ({} when none has)."""
+    for record in reversed(history):
+        measured = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
+        if measured:
+            return measured
+    return {}
+
+
 def rng_state(device: torch.device) -> dict[str, Tensor]:
     """This process's global generators: the CPU one and, on CUDA, the device's."""
     state = {"torch": torch.get_rng_state()}
@@ -653,13 +662,15 @@ def train(
             on_step_end(step)
 
         is_last = step == config.max_steps
-        if step % config.log_every == 0 or step % config.eval_every == 0 or step % config.checkpoint_every == 0 or is_last:
+        # A record at every log, evaluation and checkpoint step (checkpoint steps only when there is a file to write).
+        checkpoint_due = checkpoint_path is not None and step % config.checkpoint_every == 0
+        if step % config.log_every == 0 or step % config.eval_every == 0 or checkpoint_due or is_last:
             record: dict[str, float] = {"step": step, **flush_losses()}
             now = time.perf_counter()
             rate = (step - window_start_step) / max(now - window_start, 1e-9)
             train_seconds += now - window_start
             record["steps_per_sec"] = rate
-            if step % config.eval_every == 0 or is_last or diverged is not None:  # a diverged run ends measured
+            if diverged is None and (step % config.eval_every == 0 or is_last):  # diverged weights are not measured
                 record.update(run_evaluation())
             record["elapsed_s"] = elapsed_before + now - start
             record["train_elapsed_s"] = train_seconds
@@ -672,7 +683,7 @@ def train(
                 _log_progress(name, record, config.max_steps)
             if diverged is not None:  # every rank sees the same mean loss, so every rank stops here
                 stop_reason = f"diverged: the loss became {diverged[1]} at step {diverged[0]}"
-                final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
+                final_metrics = last_validation(history)  # the last evaluation before the loss diverged
                 logger.warning("%s %s; on_divergence is stop, so training ends here", name, stop_reason)
                 break
             target_key = f"{VALIDATION_PREFIX}{config.target_metric}"
@@ -683,7 +694,7 @@ def train(
                 break
             if is_last:
                 final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
-            if checkpoint_path is not None and step % config.checkpoint_every == 0 and not is_last:
+            if checkpoint_due and not is_last:
                 rng_states = distributed.all_gather_objects(rng_state(device))  # every rank takes part; rank 0 writes
                 if is_main:
                     elapsed = elapsed_before + time.perf_counter() - start
