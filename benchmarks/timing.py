@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from gpe_pipeline.experiments import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 from gpe_pipeline.machine import cpu_model
+from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 
 # The paper's Table 2, seconds per iteration on a V100: (encoder, decoder), by dataset.
 PAPER_TABLE2 = {

@@ -1,5 +1,8 @@
 """The GPU check script's code paths, run on the CPU with tiny settings (the timings themselves are not checked)."""
 
+import subprocess
+import sys
+
 from benchmarks.gpu_check import ddp_matches_single_process, main
 
 
@@ -25,3 +28,9 @@ def test_gpu_check_marks_what_the_budget_left_out(tmp_path):
 
 def test_ddp_step_check_agrees_on_two_gloo_processes():
     assert ddp_matches_single_process("mlp", [1, 8, 8], latent_dim=4, batch=16, backend="gloo", device="cpu") < 0.05
+
+
+def test_the_gpu_check_needs_only_torch_and_the_core():
+    probe = "import sys, benchmarks.gpu_check; print(sorted(m for m in ('pandas', 'kedro', 'mlflow') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", "a bare GPU machine has none of these"

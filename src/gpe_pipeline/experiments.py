@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS  # noqa: F401 (read from here too)
 from gpe_pipeline.params import ParameterError
 
 HELD, NOT_HELD, NOT_MEASURABLE = "held", "did not hold", "not measurable at this scale"
@@ -80,19 +81,6 @@ def pairwise_distance_correlation(a: Tensor, b: Tensor) -> float:
 def format_steps(step: int | None, budget: int) -> str:
     """'1,200' or 'not within 4,000' for an iteration count a run may not reach."""
     return f"{step:,}" if step is not None else f"not within {budget:,}"
-
-
-# The paper's Table 2 (section 8.5): seconds per iteration on one NVIDIA V100, by trainer (row) and dataset (column).
-# The paper prints AE+MDS on MNIST as "0,025".
-PAPER_TABLE2_DATASETS = ("MNIST", "CIFAR-10", "CelebA", "CelebA-HQ")
-PAPER_SECONDS_PER_ITERATION = {
-    "GPE encoder": (0.020, 0.020, 0.142, 0.124),
-    "GPE decoder": (0.022, 0.306, 0.191, 0.588),
-    "VAE": (0.024, 0.318, 0.203, 0.705),
-    "VAE+MDS": (0.025, 0.320, 0.205, 0.705),
-    "AE": (0.023, 0.318, 0.203, 0.704),
-    "AE+MDS": (0.025, 0.320, 0.204, 0.705),
-}
 
 
 def probe_outcome(history: pd.DataFrame, min_decrease: float, also: tuple[str, ...] = ()) -> dict[str, Any]:
