@@ -56,6 +56,20 @@ def test_bad_values_are_named(params, dotted, value, message):
     assert "\n" not in str(info.value), "the error is one line"
 
 
+@pytest.mark.parametrize(
+    "dotted, value, message",
+    [
+        ("train_decoder.training.lr", -1, "train_decoder.training.lr must be a positive number"),
+        ("train_decoder.training.batch_size", 1, "train_decoder.training.batch_size must be an integer >= 2"),
+    ],
+)
+def test_a_baseline_is_checked_against_the_decoder_settings_it_trains_with(params, dotted, value, message):
+    vae_mds = with_value(with_value(params, "train_encoder.method", "vae"), "train_encoder.mds_weight", 1.0)
+    with pytest.raises(ParameterError, match=message):
+        validate_parameters(with_value(vae_mds, dotted, value), {"ingest_dataset", "train_encoder"})
+    validate_parameters(with_value(vae_mds, "train_encoder.training.batch_size", 1), {"ingest_dataset", "train_encoder"})
+
+
 def test_a_tanh_decoder_is_refused_for_unbounded_gmm_data(params):
     gmm = with_value(params, "ingest.dataset", "gmm")
     with pytest.raises(ParameterError) as info:

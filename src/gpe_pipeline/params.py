@@ -128,3 +128,8 @@ def architectures_by_path(overrides: dict[str, Any], prefix: str = "") -> dict[s
             for inner, names in architectures_by_path(item, path).items():
                 found.setdefault(inner, set()).update(names)
     return found
+
+
+def joint_min_batch_size(encoder_params: dict[str, Any]) -> int:
+    """The smallest batch a VAE-family baseline trains on: 2 when R_MDS (a pairwise term) is on, else 1."""
+    return 2 if float(encoder_params.get("mds_weight", 0.0)) > 0 else 1

@@ -95,6 +95,7 @@ def train_and_log_result(
     target_metric: str | None = None,
     min_batch_size: int = 1,
     mlflow_metrics: Collection[str] | None = None,
+    params_key: str | None = None,
 ) -> TrainResult:
     """Run the core training loop with MLflow logging; returns its TrainResult (model, history, snapshots ...).
 
@@ -104,10 +105,11 @@ def train_and_log_result(
     section: the parameter section ("train_encoder"), used in error messages,
     progress lines, checkpoint fingerprints and as the MLflow metric prefix.
     mlflow_metrics: the metric names (without the prefix) to log; None logs all. The history keeps everything.
+    params_key: where training_params live, for error messages (default `<section>.training`).
     """
     config = TrainConfig(
         name=section,
-        params_key=f"{section}.training",
+        params_key=params_key or f"{section}.training",
         target_metric=target_metric,
         min_batch_size=min_batch_size,
         **training_params,

@@ -19,7 +19,7 @@ from gpe_pipeline.core.distributed import resolve_backend
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
 from gpe_pipeline.core.training import TrainConfig, valid_device
-from gpe_pipeline.params import ParameterError, check_decoder_covers_data, model_from_params
+from gpe_pipeline.params import ParameterError, check_decoder_covers_data, joint_min_batch_size, model_from_params
 from gpe_pipeline.variants import VARIANT_GROUPS, nested_get
 
 __all__ = ["ParameterError", "validate_parameters", "validate_run"]
@@ -138,12 +138,14 @@ def _validate(params: dict[str, Any], nodes: set[str]) -> None:
             raise ParameterError(f"train_encoder.eval_geometry must be true or false, got {encoder['eval_geometry']!r}")
         if encoder.get("method", "gpe") == "gpe":
             model_from_params("encoder", "train_encoder", encoder, data_shape=shape, latent_dim=latent_dim)
-        else:  # the joint trainer builds the Gaussian encoder and the decoder the decoder stage would build
+            _check_training("train_encoder", encoder, min_batch_size=2)
+        else:  # the joint trainer: the Gaussian encoder, the decoder stage's decoder and its training settings
             model_from_params("gaussian_encoder", "train_encoder", encoder, data_shape=shape, latent_dim=latent_dim)
-            model_from_params(
-                "decoder", "train_decoder", params.get("train_decoder", {}), data_shape=shape, latent_dim=latent_dim
-            )
-        _check_training("train_encoder", encoder, min_batch_size=2)
+            decoder_section = params.get("train_decoder", {})
+            model_from_params("decoder", "train_decoder", decoder_section, data_shape=shape, latent_dim=latent_dim)
+            _check_training("train_decoder", decoder_section, min_batch_size=joint_min_batch_size(encoder))
+            if not isinstance(encoder.get("training"), dict):  # only its checkpoint_path is read
+                raise ParameterError("train_encoder.training is missing: copy it from conf/base/parameters_train_encoder.yml")
         augment = encoder.get("augment") or {}
         unknown = sorted(set(augment) - {"hflip", "crop_scale"})
         if unknown or not isinstance(augment.get("hflip", False), bool) or not 0 < augment.get("crop_scale", 1.0) <= 1:

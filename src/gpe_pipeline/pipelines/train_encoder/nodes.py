@@ -13,7 +13,7 @@ from gpe_pipeline.core.latents import encode
 from gpe_pipeline.core.metrics import bilipschitz_p95, gme_heldout, local_distortion, reconstruction_mse
 from gpe_pipeline.core.models import JointAutoencoder, NoModel
 from gpe_pipeline.core.step_losses import encoder_step_loss, joint_step_loss
-from gpe_pipeline.params import model_from_params
+from gpe_pipeline.params import joint_min_batch_size, model_from_params
 from gpe_pipeline.tracking import train_and_log
 
 # What every method's encoder stage logs to MLflow, so the variants' runs share their metric names. A baseline's
@@ -93,6 +93,7 @@ def train_encoder_stage(
     training: dict[str, Any],
     target_metric: str,
     min_batch_size: int = 2,
+    params_key: str | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """The encoder stage's training, whatever the method: logged as train_encoder with ENCODER_STAGE_METRICS,
     evaluated on the validation points (validation_geometry, or joint_validation for a JointAutoencoder)."""
@@ -109,6 +110,7 @@ def train_encoder_stage(
         target_metric=target_metric,
         min_batch_size=min_batch_size,
         mlflow_metrics=ENCODER_STAGE_METRICS,
+        params_key=params_key,
     )
 
 
@@ -132,8 +134,8 @@ def train_jointly(
         "gaussian_encoder", "train_encoder", params, data_shape=shape, latent_dim=latent_dim, stochastic=stochastic
     )
     decoder = model_from_params("decoder", "train_decoder", decoder_params, data_shape=shape, latent_dim=latent_dim)
-    mds_weight = float(params.get("mds_weight", 0.0))
-    step_loss = partial(joint_step_loss, beta=float(params.get("beta", 0.0)) if stochastic else 0.0, mds_weight=mds_weight)
+    # beta weighs the KL term, which the AE family (no log-variance head) does not have.
+    step_loss = partial(joint_step_loss, beta=float(params.get("beta", 0.0)), mds_weight=float(params.get("mds_weight", 0.0)))
     training = {**decoder_params["training"], "checkpoint_path": params["training"].get("checkpoint_path")}
     model, history = train_encoder_stage(
         JointAutoencoder(encoder, decoder),
@@ -143,6 +145,7 @@ def train_jointly(
         params,
         training,
         "mse",
-        2 if mds_weight > 0 else 1,
+        joint_min_batch_size(params),
+        params_key="train_decoder.training",  # the settings it trains with: errors name the key to change
     )
     return model.encoder, history, model.decoder
