@@ -145,3 +145,16 @@ def test_the_paper_report_and_compare_are_valid_in_every_paper_environment(env):
 
     for pipeline in (compare(), paper_report()):
         validate_run(environment_config(env), pipeline)
+
+
+def test_an_experiments_variants_are_checked_against_its_own_dataset(params):
+    from kedro.framework.project import configure_project
+
+    configure_project("gpe_pipeline")
+    from gpe_pipeline.pipelines.exp_gmm_latents.pipeline import create_pipeline
+
+    images = with_value(params, "ingest.image_size", 32)  # the shared digits at 32 x 32 suit conv32; E1's gmm does not
+    conv = with_value(images, "exp_gmm_latents.shared.train_encoder.architecture", "conv32")
+    validate_run(images, create_pipeline())
+    with pytest.raises(ParameterError, match=r"conv32.*the data has shape \(500,\)"):
+        validate_run(conv, create_pipeline())

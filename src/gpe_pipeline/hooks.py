@@ -138,8 +138,7 @@ class MlflowRunsHook:
             if PARAMETER_NODE_TAG in node.tags and any(not name.startswith("params:") for name in node.inputs)
         }
         for namespace, sections in variants.items():
-            # A variant of an experiment with its own dataset (E1's gmm) reads the ingest of its parent namespace.
-            ingest = merged.get(namespace.rpartition(".")[0], {}).get("ingest") or parameters.get("ingest") or {}
+            ingest = sections.get("ingest") or parameters.get("ingest") or {}  # E1's variants: their experiment's gmm
             child = self._create_child(client, run, namespace, {**sections, "ingest": ingest}, shared_tags)
             self.children[namespace] = child
             if namespace in read_datasets:

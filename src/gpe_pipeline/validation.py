@@ -33,6 +33,7 @@ def namespace_parameters(params: dict[str, Any], pipeline: Any) -> dict[str, dic
     The parameter nodes (tagged variant_parameters, outputs "<section>_params") are pure functions of the
     parameters, so they are run here on them; an input that is a dataset (e.g. a learning-rate probe's result)
     does not exist before the run and is passed as None (the node must then leave that choice as configured).
+    A namespace without its own ingest reads its parent's (an experiment's own dataset, e.g. E1's gmm).
     pipeline: a Kedro Pipeline.
     """
     from gpe_pipeline.pipelines.variant_stages import MERGED_SECTION, PARAMETER_NODE_TAG
@@ -53,6 +54,10 @@ def namespace_parameters(params: dict[str, Any], pipeline: Any) -> dict[str, dic
             node_logger.level = level
         for name, value in outputs.items():
             resolved.setdefault(node.namespace or "", {})[name.rsplit(".", 1)[-1].removesuffix(suffix)] = value
+    for namespace, sections in resolved.items():
+        parent = resolved.get(namespace.rpartition(".")[0], {})
+        if "ingest" not in sections and "ingest" in parent:
+            sections["ingest"] = parent["ingest"]
     return resolved
 
 
