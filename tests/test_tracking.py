@@ -85,3 +85,12 @@ def test_non_finite_metrics_are_logged_so_a_diverged_run_keeps_its_metric_names(
     values = {metric.key: metric.value for metric in logged}
     assert set(values) == {"train_encoder/validation_gme", "train_encoder/train_loss"}
     assert math.isnan(values["train_encoder/validation_gme"]) and values["train_encoder/train_loss"] == math.inf
+
+
+def test_a_whole_history_is_logged_in_requests_within_mlflows_batch_limit(run):
+    records = [({"train_loss": float(step), "validation_mse": 1.0 / step}, step) for step in range(1, 701)]  # 1,400 values
+    MlflowMetricsLogger("train_decoder").log_records(records)
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(run.info.run_id, "train_decoder/train_loss")
+    assert sorted((m.step, m.value) for m in history) == [(step, float(step)) for step in range(1, 701)]
+    assert len(client.get_metric_history(run.info.run_id, "train_decoder/validation_mse")) == 700

@@ -16,6 +16,8 @@ from torch import Tensor, nn
 
 from gpe_pipeline.core.training import EvaluateFn, LossFn, TrainConfig, TrainResult, train
 
+MLFLOW_BATCH_LIMIT = 1000  # metrics per log_batch request (MLflow's limit)
+
 # Set inside mlflow_logging_paused(): trainings there are not the run's own (e.g. a learning-rate probe).
 _PAUSED: ContextVar[bool] = ContextVar("mlflow_logging_paused", default=False)
 
@@ -54,15 +56,22 @@ class MlflowMetricsLogger:
         self.tracking_uri = mlflow.get_tracking_uri()
 
     def __call__(self, metrics: dict[str, float], step: int = 0) -> None:
+        self.log_records([(metrics, step)])
+
+    def log_records(self, records: list[tuple[dict[str, float], int]]) -> None:
+        """Log many (metrics, step) records at once, in as few requests as MLflow's batch limit allows."""
         if self.run_id is None:
             return
         timestamp = int(time.time() * 1000)
         batch = [
             Metric(f"{self.prefix}/{k}", float(v), timestamp, step)
+            for metrics, step in records
             for k, v in metrics.items()
             if self.only is None or k in self.only
         ]
-        MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch)
+        client = MlflowClient(self.tracking_uri)
+        for start in range(0, len(batch), MLFLOW_BATCH_LIMIT):
+            client.log_batch(self.run_id, metrics=batch[start : start + MLFLOW_BATCH_LIMIT])
 
 
 def log_metrics(prefix: str, metrics: dict[str, float], step: int = 0) -> None:
@@ -70,13 +79,20 @@ def log_metrics(prefix: str, metrics: dict[str, float], step: int = 0) -> None:
     MlflowMetricsLogger(prefix)(metrics, step)
 
 
-def log_training_summary(prefix: str, result: TrainResult, only: Collection[str] | None = None) -> None:
-    """Final step count, wall-clock and final validation metrics of a trainer, as MLflow metrics and a tag."""
+def log_training_summary(
+    prefix: str,
+    steps: int,
+    seconds: float,
+    final_metrics: dict[str, float],
+    stop_reason: str,
+    only: Collection[str] | None = None,
+) -> None:
+    """Final step count, training seconds and final validation metrics of a trainer, as MLflow metrics and a tag."""
     MlflowMetricsLogger(prefix, only)(
-        {"steps": result.steps, "train_seconds": result.seconds, **{f"final_{k}": v for k, v in result.final_metrics.items()}}
+        {"steps": steps, "train_seconds": seconds, **{f"final_{k}": v for k, v in final_metrics.items()}}
     )
     if mlflow.active_run() is not None and not _PAUSED.get():
-        mlflow.set_tag(f"{prefix}.stop_reason", result.stop_reason)
+        mlflow.set_tag(f"{prefix}.stop_reason", stop_reason)
 
 
 def train_and_log(*args: Any, **kwargs: Any) -> tuple[nn.Module, pd.DataFrame]:
@@ -115,5 +131,5 @@ def train_and_log_result(
         **training_params,
     )
     result = train(model, loss_fn, data, config, evaluate=evaluate, log_metrics=MlflowMetricsLogger(section, mlflow_metrics))
-    log_training_summary(section, result, mlflow_metrics)
+    log_training_summary(section, result.steps, result.seconds, result.final_metrics, result.stop_reason, mlflow_metrics)
     return result

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import mlflow
 import pandas as pd
 from torch import Tensor, nn
 
@@ -13,7 +12,7 @@ from gpe_pipeline.core.metrics import reconstruction_mse
 from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.core.step_losses import decoder_step_loss
 from gpe_pipeline.params import check_decoder_covers_data, model_from_params
-from gpe_pipeline.tracking import MlflowMetricsLogger, train_and_log
+from gpe_pipeline.tracking import MlflowMetricsLogger, log_training_summary, train_and_log
 
 # The columns of a jointly trained model's history that describe its decoder, under the decoder stage's names.
 JOINT_DECODER_COLUMNS = {"train_reconstruction": "train_loss", "validation_mse": "validation_mse"}
@@ -68,13 +67,12 @@ def kept_decoder_history(joint_history: pd.DataFrame) -> pd.DataFrame:
     """
     keep = ["step", *JOINT_DECODER_COLUMNS, "steps_per_sec", "elapsed_s", "train_elapsed_s"]
     history = joint_history[[column for column in keep if column in joint_history]].rename(columns=JOINT_DECODER_COLUMNS)
-    history = history.assign(trained_jointly=True)
-    log = MlflowMetricsLogger("train_decoder")
-    for record in history.drop(columns="trained_jointly").to_dict("records"):
-        log({k: v for k, v in record.items() if k != "step"}, int(record["step"]))
+    records = history.to_dict("records")
+    MlflowMetricsLogger("train_decoder").log_records(
+        [({k: v for k, v in record.items() if k != "step"}, int(record["step"])) for record in records]
+    )
+    final = {"validation_mse": float(records[-1]["validation_mse"])}
     # The summary a trained decoder logs: the decoder stage itself trained for 0 seconds.
-    last = history.iloc[-1]
-    log({"steps": float(last["step"]), "train_seconds": 0.0, "final_validation_mse": float(last["validation_mse"])})
-    if mlflow.active_run() is not None:
-        mlflow.set_tag("train_decoder.stop_reason", "kept the decoder trained jointly with the encoder (fresh_decoder: false)")
-    return history
+    stop_reason = "kept the decoder trained jointly with the encoder (fresh_decoder: false)"
+    log_training_summary("train_decoder", int(records[-1]["step"]), 0.0, final, stop_reason)
+    return history.assign(trained_jointly=True)
