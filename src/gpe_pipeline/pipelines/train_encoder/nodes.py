@@ -36,14 +36,17 @@ ENCODER_STAGE_METRICS = (
 )
 
 
-def validation_geometry(encoder: nn.Module, points: Tensor, geometry: bool = False) -> dict[str, float]:
+def validation_geometry(
+    encoder: nn.Module, points: Tensor, geometry: bool = False, latents: Tensor | None = None
+) -> dict[str, float]:
     """All-pairs GME of the validation points (the formula evaluate applies to the held-out split).
 
     geometry: also bilipschitz_p95 and local_distortion (SPEC 2) of the same points, as the stability study
     (E2) records at every evaluation; local_distortion probes at most GEOMETRY_POINTS of them.
+    latents: encoder(points) when the caller has them already.
     """
     device = next(encoder.parameters()).device
-    latents = encode(encoder, points, device=str(device))
+    latents = encode(encoder, points, device=str(device)) if latents is None else latents
     data = to_model_scale(points.to(device))
     metrics = {"gme": gme_heldout(latents.to(device), data)}
     if geometry:
@@ -56,7 +59,8 @@ def joint_validation(model: JointAutoencoder, points: Tensor, geometry: bool = F
     """Validation reconstruction MSE through the mean latent (no sampling), and the mean encoder's geometry."""
     device = next(model.parameters()).device
     latents = encode(model.encoder, points, device=str(device))
-    return {"mse": reconstruction_mse(model.decoder, latents, points), **validation_geometry(model.encoder, points, geometry)}
+    geometry_metrics = validation_geometry(model.encoder, points, geometry, latents=latents)
+    return {"mse": reconstruction_mse(model.decoder, latents, points), **geometry_metrics}
 
 
 def validation_points(validation_data: dict[str, Any], params: dict[str, Any]) -> Tensor:
