@@ -95,3 +95,22 @@ def test_a_decoder_trained_after_its_encoder_is_shifted_by_the_encoder_time():
     joint = decoder.assign(trained_jointly=True)
     assert reconstruction_curve({"encoder_history": encoder, "decoder_history": joint})["seconds"].tolist() == [0.5, 1.0]
     assert stage_cost(encoder) == (20, 2.5) and stage_cost(pd.DataFrame()) == (0, 0.0)
+
+
+def test_nodes_get_whole_sections_when_a_variant_names_options_the_pruning_would_drop(params):
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from gpe_pipeline.hooks import MlflowRunsHook
+    from gpe_pipeline.validation import namespace_parameters
+
+    pipeline = create_pipeline()
+
+    def node_inputs(parameters):
+        catalog = DataCatalog({f"params:{s}": MemoryDataset(v) for s, v in parameters.items() if isinstance(v, dict)})
+        MlflowRunsHook()._keep_used_parameters(parameters, namespace_parameters(parameters, pipeline), catalog, pipeline)
+        return catalog.load("params:train_encoder")["model_options"]
+
+    assert set(node_inputs(params)) == {"mlp"}, "only the architecture in use reaches nodes and MLflow"
+    named = with_value(params, "compare.vae.train_encoder.model_options", {"conv32": {"width": 16}})
+    validate_run(named, pipeline)
+    assert set(node_inputs(named)) == set(params["train_encoder"]["model_options"]), "the variant still merges"

@@ -30,7 +30,7 @@ from mlflow.entities import Param, RunStatus
 from gpe_pipeline.machine import describe_machine
 from gpe_pipeline.params import architectures_by_path, used_parameters
 from gpe_pipeline.pipelines.variant_stages import MERGED_SECTION, PARAMETER_NODE_TAG
-from gpe_pipeline.validation import namespace_parameters, validate_run
+from gpe_pipeline.validation import ParameterError, namespace_parameters, validate_run
 from gpe_pipeline.variants import STAGE_SECTIONS, method_label
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class MlflowRunsHook:
         parameters = catalog.load("parameters")
         merged = namespace_parameters(parameters, pipeline)
         variants = {namespace: sections for namespace, sections in merged.items() if "train_encoder" in sections}
-        self._keep_used_parameters(parameters, merged, catalog)
+        self._keep_used_parameters(parameters, merged, catalog, pipeline)
         run = mlflow.active_run()
         if run is None:  # tracking is off for this pipeline
             return
@@ -153,20 +153,32 @@ class MlflowRunsHook:
             if experiment.tags.get(key) != value:
                 client.set_experiment_tag(experiment_id, key, value)
 
-    def _keep_used_parameters(self, parameters: dict[str, Any], merged: dict[str, dict[str, Any]], catalog: DataCatalog) -> None:
+    def _keep_used_parameters(
+        self, parameters: dict[str, Any], merged: dict[str, dict[str, Any]], catalog: DataCatalog, pipeline: Pipeline
+    ) -> None:
         """Replace each params:<section> entry by the part the run reads, so only that reaches nodes and MLflow.
 
         merged: each namespace's merged sections; every architecture and dataset one of them uses keeps its keys.
+        Nodes then read the pruned sections: when a variant's overrides name options the pruning left out (options of
+        an architecture no variant uses), the variants would no longer merge, so every section is left whole.
         """
         in_use: dict[str, set[str]] = {}
         for sections in merged.values():
             for path, names in architectures_by_path(sections).items():
                 in_use.setdefault(path, set()).update(names)
         datasets = {sections["ingest"].get("dataset") for sections in merged.values() if "ingest" in sections}
-        for section, value in parameters.items():
-            dataset = catalog.get(f"params:{section}") if isinstance(value, dict) else None
-            if dataset is not None:  # a memory dataset: saving into it replaces the value quietly
-                dataset.save(used_parameters(section, value, in_use, datasets))
+        pruned = {
+            section: used_parameters(section, value, in_use, datasets)
+            for section, value in parameters.items()
+            if isinstance(value, dict) and catalog.get(f"params:{section}") is not None
+        }
+        try:
+            namespace_parameters({**parameters, **pruned}, pipeline)  # what the variants' parameter nodes will compute
+        except ParameterError as err:
+            logger.info("keeping every parameter for this run's nodes and MLflow: %s", err)
+            return
+        for section, value in pruned.items():
+            catalog.get(f"params:{section}").save(value)  # a memory dataset: saving into it replaces the value quietly
 
     def _upstream_tags(self, pipeline: Pipeline) -> dict[str, str]:
         """For each input this run reads but does not produce: the run that wrote it (from data/lineage.json)."""
