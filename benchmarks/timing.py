@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import platform
-import socket
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
 
-from gpe_pipeline.machine import cpu_model
+from gpe_pipeline.machine import describe_machine
 from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 
 # The paper's Table 2, seconds per iteration on a V100: (encoder, decoder), by dataset.
@@ -96,17 +94,17 @@ class OtherLoad:
 
 
 def machine() -> dict[str, str]:
-    """What the numbers were measured on."""
-    cuda = torch.cuda.is_available()
+    """What the numbers were measured on: gpe_pipeline.machine's description, plus the threads and device used."""
+    described = describe_machine()
     return {
-        "host": socket.gethostname(),
-        "CPU": cpu_model(),
-        "CPU cores (os.cpu_count)": str(os.cpu_count()),
-        "torch": torch.__version__,
+        "host": described["host"],
+        "CPU": described["cpu"],
+        "CPU cores (os.cpu_count)": described["cpu_cores"],
+        "torch": described["torch"],
         "torch.get_num_threads()": str(torch.get_num_threads()),
-        "CUDA device": torch.cuda.get_device_name(0) if cuda else "none",
-        "device used": "cuda" if cuda else "cpu",
-        "python": platform.python_version(),
+        "CUDA device": described["gpu"],
+        "device used": "cuda" if torch.cuda.is_available() else "cpu",
+        "python": described["python"],
     }
 
 
