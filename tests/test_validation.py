@@ -48,6 +48,7 @@ def test_base_parameters_are_valid(params):
         ("ingest.validation_fraction", 1.0, r"ingest.validation_fraction must be a number in \(0, 1\)"),
         ("ingest.validation_fraction", "10%", r"ingest.validation_fraction must be a number in \(0, 1\)"),
         ("ingest.max_validation", 0, "ingest.max_validation must be null or an integer >= 1"),
+        ("ingest.heldout_fraction", 1.0, r"ingest.heldout_fraction must be a number in \(0, 1\)"),
     ],
 )
 def test_bad_values_are_named(params, dotted, value, message):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from gpe_pipeline.core.data import IMAGE_DTYPES, data_shape, data_value_range
+from gpe_pipeline.core.data import IMAGE_DTYPES, check_fraction, data_shape, data_value_range
 from gpe_pipeline.core.distributed import resolve_backend
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
@@ -180,19 +180,14 @@ def _validate(params: dict[str, Any], nodes: set[str]) -> None:
 def _check_ingest(ingest: dict[str, Any]) -> None:
     if ingest.get("dataset") == "image_folder" and not ingest.get("path"):
         raise ParameterError("ingest.path must name the image folder when ingest.dataset is image_folder")
-    fraction = ingest.get("validation_fraction", 0.1)
-    if not _number(fraction) or not 0 < fraction < 1:
-        raise ParameterError(
-            f"ingest.validation_fraction must be a number in (0, 1) (the share of the training data kept for early "
-            f"stopping), got {fraction!r}"
-        )
+    for key in ("heldout_fraction", "validation_fraction"):
+        try:
+            check_fraction(f"ingest.{key}", ingest.get(key, 0.1))
+        except ValueError as err:
+            raise ParameterError(str(err)) from err
     limit = ingest.get("max_validation")
     if limit is not None and (not _integer(limit) or limit < 1):
         raise ParameterError(f"ingest.max_validation must be null or an integer >= 1, got {limit!r}")
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_method(encoder: dict[str, Any]) -> None:

@@ -128,10 +128,15 @@ def _resize(images: Tensor, size: int) -> Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(-1, 1)
 
 
+def check_fraction(key: str, fraction: Any) -> None:
+    """A split's share of the rows: a number strictly between 0 and 1 (ValueError naming `key` otherwise)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"{key} must be a number in (0, 1), got {fraction!r}")
+
+
 def _random_split(n: int, fraction: float, seed: int, key: str = "ingest.heldout_fraction") -> tuple[Tensor, Tensor]:
     """Indices (rest, part) of a seeded random split of n rows; part holds round(n * fraction) rows, at least 1."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"{key} must be in (0, 1), got {fraction}")
+    check_fraction(key, fraction)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_part = max(1, int(round(n * fraction)))
     return order[n_part:], order[:n_part]
