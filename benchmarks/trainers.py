@@ -51,7 +51,8 @@ class Trainer:
 
     dataset: str
     name: str
-    model: str  # what is timed, e.g. "conv32 d=30"; its first word names the architecture
+    architecture: str  # the timed model's architecture: conv32, paper_mnist, or the flow's mlp
+    latent_dim: int
     build: Callable[[], nn.Module]
     loss_fn: Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
     data: list[Tensor]
@@ -69,13 +70,14 @@ class Trainer:
         return CHECKPOINT_EVERY * self.step_scale
 
     @property
-    def architecture(self) -> str:
-        return self.model.split()[0]
+    def model(self) -> str:
+        """What is timed, as reports name it: conv32 d=30, velocity mlp d=30."""
+        return f"{'velocity ' if self.name == 'flow' else ''}{self.architecture} d={self.latent_dim}"
 
     @property
     def key(self) -> str:
-        """dataset_trainer, with the architecture appended when it is not conv32 or the flow's mlp (mnist_encoder_paper_mnist)."""
-        suffix = "" if self.architecture in ("conv32", "velocity") else f"_{self.architecture}"
+        """dataset_trainer, with the architecture appended when it is not conv32 or the flow's (mnist_encoder_paper_mnist)."""
+        suffix = "" if self.architecture == "conv32" or self.name == "flow" else f"_{self.architecture}"
         return f"{self.dataset}_{self.name}{suffix}".lower().replace("-", "").replace(" ", "_")
 
     @property
@@ -133,18 +135,24 @@ def paper_trainers(examples: int) -> list[Trainer]:
         images, latents = synthetic(examples, channels, d)
         shape = dict(data_shape=[channels, 32, 32], latent_dim=d)
         for architecture in architectures:
-            model = f"{architecture} d={d}"
             trainers += [
-                Trainer(dataset, "encoder", model, seeded("encoder", architecture, **shape), encoder_loss, [images]),
+                Trainer(dataset, "encoder", architecture, d, seeded("encoder", architecture, **shape), encoder_loss, [images]),
                 Trainer(
-                    dataset, "decoder", model, seeded("decoder", architecture, **shape), decoder_step_loss, [latents, images]
+                    dataset,
+                    "decoder",
+                    architecture,
+                    d,
+                    seeded("decoder", architecture, **shape),
+                    decoder_step_loss,
+                    [latents, images],
                 ),
             ]
         trainers.append(
             Trainer(
                 dataset,
                 "flow",
-                f"velocity mlp d={d}",
+                "mlp",
+                d,
                 seeded("velocity", "mlp", latent_dim=d),
                 flow_step_loss,
                 [latents],
@@ -163,9 +171,7 @@ def reencoding_trainers(examples: int) -> list[Trainer]:
         shape = dict(data_shape=[channels, 32, 32], latent_dim=d)
         build = encode_then_decode(seeded("encoder", "conv32", **shape), seeded("decoder", "conv32", **shape))
         # The decoder's own step loss on (images, images): the model encodes its first input, then decodes.
-        trainers.append(
-            Trainer(dataset, "decoder + encoder forward", f"conv32 d={d}", build, decoder_step_loss, [images, images])
-        )
+        trainers.append(Trainer(dataset, "decoder + encoder forward", "conv32", d, build, decoder_step_loss, [images, images]))
     return trainers
 
 
