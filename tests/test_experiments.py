@@ -21,11 +21,13 @@ from gpe_pipeline.experiments import (
     diverged_step,
     encoder_stop,
     evaluations,
+    first_crossing,
     first_step_at_or_below,
     format_steps,
     grid_values,
     iteration_bounds,
     largest_stable_rate,
+    last_step,
     last_value,
     log_log_slope,
     pairwise_distance_correlation,
@@ -54,6 +56,10 @@ def test_curve_readings():
     assert first_step_at_or_below(history, "missing", 1.0) is None
     assert last_value(history, "validation_mse") == 0.05 and math.isnan(last_value(history, "missing"))
     assert format_steps(1200, 4000) == "1,200" and format_steps(None, 4000) == "not within 4,000"
+    crossing = first_crossing(history, "validation_mse", 0.1)
+    assert crossing["step"] == 30 and crossing["validation_mse"] == 0.05
+    assert first_crossing(history, "validation_mse", 0.01) is None and first_crossing(history, "missing", 1.0) is None
+    assert last_step(history) == 30 and last_step(history.iloc[:0]) == 0 and last_step(None) == 0
 
 
 def test_log_log_slope_recovers_a_power_law():

@@ -41,12 +41,23 @@ def claim(claim: str, paper: str, measured: str, verdict: str, reason: str = "")
     return {"claim": claim, "paper": paper, "measured": measured, "verdict": verdict, "reason": reason}
 
 
+def first_crossing(curve: pd.DataFrame, column: str, threshold: float) -> pd.Series | None:
+    """The first row of a curve whose `column` is at or below threshold; None when the curve never gets there."""
+    if column not in curve:
+        return None
+    reached = curve[curve[column] <= threshold]
+    return reached.iloc[0] if len(reached) else None
+
+
 def first_step_at_or_below(history: pd.DataFrame, column: str, threshold: float) -> int | None:
     """The first recorded step whose `column` is at or below threshold; None when the history never gets there."""
-    if column not in history:
-        return None
-    reached = history.loc[history[column] <= threshold, "step"]
-    return int(reached.iloc[0]) if len(reached) else None
+    row = first_crossing(history, column, threshold)
+    return int(row["step"]) if row is not None else None
+
+
+def last_step(history: pd.DataFrame | None) -> int:
+    """The last recorded step of a training history; 0 for an empty one."""
+    return int(history["step"].iloc[-1]) if history is not None and len(history) else 0
 
 
 def last_value(history: pd.DataFrame, column: str) -> float:
@@ -105,10 +116,9 @@ def probe_outcome(history: pd.DataFrame, min_decrease: float, also: tuple[str, .
     no later window's mean above the first fifth's (no blow-up on the way). first_fifth_loss and last_fifth_loss
     are train_loss's.
     """
-    diverged = history["diverged_step"].dropna() if "diverged_step" in history else pd.Series(dtype=float)
+    step = diverged_step(history)
     result: dict[str, Any] = {"first_fifth_loss": math.nan, "last_fifth_loss": math.nan, "diverged_step": None}
-    if len(diverged):
-        step = int(diverged.iloc[0])
+    if step is not None:
         return {**result, "outcome": "diverged", "diverged_step": step, "detail": f"diverged at step {step}"}
     details = []
     for column in ("train_loss", *also):
@@ -147,8 +157,8 @@ def largest_stable_rate(outcomes: Mapping[float, str]) -> tuple[float, str]:
 
 def seconds_to_threshold(curve: pd.DataFrame, threshold: float) -> float | None:
     """The first `seconds` of a curve (columns seconds, value) whose value is at or below threshold; None if never."""
-    reached = curve.loc[curve["value"] <= threshold, "seconds"]
-    return float(reached.iloc[0]) if len(reached) else None
+    row = first_crossing(curve, "value", threshold)
+    return float(row["seconds"]) if row is not None else None
 
 
 def grid_values(values: Any, slots: tuple[str, ...], key: str, increasing: bool) -> dict[str, float]:
@@ -191,7 +201,7 @@ def diverged_step(history: pd.DataFrame) -> int | None:
 
 def encoder_stop(history: pd.DataFrame, column: str = "validation_gme") -> dict[str, float | int]:
     """Where an encoder stopped: {"steps": its last recorded step, "gme": its last measured validation GME}."""
-    return {"steps": int(history["step"].iloc[-1]) if len(history) else 0, "gme": last_value(history, column)}
+    return {"steps": last_step(history), "gme": last_value(history, column)}
 
 
 def iteration_bounds(step: int | None, budget: int) -> tuple[float, float]:

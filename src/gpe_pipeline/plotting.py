@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from gpe_pipeline.core.training import VALIDATION_PREFIX
+from gpe_pipeline.experiments import first_crossing
 
 
 def _as_grid(images: Tensor, columns: int) -> Tensor:
@@ -183,9 +184,9 @@ def threshold_curves_axis(axis, curves: dict[str, pd.DataFrame], column: str, th
         colour = f"C{index}"
         axis.plot(curve["step"], curve[column], color=colour, marker="o", markersize=2, label=label)
         for threshold in thresholds:
-            reached = curve[curve[column] <= threshold]
-            if len(reached):
-                axis.plot(reached["step"].iloc[0], reached[column].iloc[0], "o", color=colour, markersize=8, fillstyle="none")
+            crossing = first_crossing(curve, column, threshold)
+            if crossing is not None:
+                axis.plot(crossing["step"], crossing[column], "o", color=colour, markersize=8, fillstyle="none")
     for threshold in thresholds:
         axis.axhline(threshold, color="grey", linestyle="--", linewidth=1)
         axis.annotate(f"{threshold:g}", (1.0, threshold), xycoords=("axes fraction", "data"), fontsize=8, ha="right", va="bottom")

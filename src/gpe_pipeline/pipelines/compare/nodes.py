@@ -11,6 +11,7 @@ from torch import Tensor
 from gpe_pipeline import plotting
 from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import normalise_latents
+from gpe_pipeline.experiments import last_step
 from gpe_pipeline.variants import merge_overrides, method_label
 
 # Each variant's catalog entries the summary reads (compare.<variant>.<entry>).
@@ -45,9 +46,8 @@ def stage_cost(history: pd.DataFrame) -> tuple[int, float]:
     """Steps and training seconds (evaluation excluded) a stage's history ends at; (0, 0) for an empty history."""
     if history is None or len(history) == 0:
         return 0, 0.0
-    last = history.iloc[-1]
-    seconds = last["train_elapsed_s"] if "train_elapsed_s" in history else last["elapsed_s"]
-    return int(last["step"]), float(seconds)
+    seconds = history["train_elapsed_s"] if "train_elapsed_s" in history else history["elapsed_s"]
+    return last_step(history), float(seconds.iloc[-1])
 
 
 def trained_jointly(decoder_history: pd.DataFrame) -> bool:

@@ -19,6 +19,7 @@ from gpe_pipeline.experiments import (
     first_step_at_or_below,
     format_steps,
     grid_values,
+    last_step,
     last_value,
 )
 from gpe_pipeline.params import ParameterError
@@ -75,7 +76,7 @@ def summarise_decoder_vs_gme(
                 "encoder_steps": stop["steps"],
                 "gme_reached": stop["gme"],
                 "level_reached": bool(stop["gme"] <= levels[slot]),
-                "decoder_steps": int(decoder["step"].iloc[-1]),
+                "decoder_steps": last_step(decoder),
                 "decoder_eval_every": _spacing(evaluations(decoder, MSE)),
                 "iterations_to_threshold": first_step_at_or_below(decoder, MSE, threshold),
                 "final_validation_mse": last_value(decoder, MSE),

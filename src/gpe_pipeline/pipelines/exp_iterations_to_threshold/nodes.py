@@ -23,6 +23,7 @@ from gpe_pipeline.experiments import (
     format_steps,
     grid_values,
     iteration_bounds,
+    last_step,
     ratio_bounds,
 )
 from gpe_pipeline.params import ParameterError
@@ -102,7 +103,7 @@ def summarise_iterations_to_threshold(
                 **{threshold_column(t): first_step_at_or_below(decoder, MSE, t) for t in thresholds},
                 "gme_note": VAE_GME_NOTE if level is None else f"GME level {level:g}",
                 "variant": variant,
-                "decoder_steps": int(decoder["step"].iloc[-1]),
+                "decoder_steps": last_step(decoder),
             }
         )
     table = pd.DataFrame(rows)

@@ -26,6 +26,7 @@ from gpe_pipeline.experiments import (
     claim,
     combine,
     largest_stable_rate,
+    last_step,
     probe_outcome,
     seconds_to_threshold,
 )
@@ -206,7 +207,7 @@ def probe_learning_rates(
 
 def encoder_check(history: pd.DataFrame) -> dict[str, Any]:
     """What identifies an encoder's training run: its last step and every validation GME it recorded."""
-    return {"steps": int(history["step"].iloc[-1]), "validation_gme": [float(v) for v in history["validation_gme"].dropna()]}
+    return {"steps": last_step(history), "validation_gme": [float(v) for v in history["validation_gme"].dropna()]}
 
 
 def same_encoder_run(probe: dict[str, Any], stage: dict[str, Any]) -> bool:
