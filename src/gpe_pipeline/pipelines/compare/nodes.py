@@ -55,6 +55,16 @@ def trained_jointly(decoder_history: pd.DataFrame) -> bool:
     return "trained_jointly" in decoder_history and bool(decoder_history["trained_jointly"].any())
 
 
+def stage_costs(outputs: dict[str, Any]) -> tuple[tuple[int, float], tuple[int, float], tuple[int, float]]:
+    """(steps, training seconds) of a variant's encoder, decoder and flow stages, in that order (stage_cost of each).
+
+    A jointly trained decoder costs (0, 0): its steps and seconds belong to the encoder stage.
+    """
+    joint = trained_jointly(outputs["decoder_history"])
+    decoder = (0, 0.0) if joint else stage_cost(outputs["decoder_history"])
+    return stage_cost(outputs["encoder_history"]), decoder, stage_cost(outputs["flow_history"])
+
+
 def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
     """Validation reconstruction MSE against training seconds since the variant started (the paper's Fig. 10).
 
@@ -69,11 +79,7 @@ def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
 
 def summary_row(variant: str, method: str, outputs: dict[str, Any]) -> dict[str, Any]:
     """One variant's stage costs and held-out measurements."""
-    encoder_steps, encoder_seconds = stage_cost(outputs["encoder_history"])
-    decoder_steps, decoder_seconds = (
-        (0, 0.0) if trained_jointly(outputs["decoder_history"]) else stage_cost(outputs["decoder_history"])
-    )
-    flow_steps, flow_seconds = stage_cost(outputs["flow_history"])
+    (encoder_steps, encoder_seconds), (decoder_steps, decoder_seconds), (flow_steps, flow_seconds) = stage_costs(outputs)
     row: dict[str, Any] = {
         "variant": variant,
         "method": method,

@@ -23,7 +23,7 @@ from gpe_pipeline.core.sampling import sample_prior_images
 from gpe_pipeline.core.training import resolve_device
 from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE, claim, combine
 from gpe_pipeline.params import ParameterError
-from gpe_pipeline.pipelines.compare.nodes import by_variant, stage_cost, trained_jointly
+from gpe_pipeline.pipelines.compare.nodes import by_variant, stage_costs
 from gpe_pipeline.pipelines.evaluate.nodes import (
     COMPARISONS,
     distance_features,
@@ -238,10 +238,7 @@ def budget_note(variants: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any
     """What each method trained before its flow, and the flows' budget, against the paper's equal 24 h."""
     budget: dict[str, Any] = {}
     for method, outputs in variants.items():
-        encoder_steps, encoder_s = stage_cost(outputs["encoder_history"])
-        joint = trained_jointly(outputs["decoder_history"])
-        decoder_steps, decoder_s = (0, 0.0) if joint else stage_cost(outputs["decoder_history"])
-        flow_steps, flow_s = stage_cost(outputs["flow_history"])
+        (encoder_steps, encoder_s), (decoder_steps, decoder_s), (flow_steps, flow_s) = stage_costs(outputs)
         budget[method] = {
             "encoder_steps": encoder_steps,
             "decoder_steps": decoder_steps,
