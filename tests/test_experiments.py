@@ -31,6 +31,8 @@ from gpe_pipeline.experiments import (
     last_value,
     log_log_slope,
     pairwise_distance_correlation,
+    positive_number,
+    positive_numbers,
     probe_outcome,
     ratio_bounds,
     seconds_to_threshold,
@@ -222,6 +224,26 @@ def test_grid_values_reads_every_slot_in_order():
 def test_grid_values_refuses_a_bad_grid_naming_the_key(values):
     with pytest.raises(ParameterError, match=r"^e\.rates must map \['low', 'mid', 'high'\] to positive numbers, increasing"):
         grid_values(values, ("low", "mid", "high"), "e.rates", increasing=True)
+
+
+def test_positive_numbers_refuse_what_is_not_finite_positive_and_ordered_naming_the_key():
+    assert positive_number(2, "e.t", "must be positive") == 2.0
+    assert positive_numbers((3, 2.5), "e.ts", "must decrease", order="decreasing", at_least=2) == [3.0, 2.5]
+    assert positive_numbers([5, 1], "e.s", "must be steps", integers=True) == [5, 1]
+    for value in (math.inf, math.nan, 0, -1.0, True, "1", None):
+        with pytest.raises(ParameterError, match=r"^e\.t must be positive, got .*: change e\.t in the parameters$"):
+            positive_number(value, "e.t", "must be positive")
+    for values, options in (
+        ([3.0, math.inf], {}),
+        ([], {}),
+        ([1.0], {"at_least": 2}),
+        ([1.0, 2.0], {"order": "decreasing"}),
+        ([2.0, 2.0], {"order": "increasing"}),
+        ([1.5], {"integers": True}),
+        (1.0, {}),
+    ):
+        with pytest.raises(ParameterError, match=r"^e\.ts must decrease, got "):
+            positive_numbers(values, "e.ts", "must decrease", **options)
 
 
 def test_evaluations_keep_measured_finite_rows_before_a_step():

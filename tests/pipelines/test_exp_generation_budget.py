@@ -107,7 +107,7 @@ def test_both_methods_get_the_same_flow_overrides_and_bad_steps_name_the_key():
         == {"training": {"snapshot_steps": [250, 500, 1000, 2000, 4000, 6000], "target": None}}
     )
     assert vae["train_encoder"] == {"method": "vae", "beta": 0.1}
-    for steps in ([250, 7000], [], [0], "1000", None):
+    for steps in ([250, 7000], [], [0], "1000", None, [250.5], [True]):
         with pytest.raises(ParameterError, match=rf"^{EXPERIMENT}\.snapshot_steps must be .*max_steps \(6000\)"):
             method_overrides({**experiment, "snapshot_steps": steps}, flow, "gpe")
     own_flow = {**experiment, "methods": {"gpe": {"train_flow": {"training": {"lr": 0.1}}}}}

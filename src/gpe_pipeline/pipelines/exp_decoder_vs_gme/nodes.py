@@ -21,8 +21,8 @@ from gpe_pipeline.experiments import (
     grid_values,
     last_step,
     last_value,
+    positive_number,
 )
-from gpe_pipeline.params import ParameterError
 from gpe_pipeline.plotting import threshold_curves_axis
 
 EXPERIMENT = "exp_decoder_vs_gme"
@@ -42,9 +42,7 @@ def gme_levels(values: Any) -> dict[str, float]:
 
 def loss_threshold(value: Any) -> float:
     """exp_decoder_vs_gme.threshold checked: a positive validation MSE."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ParameterError(f"{EXPERIMENT}.threshold must be a positive number (a validation MSE), got {value!r}")
-    return float(value)
+    return positive_number(value, f"{EXPERIMENT}.threshold", "must be a positive number (a validation MSE)")
 
 
 def level_overrides(experiment: dict[str, Any], slot: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.models import model_from_spec
 from gpe_pipeline.core.sampling import sample_prior_images
 from gpe_pipeline.core.training import resolve_device
-from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE, claim, combine
+from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE, claim, combine, parameter_error, positive_numbers
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.compare.nodes import by_variant, stage_costs
 from gpe_pipeline.pipelines.evaluate.nodes import (
@@ -71,14 +71,12 @@ def method_overrides(experiment: dict[str, Any], train_flow: dict[str, Any], met
                 f"{EXPERIMENT}.methods.{method}.{section} cannot be set per method: both flows and their measurements "
                 f"use the shared settings; a method may set {list(METHOD_SECTIONS)}"
             )
-    steps = experiment.get("snapshot_steps")
-    max_steps = train_flow["training"]["max_steps"]
-    valid = isinstance(steps, list) and steps and all(isinstance(s, int) and not isinstance(s, bool) for s in steps)
-    if not valid or not all(1 <= s <= max_steps for s in steps):
-        raise ParameterError(
-            f"{EXPERIMENT}.snapshot_steps must be a non-empty list of flow iterations from 1 to "
-            f"train_flow.training.max_steps ({max_steps}), got {steps!r}: change {EXPERIMENT}.snapshot_steps"
-        )
+    # Checked here although TrainConfig checks the merged section too: its error would name train_flow's key, not this one.
+    key, max_steps = f"{EXPERIMENT}.snapshot_steps", train_flow["training"]["max_steps"]
+    rule = f"must be a non-empty list of flow iterations from 1 to train_flow.training.max_steps ({max_steps})"
+    steps = positive_numbers(experiment.get("snapshot_steps"), key, rule, integers=True)
+    if max(steps) > max_steps:
+        raise parameter_error(key, rule, experiment["snapshot_steps"])
     flow = {"train_flow": {"training": {"snapshot_steps": sorted(set(steps)), "target": None}}}
     return combine(own, flow)
 
