@@ -171,7 +171,13 @@ def test_without_intervals_the_point_estimates_decide_and_say_so():
 def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
     # Stand-ins for pytorch-fid: the weights "exist" and the features are the flattened pixels.
     monkeypatch.setattr(evaluate_nodes, "inception_available", lambda: True)
-    monkeypatch.setattr(evaluate_nodes, "inception_features", lambda images: images.flatten(1)[:, :6])
+    builds = []  # the Inception network is built once per summary, not once per set
+
+    def inception_extractor():
+        builds.append(1)
+        return lambda images: images.flatten(1)[:, :6]
+
+    monkeypatch.setattr(evaluate_nodes, "inception_extractor", inception_extractor)
     generator = torch.Generator().manual_seed(0)
     train = {"x": torch.randint(256, (40, 1, 4, 4), generator=generator, dtype=torch.uint8)}
     heldout = {"x": torch.randint(256, (20, 1, 4, 4), generator=generator, dtype=torch.uint8)}
@@ -196,7 +202,7 @@ def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
     metadata = {"num_heldout": 20, "num_train": 40}
     experiment = {"snapshot_steps": [5, 10, 15]}
     table, figure, findings = summarise_generation_budget(train, heldout, metadata, NoModel(), params, experiment, **outputs)
-    assert findings["distance"] == "fid" and findings["fid_status"] == "computed"
+    assert findings["distance"] == "fid" and findings["fid_status"] == "computed" and len(builds) == 1
     assert {"fid", "fid_ci_low", "kid", "kid_std", "fd_pixel"} <= set(table.columns) and "fd_classifier" not in table
     assert len(figure.axes) == 3  # FID, KID and the pixel Frechet distance
     assert list(table["flow_iterations"][:2]) == [5, 10] and math.isnan(table["flow_iterations"].iloc[-1])

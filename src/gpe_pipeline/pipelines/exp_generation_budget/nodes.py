@@ -28,6 +28,7 @@ from gpe_pipeline.pipelines.evaluate.nodes import (
     COMPARISONS,
     distance_features,
     distribution_distances,
+    extract_features,
     generate_samples,
     real_comparison_sets,
 )
@@ -97,10 +98,11 @@ def distance_row(variant: str, iterations: float, label: str, distances: dict[st
     return row
 
 
-def generation_distances(generated: torch.Tensor, real: dict[str, torch.Tensor], features, evaluate: dict[str, Any]) -> dict:
-    """evaluate's `gen` comparison of one generated set (N rows) against the held-out set (the train set is not needed)."""
-    sets = {"heldout": real["heldout"], "gen": generated}
-    return distribution_distances(sets, features, evaluate, {"gen": COMPARISONS["gen"]})
+def generation_distances(
+    generated: torch.Tensor, heldout_features: dict[str, dict[str, torch.Tensor]], features, evaluate: dict[str, Any]
+) -> dict:
+    """evaluate's `gen` comparison of one generated set (N rows) against the held-out set's features (extracted once)."""
+    return distribution_distances({"gen": generated}, features, evaluate, {"gen": COMPARISONS["gen"]}, heldout_features)
 
 
 def measure_snapshots(
@@ -119,7 +121,9 @@ def measure_snapshots(
     real, heldout_rows = real_comparison_sets(train_data, heldout, evaluate)
     size = len(heldout_rows)
     features, fid_status = distance_features(feature_classifier, evaluate, images=heldout.ndim == 4)
-    floor = distribution_distances(real, features, evaluate, {FLOOR: COMPARISONS["floor"]})
+    real_features = extract_features(real, features, evaluate)
+    heldout_features = {name: {"heldout": sets["heldout"]} for name, sets in real_features.items()}
+    floor = distribution_distances({}, features, evaluate, {FLOOR: COMPARISONS["floor"]}, real_features)
     rows, nfe = [], math.nan
     for method in METHODS:
         outputs = variants[method]
@@ -128,7 +132,9 @@ def measure_snapshots(
             images, info = generate_samples(velocity, outputs["decoder"], outputs["latent_stats"], metadata, evaluate)
             nfe = info["nfe"]
             # One generated set at a time against the same held-out images: memory stays one set's at paper scale.
-            rows.append(distance_row(method, step, "gen", generation_distances(images[:size], real, features, evaluate)))
+            rows.append(
+                distance_row(method, step, "gen", generation_distances(images[:size], heldout_features, features, evaluate))
+            )
     vae = variants["vae"]
     prior = sample_prior_images(
         vae["decoder"].to(resolve_device(evaluate["device"])),
@@ -137,7 +143,7 @@ def measure_snapshots(
         evaluate["batch_size"],
         generator=torch.Generator().manual_seed(evaluate["sampling"].get("seed", 0)),  # the flows' starting noise
     )
-    rows.append(distance_row(NO_FLOW, 0, "gen", generation_distances(prior, real, features, evaluate)))
+    rows.append(distance_row(NO_FLOW, 0, "gen", generation_distances(prior, heldout_features, features, evaluate)))
     rows.append(distance_row(FLOOR, math.nan, FLOOR, floor))
     return pd.DataFrame(rows), size, fid_status, nfe
 
