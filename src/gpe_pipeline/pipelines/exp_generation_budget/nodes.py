@@ -1,9 +1,10 @@
 """Nodes of E6 (Fig. 11): generation quality against flow iterations, on GPE latents and on VAE latents.
 
-Each method's flow hands on its moving-average weights after the experiment's snapshot steps; the summary
-rebuilds the velocity field at each of them, samples exactly as evaluate does (generate_samples) and measures
-the samples with evaluate's own distances against the same held-out images, beside the real-vs-real floor and
-the VAE's decoder applied to N(0, I) without any flow.
+Each method's flow hands on its moving-average weights after the experiment's snapshot steps. The snapshot at
+the flow's last step is the final flow, which the method's evaluate stage already sampled and measured: its row,
+and the real-vs-real floor, are read from evaluation_metrics. For every earlier snapshot the summary rebuilds the
+velocity field, samples exactly as evaluate does (generate_samples) and measures the samples with evaluate's own
+distances against the same held-out images; beside them, the VAE's decoder applied to N(0, I) without any flow.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.models import model_from_spec
 from gpe_pipeline.core.sampling import sample_prior_images
 from gpe_pipeline.core.training import resolve_device
-from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE, claim, combine, parameter_error, positive_numbers
+from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE, claim, combine, last_step, parameter_error, positive_numbers
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.compare.nodes import by_variant, stage_costs
 from gpe_pipeline.pipelines.evaluate.nodes import (
@@ -36,7 +37,16 @@ from gpe_pipeline.pipelines.evaluate.nodes import (
 EXPERIMENT = "exp_generation_budget"
 METHODS = ("gpe", "vae")
 # Each method's catalog entries the summary reads (exp_generation_budget.<method>.<entry>).
-SUMMARY_INPUTS = ("flow", "flow_snapshots", "decoder", "latent_stats", "encoder_history", "decoder_history", "flow_history")
+SUMMARY_INPUTS = (
+    "flow",
+    "flow_snapshots",
+    "decoder",
+    "latent_stats",
+    "encoder_history",
+    "decoder_history",
+    "flow_history",
+    "evaluation_metrics",
+)
 # The stage sections a method may set for itself: the flow and the measurements are the same for both methods.
 METHOD_SECTIONS = ("train_encoder", "cache_latents", "train_decoder")
 # evaluate's distances, named by their key prefix, in the order the table and the figure show them.
@@ -115,19 +125,25 @@ def measure_snapshots(
 ) -> tuple[pd.DataFrame, int, str, float]:
     """The distances of every method's snapshots, of the VAE without flow and the floor, as table rows.
 
-    Returns the table, N (points per set), fid_status and the sampler's function evaluations per sample.
+    The snapshot at a flow's last step (the final flow) and the floor are evaluate's (evaluation_metrics); every
+    earlier snapshot is sampled and measured here. Returns the table, N (points per set), fid_status and the
+    sampler's function evaluations per sample (of the last flow sampled).
     """
     heldout = to_model_scale(heldout_data["x"])
     real, heldout_rows = real_comparison_sets(train_data, heldout, evaluate)
     size = len(heldout_rows)
     features, fid_status = distance_features(feature_classifier, evaluate, images=heldout.ndim == 4)
-    real_features = extract_features(real, features, evaluate)
-    heldout_features = {name: {"heldout": sets["heldout"]} for name, sets in real_features.items()}
-    floor = distribution_distances({}, features, evaluate, {FLOOR: COMPARISONS["floor"]}, real_features)
+    heldout_features = extract_features({"heldout": real["heldout"]}, features, evaluate)
     rows, nfe = [], math.nan
     for method in METHODS:
         outputs = variants[method]
+        final_step = last_step(outputs["flow_history"])
         for step, weights in sorted(outputs["flow_snapshots"].items()):
+            if step == final_step:  # the final flow: evaluate sampled it with the same settings and measured it
+                metrics = outputs["evaluation_metrics"]
+                rows.append(distance_row(method, step, "gen", metrics))
+                nfe = metrics["sampling_nfe"]
+                continue
             velocity = snapshot_velocity(outputs["flow"], weights)
             images, info = generate_samples(velocity, outputs["decoder"], outputs["latent_stats"], metadata, evaluate)
             nfe = info["nfe"]
@@ -144,7 +160,7 @@ def measure_snapshots(
         generator=torch.Generator().manual_seed(evaluate["sampling"].get("seed", 0)),  # the flows' starting noise
     )
     rows.append(distance_row(NO_FLOW, 0, "gen", generation_distances(prior, heldout_features, features, evaluate)))
-    rows.append(distance_row(FLOOR, math.nan, FLOOR, floor))
+    rows.append(distance_row(FLOOR, math.nan, FLOOR, variants[METHODS[0]]["evaluation_metrics"]))  # the same for both
     return pd.DataFrame(rows), size, fid_status, nfe
 
 
