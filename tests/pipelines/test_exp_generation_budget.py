@@ -223,8 +223,7 @@ def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
             f"{method}__evaluation_metrics": metrics,
         }
     metadata = {"num_heldout": 20, "num_train": 40}
-    experiment = {"snapshot_steps": [5, 10, 15]}
-    table, figure, findings = summarise_generation_budget(train, heldout, metadata, NoModel(), params, experiment, **outputs)
+    table, figure, findings = summarise_generation_budget(train, heldout, metadata, NoModel(), params, [5, 10, 15], **outputs)
     assert findings["distance"] == "fid" and findings["fid_status"] == "computed" and len(builds) == 1
     assert {"fid", "fid_ci_low", "kid", "kid_std", "fd_pixel"} <= set(table.columns) and "fd_classifier" not in table
     assert len(figure.axes) == 3  # FID, KID and the pixel Frechet distance

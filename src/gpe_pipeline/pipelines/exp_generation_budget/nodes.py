@@ -286,11 +286,12 @@ def summarise_generation_budget(
     metadata: dict[str, Any],
     feature_classifier: nn.Module,
     evaluate: dict[str, Any],
-    experiment: dict[str, Any],
+    snapshot_steps: list[int],
     **variant_outputs: Any,
 ) -> tuple[pd.DataFrame, Figure, dict]:
     """The distances against flow iterations (table and Fig. 11), and the claim's verdict.
 
+    snapshot_steps: the flow iterations asked for (exp_generation_budget.snapshot_steps).
     variant_outputs: "<method>__<entry>" for every method of METHODS and entry of SUMMARY_INPUTS.
     """
     variants = by_variant(variant_outputs)
@@ -309,7 +310,7 @@ def summarise_generation_budget(
     ]
     notes += [other_distance_note(table, kind) for kind in CLAIM_DISTANCES if kind in table and kind != distance]
     notes.append(baseline_note(table, distance))
-    requested = sorted(set(experiment["snapshot_steps"]))
+    requested = sorted(set(snapshot_steps))
     for method in METHODS:
         missing = sorted(set(requested) - set(variants[method]["flow_snapshots"]))
         if missing:

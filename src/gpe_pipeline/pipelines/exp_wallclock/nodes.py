@@ -306,15 +306,15 @@ def probe_notes(probes: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def summarise_wallclock(
-    experiment: dict[str, Any], heldout_data: dict[str, Any], **variant_outputs: Any
+    threshold: float, heldout_data: dict[str, Any], **variant_outputs: Any
 ) -> tuple[pd.DataFrame, Figure, dict[str, Any]]:
     """Table 2 with each method's Fig. 10 readings, the Fig. 10 figure, and the findings with the three claims.
 
-    variant_outputs: "<method>__<entry>" for the entries encoder_history, decoder_history, learning_rate_probe,
+    threshold: exp_wallclock.threshold, the validation reconstruction MSE the times are read at. variant_outputs: "<method>__<entry>" for the entries encoder_history, decoder_history, learning_rate_probe,
     decoder and heldout_latents of every method.
     """
     outputs = by_variant(variant_outputs)
-    threshold = float(experiment["threshold"])
+    threshold = float(threshold)
     table = pd.DataFrame([row for method in METHODS for row in trainer_rows(method, outputs[method], heldout_data, threshold)])
     curves = {method: reconstruction_curve(outputs[method]) for method in METHODS}
     times = {method: seconds_to_threshold(curves[method], threshold) for method in METHODS}
