@@ -9,8 +9,9 @@ import torch
 import yaml
 from torch import nn
 
+from gpe_pipeline.core import metrics as core_metrics
 from gpe_pipeline.core.data import uint8_to_unit_range
-from gpe_pipeline.core.metrics import frechet_distance, inception_features, inception_weights_path
+from gpe_pipeline.core.metrics import frechet_distance, inception_features
 from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.pipelines.evaluate.nodes import (
     comparison_size,
@@ -118,9 +119,11 @@ def test_the_inception_extractor_builds_the_network_once_and_gives_core_inceptio
     import pytorch_fid.inception
     import torchvision
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    inception_weights_path().parent.mkdir(parents=True)
-    inception_weights_path().touch()
+    # The weights file core checks for: patched, not TORCH_HOME, which an earlier torch.hub.set_dir makes torch ignore
+    # (an empty file in the real hub folder would break every later run that looks for FID weights).
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    weights.touch()
+    monkeypatch.setattr(core_metrics, "inception_weights_path", lambda: weights)
     monkeypatch.setattr(pytorch_fid.inception, "load_state_dict_from_url", lambda url, **kwargs: {})
     monkeypatch.setattr(torchvision.models.Inception3, "load_state_dict", lambda self, state_dict, *args, **kwargs: None)
     builds, build = [], pytorch_fid.inception.fid_inception_v3  # InceptionV3 builds its network with it
