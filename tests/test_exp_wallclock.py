@@ -237,7 +237,7 @@ def hand_made_outputs() -> dict:
 
 def test_the_summary_shifts_gpe_by_its_encoder_and_reads_table_2_and_the_claims(params):
     heldout = {"x": torch.zeros(5, 1, 8, 8)}
-    table, figure, findings = nodes.summarise_wallclock({**params[EXPERIMENT], "threshold": 0.02}, heldout, **hand_made_outputs())
+    table, figure, findings = nodes.summarise_wallclock(0.02, heldout, **hand_made_outputs())
     rows = table.set_index("trainer")
     assert list(rows.index) == ["GPE encoder", "GPE decoder", "VAE", "VAE+MDS", "AE", "AE+MDS"]
     assert rows.loc["GPE encoder", "s_per_iter"] == pytest.approx(0.1) and rows.loc["GPE decoder", "s_per_iter"] == 0.01

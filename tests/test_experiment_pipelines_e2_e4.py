@@ -112,6 +112,24 @@ def test_stability_grid_is_checked_before_any_run(params):
         validate_run(params, pipeline)
 
 
+@pytest.mark.parametrize(
+    "experiment, dotted, value",
+    [
+        (E3, "threshold", math.inf),  # an inf decoder target would stop every decoder at its first evaluation
+        (E3, "threshold", 0.0),
+        (E4, "thresholds", [math.inf, 0.05]),
+        (E4, "thresholds", [0.1, math.nan]),
+        (E4, "thresholds", [0.1]),
+    ],
+)
+def test_a_decoder_threshold_that_is_not_a_finite_positive_number_is_named_before_any_run(params, experiment, dotted, value):
+    pipelines = {E3: exp_decoder_vs_gme.create_pipeline, E4: exp_iterations_to_threshold.create_pipeline}
+    validate_run(params, pipelines[experiment]())
+    params[experiment][dotted] = value
+    with pytest.raises(ParameterError, match=rf"^{experiment}\.{dotted} must be .*: change {experiment}\.{dotted} in the"):
+        validate_run(params, pipelines[experiment]())
+
+
 def history(steps, **columns) -> pd.DataFrame:
     return pd.DataFrame({"step": steps, **columns})
 

@@ -21,14 +21,18 @@ from gpe_pipeline.experiments import (
     diverged_step,
     encoder_stop,
     evaluations,
+    first_crossing,
     first_step_at_or_below,
     format_steps,
     grid_values,
     iteration_bounds,
     largest_stable_rate,
+    last_step,
     last_value,
     log_log_slope,
     pairwise_distance_correlation,
+    positive_number,
+    positive_numbers,
     probe_outcome,
     ratio_bounds,
     seconds_to_threshold,
@@ -54,6 +58,10 @@ def test_curve_readings():
     assert first_step_at_or_below(history, "missing", 1.0) is None
     assert last_value(history, "validation_mse") == 0.05 and math.isnan(last_value(history, "missing"))
     assert format_steps(1200, 4000) == "1,200" and format_steps(None, 4000) == "not within 4,000"
+    crossing = first_crossing(history, "validation_mse", 0.1)
+    assert crossing["step"] == 30 and crossing["validation_mse"] == 0.05
+    assert first_crossing(history, "validation_mse", 0.01) is None and first_crossing(history, "missing", 1.0) is None
+    assert last_step(history) == 30 and last_step(history.iloc[:0]) == 0 and last_step(None) == 0
 
 
 def test_log_log_slope_recovers_a_power_law():
@@ -216,6 +224,26 @@ def test_grid_values_reads_every_slot_in_order():
 def test_grid_values_refuses_a_bad_grid_naming_the_key(values):
     with pytest.raises(ParameterError, match=r"^e\.rates must map \['low', 'mid', 'high'\] to positive numbers, increasing"):
         grid_values(values, ("low", "mid", "high"), "e.rates", increasing=True)
+
+
+def test_positive_numbers_refuse_what_is_not_finite_positive_and_ordered_naming_the_key():
+    assert positive_number(2, "e.t", "must be positive") == 2.0
+    assert positive_numbers((3, 2.5), "e.ts", "must decrease", order="decreasing", at_least=2) == [3.0, 2.5]
+    assert positive_numbers([5, 1], "e.s", "must be steps", integers=True) == [5, 1]
+    for value in (math.inf, math.nan, 0, -1.0, True, "1", None):
+        with pytest.raises(ParameterError, match=r"^e\.t must be positive, got .*: change e\.t in the parameters$"):
+            positive_number(value, "e.t", "must be positive")
+    for values, options in (
+        ([3.0, math.inf], {}),
+        ([], {}),
+        ([1.0], {"at_least": 2}),
+        ([1.0, 2.0], {"order": "decreasing"}),
+        ([2.0, 2.0], {"order": "increasing"}),
+        ([1.5], {"integers": True}),
+        (1.0, {}),
+    ):
+        with pytest.raises(ParameterError, match=r"^e\.ts must decrease, got "):
+            positive_numbers(values, "e.ts", "must decrease", **options)
 
 
 def test_evaluations_keep_measured_finite_rows_before_a_step():

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from gpe_pipeline.params import ParameterError, architectures_by_path, used_parameters
-from gpe_pipeline.pipelines.compare.nodes import reconstruction_curve, stage_cost
+from gpe_pipeline.pipelines.compare.nodes import reconstruction_curve, stage_cost, stage_costs
 from gpe_pipeline.pipelines.compare.pipeline import create_pipeline
 from gpe_pipeline.validation import validate_run
 from gpe_pipeline.variants import merge_overrides, method_label, resolve_variant
@@ -95,6 +95,13 @@ def test_a_decoder_trained_after_its_encoder_is_shifted_by_the_encoder_time():
     joint = decoder.assign(trained_jointly=True)
     assert reconstruction_curve({"encoder_history": encoder, "decoder_history": joint})["seconds"].tolist() == [0.5, 1.0]
     assert stage_cost(encoder) == (20, 2.5) and stage_cost(pd.DataFrame()) == (0, 0.0)
+    flow = pd.DataFrame({"step": [30], "elapsed_s": [4.0]})  # no train_elapsed_s: elapsed_s is read
+    assert stage_costs({"encoder_history": encoder, "decoder_history": decoder, "flow_history": flow}) == (
+        (20, 2.5),
+        (10, 1.0),
+        (30, 4.0),
+    )
+    assert stage_costs({"encoder_history": encoder, "decoder_history": joint, "flow_history": flow})[1] == (0, 0.0)
 
 
 def test_nodes_get_whole_sections_when_a_variant_names_options_the_pruning_would_drop(params):

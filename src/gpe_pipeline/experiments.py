@@ -42,12 +42,23 @@ def claim(claim: str, paper: str, measured: str, verdict: str, reason: str = "")
     return {"claim": claim, "paper": paper, "measured": measured, "verdict": verdict, "reason": reason}
 
 
+def first_crossing(curve: pd.DataFrame, column: str, threshold: float) -> pd.Series | None:
+    """The first row of a curve whose `column` is at or below threshold; None when the curve never gets there."""
+    if column not in curve:
+        return None
+    reached = curve[curve[column] <= threshold]
+    return reached.iloc[0] if len(reached) else None
+
+
 def first_step_at_or_below(history: pd.DataFrame, column: str, threshold: float) -> int | None:
     """The first recorded step whose `column` is at or below threshold; None when the history never gets there."""
-    if column not in history:
-        return None
-    reached = history.loc[history[column] <= threshold, "step"]
-    return int(reached.iloc[0]) if len(reached) else None
+    row = first_crossing(history, column, threshold)
+    return int(row["step"]) if row is not None else None
+
+
+def last_step(history: pd.DataFrame | None) -> int:
+    """The last recorded step of a training history; 0 for an empty one."""
+    return int(history["step"].iloc[-1]) if history is not None and len(history) else 0
 
 
 def last_value(history: pd.DataFrame, column: str) -> float:
@@ -93,10 +104,9 @@ def probe_outcome(history: pd.DataFrame, min_decrease: float, also: tuple[str, .
     no later window's mean above the first fifth's (no blow-up on the way). first_fifth_loss and last_fifth_loss
     are train_loss's.
     """
-    diverged = history["diverged_step"].dropna() if "diverged_step" in history else pd.Series(dtype=float)
+    step = diverged_step(history)
     result: dict[str, Any] = {"first_fifth_loss": math.nan, "last_fifth_loss": math.nan, "diverged_step": None}
-    if len(diverged):
-        step = int(diverged.iloc[0])
+    if step is not None:
         return {**result, "outcome": "diverged", "diverged_step": step, "detail": f"diverged at step {step}"}
     details = []
     for column in ("train_loss", *also):
@@ -135,8 +145,47 @@ def largest_stable_rate(outcomes: Mapping[float, str]) -> tuple[float, str]:
 
 def seconds_to_threshold(curve: pd.DataFrame, threshold: float) -> float | None:
     """The first `seconds` of a curve (columns seconds, value) whose value is at or below threshold; None if never."""
-    reached = curve.loc[curve["value"] <= threshold, "seconds"]
-    return float(reached.iloc[0]) if len(reached) else None
+    row = first_crossing(curve, "value", threshold)
+    return float(row["seconds"]) if row is not None else None
+
+
+def is_number(value: Any) -> bool:
+    """Whether a parameter value is a finite real number (a bool is not one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def positive_and_ordered(numbers: list[Any], order: str | None = None, integers: bool = False) -> bool:
+    """Whether every value is a finite number > 0 (an int when `integers`), strictly increasing or decreasing when
+    `order` is "increasing" or "decreasing"; the one check behind every experiment's number and grid parameters."""
+    if not all(is_number(v) and v > 0 and (isinstance(v, int) or not integers) for v in numbers):
+        return False
+    pairs = list(zip(numbers, numbers[1:], strict=False))
+    return order is None or all((a < b) if order == "increasing" else (a > b) for a, b in pairs)
+
+
+def parameter_error(key: str, rule: str, value: Any) -> ParameterError:
+    """The one-line error naming the parameter to change: '<key> <rule>, got <value>: change <key> in the parameters'."""
+    return ParameterError(f"{key} {rule}, got {value!r}: change {key} in the parameters")
+
+
+def positive_number(value: Any, key: str, rule: str) -> float:
+    """A parameter that must be a finite number > 0, checked before any run (rule: e.g. "must be a positive number")."""
+    if not positive_and_ordered([value]):
+        raise parameter_error(key, rule, value)
+    return float(value)
+
+
+def positive_numbers(
+    values: Any, key: str, rule: str, order: str | None = None, at_least: int = 1, integers: bool = False
+) -> list[Any]:
+    """A parameter that must be a list of at least `at_least` numbers as positive_and_ordered checks them.
+
+    Returns the values as floats (ints when `integers`); raises parameter_error(key, rule, values) otherwise.
+    """
+    numbers = list(values) if isinstance(values, (list, tuple)) else []
+    if len(numbers) < max(at_least, 1) or not positive_and_ordered(numbers, order, integers):
+        raise parameter_error(key, rule, values)
+    return [int(v) if integers else float(v) for v in numbers]
 
 
 def grid_values(values: Any, slots: tuple[str, ...], key: str, increasing: bool) -> dict[str, float]:
@@ -147,15 +196,11 @@ def grid_values(values: Any, slots: tuple[str, ...], key: str, increasing: bool)
     order. key: the parameter's dotted name, for the one-line error. Returns {slot: float}.
     """
     order = "increasing" if increasing else "decreasing"
-    rule = f"{key} must map {list(slots)} to positive numbers, {order} in that order"
+    rule = f"must map {list(slots)} to positive numbers, {order} in that order"
     if not isinstance(values, Mapping) or sorted(values) != sorted(slots):
-        raise ParameterError(f"{rule}, got {values!r}")
-    numbers = [values[slot] for slot in slots]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in numbers):
-        raise ParameterError(f"{rule}, got {dict(values)!r}")
-    pairs = list(zip(numbers, numbers[1:], strict=False))
-    if not all((a < b) if increasing else (a > b) for a, b in pairs):
-        raise ParameterError(f"{rule}, got {dict(values)!r}")
+        raise parameter_error(key, rule, values)
+    if not positive_and_ordered([values[slot] for slot in slots], order):
+        raise parameter_error(key, rule, dict(values))
     return {slot: float(values[slot]) for slot in slots}
 
 
@@ -179,7 +224,7 @@ def diverged_step(history: pd.DataFrame) -> int | None:
 
 def encoder_stop(history: pd.DataFrame, column: str = "validation_gme") -> dict[str, float | int]:
     """Where an encoder stopped: {"steps": its last recorded step, "gme": its last measured validation GME}."""
-    return {"steps": int(history["step"].iloc[-1]) if len(history) else 0, "gme": last_value(history, column)}
+    return {"steps": last_step(history), "gme": last_value(history, column)}
 
 
 def iteration_bounds(step: int | None, budget: int) -> tuple[float, float]:

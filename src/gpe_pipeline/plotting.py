@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from gpe_pipeline.core.training import VALIDATION_PREFIX
+from gpe_pipeline.experiments import first_crossing
 
 
 def _as_grid(images: Tensor, columns: int) -> Tensor:
@@ -80,27 +81,48 @@ def reconstruction_figure(originals: Tensor, reconstructions: Tensor, columns: i
     return figure
 
 
+def vector_samples_axis(
+    axis, real: Tensor, generated: Tensor, title: str, size: float = 4, alpha: float = 0.5, legend_fontsize: float | None = None
+) -> None:
+    """For vector data, on one axis: the first two coordinates of real and generated points."""
+    axis.scatter(real[:, 0], real[:, 1], s=size, alpha=alpha, label="held-out data")
+    axis.scatter(generated[:, 0], generated[:, 1], s=size, alpha=alpha, label="generated")
+    axis.set_title(title)
+    axis.legend(fontsize=legend_fontsize)
+
+
 def vector_samples_figure(real: Tensor, generated: Tensor, title: str) -> plt.Figure:
     """For vector data: the first two coordinates of real and generated points."""
     figure, axis = plt.subplots(figsize=(5, 5))
-    axis.scatter(real[:, 0], real[:, 1], s=4, alpha=0.5, label="held-out data")
-    axis.scatter(generated[:, 0], generated[:, 1], s=4, alpha=0.5, label="generated")
-    axis.set_title(title)
-    axis.legend()
+    vector_samples_axis(axis, real, generated, title)
     figure.tight_layout()
     return figure
+
+
+def latent_scatter_axis(
+    axis,
+    normalised_latents: Tensor,
+    gaussian: Tensor,
+    title: str,
+    size: float = 4,
+    gaussian_alpha: float = 0.4,
+    label: str = "normalised latents",
+    legend_fontsize: float | None = None,
+) -> None:
+    """On one axis, at equal scales: the first two coordinates of normalised latents over N(0, I) samples."""
+    axis.scatter(gaussian[:, 0], gaussian[:, 1], s=size, alpha=gaussian_alpha, label="N(0, I)")
+    axis.scatter(normalised_latents[:, 0], normalised_latents[:, 1], s=size, alpha=0.6, label=label)
+    axis.set_aspect("equal")
+    axis.set_title(title)
+    axis.legend(fontsize=legend_fontsize)
 
 
 def latent_scatter_figure(normalised_latents: Tensor, gaussian: Tensor) -> plt.Figure:
     """First two coordinates of the normalised latents y = C (T(x) - m) against N(0, I) samples."""
     figure, axis = plt.subplots(figsize=(5, 5))
-    axis.scatter(gaussian[:, 0], gaussian[:, 1], s=4, alpha=0.4, label="N(0, I)")
-    axis.scatter(normalised_latents[:, 0], normalised_latents[:, 1], s=4, alpha=0.6, label="normalised latents")
+    latent_scatter_axis(axis, normalised_latents, gaussian, "latent space: data vs Gaussian")
     axis.set_xlabel("y[0]")
     axis.set_ylabel("y[1]")
-    axis.set_aspect("equal")
-    axis.legend()
-    axis.set_title("latent space: data vs Gaussian")
     figure.tight_layout()
     return figure
 
@@ -152,10 +174,7 @@ def samples_by_variant_figure(samples: dict[str, Tensor], reference: Tensor, cou
         if images.ndim == 4:
             _show(axis, images[:count], int(math.sqrt(count)) or 1, name)
         else:
-            axis.scatter(reference[:, 0], reference[:, 1], s=3, alpha=0.4, label="held-out data")
-            axis.scatter(images[:, 0], images[:, 1], s=3, alpha=0.4, label="generated")
-            axis.set_title(name)
-            axis.legend(fontsize=7)
+            vector_samples_axis(axis, reference, images, name, size=3, alpha=0.4, legend_fontsize=7)
     figure.tight_layout()
     return figure
 
@@ -165,11 +184,7 @@ def latents_by_variant_figure(normalised: dict[str, Tensor]) -> plt.Figure:
     figure, axes = _panels(len(normalised), 3.2)
     gaussian = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
     for axis, (name, latents) in zip(axes, normalised.items(), strict=True):
-        axis.scatter(gaussian[:, 0], gaussian[:, 1], s=3, alpha=0.3, label="N(0, I)")
-        axis.scatter(latents[:, 0], latents[:, 1], s=3, alpha=0.6, label="latents")
-        axis.set_aspect("equal")
-        axis.set_title(name)
-        axis.legend(fontsize=7)
+        latent_scatter_axis(axis, latents, gaussian, name, size=3, gaussian_alpha=0.3, label="latents", legend_fontsize=7)
     figure.tight_layout()
     return figure
 
@@ -183,9 +198,9 @@ def threshold_curves_axis(axis, curves: dict[str, pd.DataFrame], column: str, th
         colour = f"C{index}"
         axis.plot(curve["step"], curve[column], color=colour, marker="o", markersize=2, label=label)
         for threshold in thresholds:
-            reached = curve[curve[column] <= threshold]
-            if len(reached):
-                axis.plot(reached["step"].iloc[0], reached[column].iloc[0], "o", color=colour, markersize=8, fillstyle="none")
+            crossing = first_crossing(curve, column, threshold)
+            if crossing is not None:
+                axis.plot(crossing["step"], crossing[column], "o", color=colour, markersize=8, fillstyle="none")
     for threshold in thresholds:
         axis.axhline(threshold, color="grey", linestyle="--", linewidth=1)
         axis.annotate(f"{threshold:g}", (1.0, threshold), xycoords=("axes fraction", "data"), fontsize=8, ha="right", va="bottom")

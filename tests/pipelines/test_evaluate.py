@@ -9,14 +9,16 @@ import torch
 import yaml
 from torch import nn
 
+from gpe_pipeline.core import metrics as core_metrics
 from gpe_pipeline.core.data import uint8_to_unit_range
-from gpe_pipeline.core.metrics import frechet_distance
+from gpe_pipeline.core.metrics import frechet_distance, inception_features
 from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.pipelines.evaluate.nodes import (
     comparison_size,
     compute_metrics,
     distance_features,
     distribution_distances,
+    inception_extractor,
     real_comparison_sets,
 )
 
@@ -109,3 +111,36 @@ def test_chosen_comparisons_give_evaluates_numbers_and_fid_is_skipped_with_a_log
     assert distances == {key.replace("_gen", "_sample"): value for key, value in metrics.items() if "pixel_gen" in key}
     assert distance_features(NoModel(), params, images=False)[1] == "skipped: FID needs images, this dataset holds vectors"
     assert distance_features(NoModel(), params | {"fid": False}, images=True)[1] == "disabled by evaluate.fid"
+
+
+def test_the_inception_extractor_builds_the_network_once_and_gives_core_inception_features(tmp_path, monkeypatch):
+    # No real weights here: an empty file passes core's existence check and pytorch-fid's loading is stubbed, so the
+    # network keeps its (seeded) random initialisation; the same seed gives core's function the same network.
+    import pytorch_fid.inception
+    import torchvision
+
+    # The weights file core checks for: patched, not TORCH_HOME, which an earlier torch.hub.set_dir makes torch ignore
+    # (an empty file in the real hub folder would break every later run that looks for FID weights).
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    weights.touch()
+    monkeypatch.setattr(core_metrics, "inception_weights_path", lambda: weights)
+    monkeypatch.setattr(pytorch_fid.inception, "load_state_dict_from_url", lambda url, **kwargs: {})
+    monkeypatch.setattr(torchvision.models.Inception3, "load_state_dict", lambda self, state_dict, *args, **kwargs: None)
+    builds, build = [], pytorch_fid.inception.fid_inception_v3  # InceptionV3 builds its network with it
+
+    def counted_build():
+        builds.append(1)
+        return build()
+
+    monkeypatch.setattr(pytorch_fid.inception, "fid_inception_v3", counted_build)
+    first, second = (torch.rand(count, 1, 8, 8, generator=torch.Generator().manual_seed(count)) * 2 - 1 for count in (2, 3))
+    torch.manual_seed(0)
+    extract = inception_extractor(batch_size=2, device="cpu")
+    features = [extract(first), extract(second)]
+    assert len(builds) == 1, "one network for every set"
+    builds.clear()
+    for images, extracted in zip((first, second), features, strict=True):
+        torch.manual_seed(0)
+        expected = inception_features(images, batch_size=2, device="cpu")
+        assert extracted.dtype == torch.float64 and torch.equal(extracted, expected)
+    assert len(builds) == 2, "core's inception_features builds its network on every call"

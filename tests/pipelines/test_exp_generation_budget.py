@@ -22,6 +22,7 @@ from gpe_pipeline.pipelines.exp_generation_budget.nodes import (
     generation_verdict,
     matched_iterations,
     method_overrides,
+    snapshot_velocity,
     summarise_generation_budget,
 )
 from gpe_pipeline.pipelines.exp_generation_budget.pipeline import EXPERIMENT, create_pipeline
@@ -53,17 +54,27 @@ def test_the_run_writes_distances_against_flow_iterations_with_the_baseline_and_
         assert (table[f"{kind}_ci_low"] <= table[kind]).all() and (table[kind] <= table[f"{kind}_ci_high"]).all()
     assert table["kd_classifier_std"].notna().all()
     assert not [c for c in table.columns if c.startswith(("fid", "kid"))], "no Inception weights: no FID columns"
-    # The snapshot at max_steps is the final flow: its distances are evaluate's own, and so is the floor.
+    # The snapshot at max_steps is the final flow: its row is read from the method's evaluation_metrics, and so is
+    # the floor (the same in both methods' files); the earlier snapshots are sampled and measured by the summary.
+    distance_columns = [c for c in table.columns if c.startswith(("fd_", "kd_"))]
+    assert len(distance_columns) == 10  # fd and kd of classifier and pixel features, with intervals and stds
+    floor = table[table["variant"] == FLOOR].iloc[0]
     for method in ("gpe", "vae"):
         metrics = json.loads(
             (project / "data" / "08_reporting" / f"{EXPERIMENT}.{method}" / "evaluation_metrics.json").read_text()
         )
-        last = table[(table["variant"] == method) & (table["flow_iterations"] == 60)].iloc[0]
-        for column, key in (("fd_classifier", "gen"), ("fd_classifier_ci_high", "gen_ci_high"), ("kd_classifier", "gen")):
-            assert last[column] == pytest.approx(metrics[f"{column.removesuffix('_ci_high')}_{key}"], rel=1e-9)
-        assert last["fd_pixel"] == pytest.approx(metrics["fd_pixel_gen"], rel=1e-9)
-        floor = table[table["variant"] == FLOOR].iloc[0]
-        assert floor["fd_classifier"] == pytest.approx(metrics["fd_classifier_floor"], rel=1e-9)
+        rows = table[table["variant"] == method].set_index("flow_iterations")
+        for column in distance_columns:
+            suffix = next((end for end in ("_ci_low", "_ci_high", "_std") if column.endswith(end)), "")
+            kind = column.removesuffix(suffix)
+            assert rows.loc[60, column] == metrics[f"{kind}_gen{suffix}"], column
+            assert floor[column] == metrics[f"{kind}_floor{suffix}"], column
+        for step in SNAPSHOTS[:-1]:  # measured here: finite, and not the final flow's numbers
+            assert (
+                math.isfinite(rows.loc[step, "fd_classifier"])
+                and rows.loc[step, "fd_classifier"] != rows.loc[60, "fd_classifier"]
+            )
+            assert rows.loc[step, "fd_pixel"] != rows.loc[60, "fd_pixel"]
     findings = json.loads((folder / "findings.json").read_text())
     assert findings["experiment"] == "E6" and findings["distance"] == "fd_classifier" and findings["points"] == 50
     assert findings["fid_status"].startswith("skipped: pt_inception") and "evaluate: FID skipped" in output
@@ -107,7 +118,7 @@ def test_both_methods_get_the_same_flow_overrides_and_bad_steps_name_the_key():
         == {"training": {"snapshot_steps": [250, 500, 1000, 2000, 4000, 6000], "target": None}}
     )
     assert vae["train_encoder"] == {"method": "vae", "beta": 0.1}
-    for steps in ([250, 7000], [], [0], "1000", None):
+    for steps in ([250, 7000], [], [0], "1000", None, [250.5], [True]):
         with pytest.raises(ParameterError, match=rf"^{EXPERIMENT}\.snapshot_steps must be .*max_steps \(6000\)"):
             method_overrides({**experiment, "snapshot_steps": steps}, flow, "gpe")
     own_flow = {**experiment, "methods": {"gpe": {"train_flow": {"training": {"lr": 0.1}}}}}
@@ -171,7 +182,13 @@ def test_without_intervals_the_point_estimates_decide_and_say_so():
 def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
     # Stand-ins for pytorch-fid: the weights "exist" and the features are the flattened pixels.
     monkeypatch.setattr(evaluate_nodes, "inception_available", lambda: True)
-    monkeypatch.setattr(evaluate_nodes, "inception_features", lambda images: images.flatten(1)[:, :6])
+    builds = []  # the Inception network is built once per summary, not once per set
+
+    def inception_extractor():
+        builds.append(1)
+        return lambda images: images.flatten(1)[:, :6]
+
+    monkeypatch.setattr(evaluate_nodes, "inception_extractor", inception_extractor)
     generator = torch.Generator().manual_seed(0)
     train = {"x": torch.randint(256, (40, 1, 4, 4), generator=generator, dtype=torch.uint8)}
     heldout = {"x": torch.randint(256, (20, 1, 4, 4), generator=generator, dtype=torch.uint8)}
@@ -181,7 +198,18 @@ def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
     params["sampling"] = {**params["sampling"], "steps": 2}
     history = pd.DataFrame({"step": [10], "train_elapsed_s": [1.0]})
     outputs = {}
-    for method in ("gpe", "vae"):
+    for index, method in enumerate(("gpe", "vae")):
+        # evaluate's measurements of the final flow (the snapshot at the flow's last step, 10) and of the floor
+        metrics = {"sampling_nfe": 99}
+        for label, value in (("gen", 7.0 + index), ("floor", 0.5 + index)):
+            for kind in ("fid", "fd_pixel"):
+                metrics |= {
+                    f"{kind}_{label}": value,
+                    f"{kind}_{label}_ci_low": value - 0.1,
+                    f"{kind}_{label}_ci_high": value + 0.1,
+                }
+            for kind in ("kid", "kd_pixel"):
+                metrics |= {f"{kind}_{label}": value / 10, f"{kind}_{label}_std": 0.01}
         flow = build_model("velocity", "mlp", latent_dim=2, hidden=[8], time_embedding_dim=4)
         snapshots = {step: {k: v + 0.01 * step for k, v in flow.state_dict().items()} for step in (5, 10)}
         outputs |= {
@@ -192,14 +220,30 @@ def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
             f"{method}__encoder_history": history,
             f"{method}__decoder_history": history,
             f"{method}__flow_history": history,
+            f"{method}__evaluation_metrics": metrics,
         }
     metadata = {"num_heldout": 20, "num_train": 40}
-    experiment = {"snapshot_steps": [5, 10, 15]}
-    table, figure, findings = summarise_generation_budget(train, heldout, metadata, NoModel(), params, experiment, **outputs)
-    assert findings["distance"] == "fid" and findings["fid_status"] == "computed"
+    table, figure, findings = summarise_generation_budget(train, heldout, metadata, NoModel(), params, [5, 10, 15], **outputs)
+    assert findings["distance"] == "fid" and findings["fid_status"] == "computed" and len(builds) == 1
     assert {"fid", "fid_ci_low", "kid", "kid_std", "fd_pixel"} <= set(table.columns) and "fd_classifier" not in table
     assert len(figure.axes) == 3  # FID, KID and the pixel Frechet distance
     assert list(table["flow_iterations"][:2]) == [5, 10] and math.isnan(table["flow_iterations"].iloc[-1])
+    rows = {(row.variant, row.flow_iterations): row for row in table.itertuples() if not math.isnan(row.flow_iterations)}
+    floor = table[table["variant"] == FLOOR].iloc[0]
+    assert (rows["gpe", 10].fid, rows["gpe", 10].fid_ci_high, rows["vae", 10].kd_pixel_std) == (7.0, 7.1, 0.01)
+    assert (floor["fid"], floor["kid"], floor["fd_pixel_ci_low"]) == (0.5, 0.05, 0.4), "gpe's evaluate floor"
+    assert all(math.isfinite(rows[m, 5].fid) and rows[m, 5].fid not in (7.0, 8.0) for m in ("gpe", "vae")), "measured here"
+    assert rows["gpe", 5].fid != rows["vae", 5].fid
+    assert [n for n in findings["notes"] if "(99 function evaluations" in n], "the final flow's sampling, as evaluate ran it"
     assert [n for n in findings["notes"] if "no snapshot at [15]" in n], "a requested snapshot that is missing is reported"
     assert [n for n in findings["notes"] if n.startswith("pixel Frechet distance (not used for the verdict)")]
     assert [n for n in findings["notes"] if n.startswith("FID (Inception): VAE without flow")]
+
+
+def test_a_snapshot_rebuilds_the_flows_velocity_field():
+    flow = build_model("velocity", "mlp", latent_dim=2, hidden=[8], time_embedding_dim=4)
+    latents, times = torch.randn(5, 2, generator=torch.Generator().manual_seed(0)), torch.linspace(0, 1, 5)
+    with torch.no_grad():
+        assert torch.equal(snapshot_velocity(flow, flow.state_dict())(latents, times), flow(latents, times))
+        shifted = {key: value + 0.01 for key, value in flow.state_dict().items()}
+        assert not torch.equal(snapshot_velocity(flow, shifted)(latents, times), flow(latents, times))

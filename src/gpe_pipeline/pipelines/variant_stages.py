@@ -136,15 +136,20 @@ def summary_node(func: Callable[..., Any], inputs: dict[str, str], outputs: list
 EXPERIMENT_OUTPUTS = ["results_table", "results_figure", "findings"]
 
 
-def summary_pipeline(experiment: str, summarise: Callable[..., tuple], inputs: dict[str, str]) -> Pipeline:
+def summary_pipeline(
+    experiment: str, summarise: Callable[..., tuple], inputs: dict[str, str], shared_parameters: tuple[str, ...] = ()
+) -> Pipeline:
     """An experiment's summary node in its namespace, named after `summarise`, writing EXPERIMENT_OUTPUTS.
 
     inputs: argument -> entry, relative to the namespace (e.g. "gme_lr_low.encoder_history", "params:learning_rates"
-    for params:<experiment>.learning_rates), except the run's shared data (SHARED_DATA), which stays shared.
+    for params:<experiment>.learning_rates), except the run's shared data and feature classifier (SHARED_INPUTS) and
+    the parameters named in shared_parameters (e.g. "params:evaluate"), which stay shared.
     """
     summary = summary_node(summarise, inputs=inputs, outputs=EXPERIMENT_OUTPUTS, name=summarise.__name__)
-    shared = {name for name in inputs.values() if name in SHARED_DATA}
-    return Pipeline([summary], namespace=experiment, tags=[experiment], inputs=shared or None)
+    shared = {name for name in inputs.values() if name in SHARED_INPUTS}
+    return Pipeline(
+        [summary], namespace=experiment, tags=[experiment], inputs=shared or None, parameters=set(shared_parameters) or None
+    )
 
 
 def grid_experiment_pipeline(

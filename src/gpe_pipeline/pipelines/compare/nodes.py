@@ -11,6 +11,7 @@ from torch import Tensor
 from gpe_pipeline import plotting
 from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import normalise_latents
+from gpe_pipeline.experiments import last_step
 from gpe_pipeline.variants import merge_overrides, method_label
 
 # Each variant's catalog entries the summary reads (compare.<variant>.<entry>).
@@ -45,14 +46,23 @@ def stage_cost(history: pd.DataFrame) -> tuple[int, float]:
     """Steps and training seconds (evaluation excluded) a stage's history ends at; (0, 0) for an empty history."""
     if history is None or len(history) == 0:
         return 0, 0.0
-    last = history.iloc[-1]
-    seconds = last["train_elapsed_s"] if "train_elapsed_s" in history else last["elapsed_s"]
-    return int(last["step"]), float(seconds)
+    seconds = history["train_elapsed_s"] if "train_elapsed_s" in history else history["elapsed_s"]
+    return last_step(history), float(seconds.iloc[-1])
 
 
 def trained_jointly(decoder_history: pd.DataFrame) -> bool:
     """Whether the decoder stage kept a baseline's jointly trained decoder (its steps belong to the encoder stage)."""
     return "trained_jointly" in decoder_history and bool(decoder_history["trained_jointly"].any())
+
+
+def stage_costs(outputs: dict[str, Any]) -> tuple[tuple[int, float], tuple[int, float], tuple[int, float]]:
+    """(steps, training seconds) of a variant's encoder, decoder and flow stages, in that order (stage_cost of each).
+
+    A jointly trained decoder costs (0, 0): its steps and seconds belong to the encoder stage.
+    """
+    joint = trained_jointly(outputs["decoder_history"])
+    decoder = (0, 0.0) if joint else stage_cost(outputs["decoder_history"])
+    return stage_cost(outputs["encoder_history"]), decoder, stage_cost(outputs["flow_history"])
 
 
 def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
@@ -69,11 +79,7 @@ def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
 
 def summary_row(variant: str, method: str, outputs: dict[str, Any]) -> dict[str, Any]:
     """One variant's stage costs and held-out measurements."""
-    encoder_steps, encoder_seconds = stage_cost(outputs["encoder_history"])
-    decoder_steps, decoder_seconds = (
-        (0, 0.0) if trained_jointly(outputs["decoder_history"]) else stage_cost(outputs["decoder_history"])
-    )
-    flow_steps, flow_seconds = stage_cost(outputs["flow_history"])
+    (encoder_steps, encoder_seconds), (decoder_steps, decoder_seconds), (flow_steps, flow_seconds) = stage_costs(outputs)
     row: dict[str, Any] = {
         "variant": variant,
         "method": method,

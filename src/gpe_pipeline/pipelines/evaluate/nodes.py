@@ -31,11 +31,11 @@ from gpe_pipeline.core.metrics import (
     frechet_distance,
     gme_heldout,
     inception_available,
-    inception_features,
     inception_weights_path,
     kernel_distance,
     local_distortion,
     round_to_8bit,
+    to_inception_input,
 )
 from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.core.sampling import sample_images
@@ -139,26 +139,38 @@ def generate_samples(
 COMPARISONS = {"floor": ("train", "heldout"), "gen": ("gen", "heldout"), "recon": ("recon", "train")}
 
 
-def _distances_with_floor(
-    name: str, features, sets: dict[str, Tensor], params: dict[str, Any], comparisons: dict[str, tuple[str, str]]
+def extract_features(
+    sets: dict[str, Tensor], features: dict[str, Callable[[Tensor], Tensor]], params: dict[str, Any]
+) -> dict[str, dict[str, Tensor]]:
+    """Each set's features of each kind, extracted once: {name: {label: (N, F) on evaluate's device}}.
+
+    sets: labelled sets (N rows each, model scale); images are first rounded to the 8-bit levels a PNG holds (real
+    images from uint8 files are unchanged). features: distance_features' extractors by name.
+    """
+    sets = {label: round_to_8bit(images) if images.ndim == 4 else images for label, images in sets.items()}
+    device = resolve_device(params["device"])
+    with torch.no_grad():
+        return {name: {label: extract(images).to(device) for label, images in sets.items()} for name, extract in features.items()}
+
+
+def distances_from_features(
+    name: str, extracted: dict[str, Tensor], params: dict[str, Any], comparisons: dict[str, tuple[str, str]]
 ) -> dict[str, float]:
     """The Frechet distance (with its bootstrap interval) and kernel distance of each comparison, on one kind of features.
 
-    name: `pixel`, `classifier` or `inception`; features: images (N, ...) -> (N, F). Keys: fd_<name>_<pair> (fid_<pair>
-    for Inception), its _ci_low and _ci_high, and kd_<name>_<pair> (kid_<pair>) with its _std, for each pair of
-    `comparisons` (COMPARISONS: floor, gen, recon).
+    name: `pixel`, `classifier` or `inception`; extracted: label -> that kind's features (N, F) of the set. Keys:
+    fd_<name>_<pair> (fid_<pair> for Inception), its _ci_low and _ci_high, and kd_<name>_<pair> (kid_<pair>) with its
+    _std, for each pair of `comparisons` (COMPARISONS: floor, gen, recon).
     """
     frechet_key, kernel_key = ("fid", "kid") if name == "inception" else (f"fd_{name}", f"kd_{name}")
-    device = resolve_device(params["device"])
-    with torch.no_grad():
-        extracted = {label: features(images).to(device) for label, images in sets.items()}
     bootstrap, kid = params["bootstrap"], params["kid"]
-    wide = extracted["heldout"].shape[1] > bootstrap["max_features"]
+    width = next(iter(extracted.values())).shape[1]
+    wide = width > bootstrap["max_features"]
     if wide:
         logger.info(
             "evaluate: no bootstrap interval for %s: %d features > evaluate.bootstrap.max_features = %d",
             frechet_key,
-            extracted["heldout"].shape[1],
+            width,
             bootstrap["max_features"],
         )
     seed = params.get("seed", 0)
@@ -240,7 +252,26 @@ def distance_features(
             weights.parent,
         )
         return features, f"skipped: {weights.name} not in {weights.parent}"
-    return features | {"inception": inception_features}, "computed"
+    return features | {"inception": inception_extractor()}, "computed"
+
+
+def inception_extractor(batch_size: int = 200, device: str = "auto") -> Callable[[Tensor], Tensor]:
+    """pytorch-fid's Inception pool3 features, as core.metrics.inception_features gives them, with the network built
+    (and its weights file read) once, on the first set, and kept for every later set: (N, C, H, W) -> (N, 2048)."""
+    model: nn.Module | None = None
+    target = resolve_device(device)
+
+    @torch.no_grad()
+    def extract(images: Tensor) -> Tensor:
+        nonlocal model
+        if model is None:
+            from pytorch_fid.inception import InceptionV3  # imported here: torchvision loads only when FID is asked for
+
+            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval().to(target)  # pool3
+        batches = images.split(batch_size)
+        return torch.cat([model(to_inception_input(batch).to(target))[0].flatten(1).double().cpu() for batch in batches])
+
+    return extract
 
 
 def distribution_distances(
@@ -248,17 +279,18 @@ def distribution_distances(
     features: dict[str, Callable[[Tensor], Tensor]],
     params: dict[str, Any],
     comparisons: dict[str, tuple[str, str]] = COMPARISONS,
+    extracted: dict[str, dict[str, Tensor]] | None = None,
 ) -> dict[str, float]:
     """The Frechet and kernel distances of each comparison on each kind of features (distance_features).
 
-    sets: the labelled sets the comparisons name (N rows each, model scale), e.g. heldout, train, gen, recon;
-    images are first rounded to the 8-bit levels a PNG holds. Keys as in _distances_with_floor.
+    sets: the labelled sets the comparisons name (N rows each, model scale), e.g. heldout, train, gen, recon.
+    extracted: sets whose features are already extracted (extract_features), e.g. the held-out set every snapshot
+    of E6 is compared with. Keys as in distances_from_features.
     """
-    if sets["heldout"].ndim == 4:  # every image set as a PNG holds it; real images from uint8 files are unchanged
-        sets = {label: round_to_8bit(images) for label, images in sets.items()}
+    fresh = extract_features(sets, features, params)
     distances: dict[str, float] = {}
-    for name, extract in features.items():
-        distances.update(_distances_with_floor(name, extract, sets, params, comparisons))
+    for name in features:
+        distances.update(distances_from_features(name, {**(extracted or {}).get(name, {}), **fresh[name]}, params, comparisons))
     return distances
 
 

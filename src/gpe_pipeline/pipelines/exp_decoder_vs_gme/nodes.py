@@ -19,9 +19,10 @@ from gpe_pipeline.experiments import (
     first_step_at_or_below,
     format_steps,
     grid_values,
+    last_step,
     last_value,
+    positive_number,
 )
-from gpe_pipeline.params import ParameterError
 from gpe_pipeline.plotting import threshold_curves_axis
 
 EXPERIMENT = "exp_decoder_vs_gme"
@@ -41,9 +42,7 @@ def gme_levels(values: Any) -> dict[str, float]:
 
 def loss_threshold(value: Any) -> float:
     """exp_decoder_vs_gme.threshold checked: a positive validation MSE."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ParameterError(f"{EXPERIMENT}.threshold must be a positive number (a validation MSE), got {value!r}")
-    return float(value)
+    return positive_number(value, f"{EXPERIMENT}.threshold", "must be a positive number (a validation MSE)")
 
 
 def level_overrides(experiment: dict[str, Any], slot: str) -> dict[str, Any]:
@@ -75,7 +74,7 @@ def summarise_decoder_vs_gme(
                 "encoder_steps": stop["steps"],
                 "gme_reached": stop["gme"],
                 "level_reached": bool(stop["gme"] <= levels[slot]),
-                "decoder_steps": int(decoder["step"].iloc[-1]),
+                "decoder_steps": last_step(decoder),
                 "decoder_eval_every": _spacing(evaluations(decoder, MSE)),
                 "iterations_to_threshold": first_step_at_or_below(decoder, MSE, threshold),
                 "final_validation_mse": last_value(decoder, MSE),

@@ -21,6 +21,7 @@ from gpe_pipeline.experiments import (
     diverged_step,
     evaluations,
     grid_values,
+    last_step,
     log_log_slope,
 )
 from gpe_pipeline.variants import nested_get
@@ -56,7 +57,7 @@ def run_summary(history: pd.DataFrame) -> dict[str, Any]:
     last = curve.iloc[-1] if len(curve) else None
     return {
         "diverged_at_step": diverged,
-        "steps": int(history["step"].iloc[-1]) if len(history) else 0,
+        "steps": last_step(history),
         "evaluated_at_step": int(last["step"]) if last is not None else None,
         "final_gme": float(last[GME]) if last is not None else math.nan,
         "bilipschitz_p95": float(last[BILIPSCHITZ]) if last is not None else math.nan,

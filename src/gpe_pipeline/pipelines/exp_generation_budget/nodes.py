@@ -1,9 +1,10 @@
 """Nodes of E6 (Fig. 11): generation quality against flow iterations, on GPE latents and on VAE latents.
 
-Each method's flow hands on its moving-average weights after the experiment's snapshot steps; the summary
-rebuilds the velocity field at each of them, samples exactly as evaluate does (generate_samples) and measures
-the samples with evaluate's own distances against the same held-out images, beside the real-vs-real floor and
-the VAE's decoder applied to N(0, I) without any flow.
+Each method's flow hands on its moving-average weights after the experiment's snapshot steps. The snapshot at
+the flow's last step is the final flow, which the method's evaluate stage already sampled and measured: its row,
+and the real-vs-real floor, are read from evaluation_metrics. For every earlier snapshot the summary rebuilds the
+velocity field, samples exactly as evaluate does (generate_samples) and measures the samples with evaluate's own
+distances against the same held-out images; beside them, the VAE's decoder applied to N(0, I) without any flow.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.models import model_from_spec
 from gpe_pipeline.core.sampling import sample_prior_images
 from gpe_pipeline.core.training import resolve_device
-from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE, claim, combine
+from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE, claim, combine, last_step, parameter_error, positive_numbers
 from gpe_pipeline.params import ParameterError
-from gpe_pipeline.pipelines.compare.nodes import by_variant, stage_cost, trained_jointly
+from gpe_pipeline.pipelines.compare.nodes import by_variant, stage_costs
 from gpe_pipeline.pipelines.evaluate.nodes import (
     COMPARISONS,
     distance_features,
     distribution_distances,
+    extract_features,
     generate_samples,
     real_comparison_sets,
 )
@@ -35,7 +37,16 @@ from gpe_pipeline.pipelines.evaluate.nodes import (
 EXPERIMENT = "exp_generation_budget"
 METHODS = ("gpe", "vae")
 # Each method's catalog entries the summary reads (exp_generation_budget.<method>.<entry>).
-SUMMARY_INPUTS = ("flow", "flow_snapshots", "decoder", "latent_stats", "encoder_history", "decoder_history", "flow_history")
+SUMMARY_INPUTS = (
+    "flow",
+    "flow_snapshots",
+    "decoder",
+    "latent_stats",
+    "encoder_history",
+    "decoder_history",
+    "flow_history",
+    "evaluation_metrics",
+)
 # The stage sections a method may set for itself: the flow and the measurements are the same for both methods.
 METHOD_SECTIONS = ("train_encoder", "cache_latents", "train_decoder")
 # evaluate's distances, named by their key prefix, in the order the table and the figure show them.
@@ -71,14 +82,12 @@ def method_overrides(experiment: dict[str, Any], train_flow: dict[str, Any], met
                 f"{EXPERIMENT}.methods.{method}.{section} cannot be set per method: both flows and their measurements "
                 f"use the shared settings; a method may set {list(METHOD_SECTIONS)}"
             )
-    steps = experiment.get("snapshot_steps")
-    max_steps = train_flow["training"]["max_steps"]
-    valid = isinstance(steps, list) and steps and all(isinstance(s, int) and not isinstance(s, bool) for s in steps)
-    if not valid or not all(1 <= s <= max_steps for s in steps):
-        raise ParameterError(
-            f"{EXPERIMENT}.snapshot_steps must be a non-empty list of flow iterations from 1 to "
-            f"train_flow.training.max_steps ({max_steps}), got {steps!r}: change {EXPERIMENT}.snapshot_steps"
-        )
+    # Checked here although TrainConfig checks the merged section too: its error would name train_flow's key, not this one.
+    key, max_steps = f"{EXPERIMENT}.snapshot_steps", train_flow["training"]["max_steps"]
+    rule = f"must be a non-empty list of flow iterations from 1 to train_flow.training.max_steps ({max_steps})"
+    steps = positive_numbers(experiment.get("snapshot_steps"), key, rule, integers=True)
+    if max(steps) > max_steps:
+        raise parameter_error(key, rule, experiment["snapshot_steps"])
     flow = {"train_flow": {"training": {"snapshot_steps": sorted(set(steps)), "target": None}}}
     return combine(own, flow)
 
@@ -99,10 +108,11 @@ def distance_row(variant: str, iterations: float, label: str, distances: dict[st
     return row
 
 
-def generation_distances(generated: torch.Tensor, real: dict[str, torch.Tensor], features, evaluate: dict[str, Any]) -> dict:
-    """evaluate's `gen` comparison of one generated set (N rows) against the held-out set (the train set is not needed)."""
-    sets = {"heldout": real["heldout"], "gen": generated}
-    return distribution_distances(sets, features, evaluate, {"gen": COMPARISONS["gen"]})
+def generation_distances(
+    generated: torch.Tensor, heldout_features: dict[str, dict[str, torch.Tensor]], features, evaluate: dict[str, Any]
+) -> dict:
+    """evaluate's `gen` comparison of one generated set (N rows) against the held-out set's features (extracted once)."""
+    return distribution_distances({"gen": generated}, features, evaluate, {"gen": COMPARISONS["gen"]}, heldout_features)
 
 
 def measure_snapshots(
@@ -115,22 +125,32 @@ def measure_snapshots(
 ) -> tuple[pd.DataFrame, int, str, float]:
     """The distances of every method's snapshots, of the VAE without flow and the floor, as table rows.
 
-    Returns the table, N (points per set), fid_status and the sampler's function evaluations per sample.
+    The snapshot at a flow's last step (the final flow) and the floor are evaluate's (evaluation_metrics); every
+    earlier snapshot is sampled and measured here. Returns the table, N (points per set), fid_status and the
+    sampler's function evaluations per sample (of the last flow sampled).
     """
     heldout = to_model_scale(heldout_data["x"])
     real, heldout_rows = real_comparison_sets(train_data, heldout, evaluate)
     size = len(heldout_rows)
     features, fid_status = distance_features(feature_classifier, evaluate, images=heldout.ndim == 4)
-    floor = distribution_distances(real, features, evaluate, {FLOOR: COMPARISONS["floor"]})
+    heldout_features = extract_features({"heldout": real["heldout"]}, features, evaluate)
     rows, nfe = [], math.nan
     for method in METHODS:
         outputs = variants[method]
+        final_step = last_step(outputs["flow_history"])
         for step, weights in sorted(outputs["flow_snapshots"].items()):
+            if step == final_step:  # the final flow: evaluate sampled it with the same settings and measured it
+                metrics = outputs["evaluation_metrics"]
+                rows.append(distance_row(method, step, "gen", metrics))
+                nfe = metrics["sampling_nfe"]
+                continue
             velocity = snapshot_velocity(outputs["flow"], weights)
             images, info = generate_samples(velocity, outputs["decoder"], outputs["latent_stats"], metadata, evaluate)
             nfe = info["nfe"]
             # One generated set at a time against the same held-out images: memory stays one set's at paper scale.
-            rows.append(distance_row(method, step, "gen", generation_distances(images[:size], real, features, evaluate)))
+            rows.append(
+                distance_row(method, step, "gen", generation_distances(images[:size], heldout_features, features, evaluate))
+            )
     vae = variants["vae"]
     prior = sample_prior_images(
         vae["decoder"].to(resolve_device(evaluate["device"])),
@@ -139,8 +159,8 @@ def measure_snapshots(
         evaluate["batch_size"],
         generator=torch.Generator().manual_seed(evaluate["sampling"].get("seed", 0)),  # the flows' starting noise
     )
-    rows.append(distance_row(NO_FLOW, 0, "gen", generation_distances(prior, real, features, evaluate)))
-    rows.append(distance_row(FLOOR, math.nan, FLOOR, floor))
+    rows.append(distance_row(NO_FLOW, 0, "gen", generation_distances(prior, heldout_features, features, evaluate)))
+    rows.append(distance_row(FLOOR, math.nan, FLOOR, variants[METHODS[0]]["evaluation_metrics"]))  # the same for both
     return pd.DataFrame(rows), size, fid_status, nfe
 
 
@@ -238,10 +258,7 @@ def budget_note(variants: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any
     """What each method trained before its flow, and the flows' budget, against the paper's equal 24 h."""
     budget: dict[str, Any] = {}
     for method, outputs in variants.items():
-        encoder_steps, encoder_s = stage_cost(outputs["encoder_history"])
-        joint = trained_jointly(outputs["decoder_history"])
-        decoder_steps, decoder_s = (0, 0.0) if joint else stage_cost(outputs["decoder_history"])
-        flow_steps, flow_s = stage_cost(outputs["flow_history"])
+        (encoder_steps, encoder_s), (decoder_steps, decoder_s), (flow_steps, flow_s) = stage_costs(outputs)
         budget[method] = {
             "encoder_steps": encoder_steps,
             "decoder_steps": decoder_steps,
@@ -269,11 +286,12 @@ def summarise_generation_budget(
     metadata: dict[str, Any],
     feature_classifier: nn.Module,
     evaluate: dict[str, Any],
-    experiment: dict[str, Any],
+    snapshot_steps: list[int],
     **variant_outputs: Any,
 ) -> tuple[pd.DataFrame, Figure, dict]:
     """The distances against flow iterations (table and Fig. 11), and the claim's verdict.
 
+    snapshot_steps: the flow iterations asked for (exp_generation_budget.snapshot_steps).
     variant_outputs: "<method>__<entry>" for every method of METHODS and entry of SUMMARY_INPUTS.
     """
     variants = by_variant(variant_outputs)
@@ -292,7 +310,7 @@ def summarise_generation_budget(
     ]
     notes += [other_distance_note(table, kind) for kind in CLAIM_DISTANCES if kind in table and kind != distance]
     notes.append(baseline_note(table, distance))
-    requested = sorted(set(experiment["snapshot_steps"]))
+    requested = sorted(set(snapshot_steps))
     for method in METHODS:
         missing = sorted(set(requested) - set(variants[method]["flow_snapshots"]))
         if missing:

@@ -4,13 +4,12 @@
 dataset and the feature classifier are the run's shared ones (as in the compare pipeline).
 """
 
-import warnings
 from functools import partial
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from gpe_pipeline.pipelines import evaluate, ingest
-from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, variant_pipeline
+from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, summary_pipeline, variant_pipeline
 
 from .nodes import METHODS, SUMMARY_INPUTS, method_overrides, summarise_generation_budget
 
@@ -23,32 +22,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         variant_pipeline(f"{EXPERIMENT}.{method}", overrides=DerivedOverrides(partial(method_overrides, method=method), derived))
         for method in METHODS
     ]
-    with warnings.catch_warnings():  # the summary reads namespaced entries, whose names have dots by Kedro's design
-        warnings.filterwarnings("ignore", message="One or more dataset names contain")
-        summary = Node(
-            summarise_generation_budget,
-            inputs={
-                "train_data": "train_data",
-                "heldout_data": "heldout_data",
-                "metadata": "dataset_metadata",
-                "feature_classifier": "feature_classifier",
-                "evaluate": "params:evaluate",
-                "experiment": f"params:{EXPERIMENT}",
-                **{f"{m}__{entry}": f"{m}.{entry}" for m in METHODS for entry in SUMMARY_INPUTS},
-            },
-            outputs=["results_table", "results_figure", "findings"],
-            name="summarise_generation_budget",
-        )
-    shared = {"train_data", "heldout_data", "dataset_metadata", "feature_classifier"}
-    return (
-        ingest.create_pipeline()
-        + evaluate.classifier_pipeline()
-        + sum(variants, Pipeline([]))
-        + Pipeline(
-            [summary],
-            namespace=EXPERIMENT,
-            inputs=shared,
-            parameters={"params:evaluate", f"params:{EXPERIMENT}"},
-            tags=[EXPERIMENT],
-        )
-    )
+    inputs = {
+        "train_data": "train_data",
+        "heldout_data": "heldout_data",
+        "metadata": "dataset_metadata",
+        "feature_classifier": "feature_classifier",
+        "evaluate": "params:evaluate",
+        "snapshot_steps": "params:snapshot_steps",
+        **{f"{m}__{entry}": f"{m}.{entry}" for m in METHODS for entry in SUMMARY_INPUTS},
+    }
+    summary = summary_pipeline(EXPERIMENT, summarise_generation_budget, inputs, shared_parameters=("params:evaluate",))
+    return ingest.create_pipeline() + evaluate.classifier_pipeline() + sum(variants, Pipeline([])) + summary

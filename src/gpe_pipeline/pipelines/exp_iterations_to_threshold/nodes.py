@@ -23,9 +23,10 @@ from gpe_pipeline.experiments import (
     format_steps,
     grid_values,
     iteration_bounds,
+    last_step,
+    positive_numbers,
     ratio_bounds,
 )
-from gpe_pipeline.params import ParameterError
 from gpe_pipeline.plotting import threshold_curves_axis
 
 EXPERIMENT = "exp_iterations_to_threshold"
@@ -46,17 +47,13 @@ def gme_levels(values: Any) -> dict[str, float]:
 
 def loss_thresholds(values: Any) -> list[float]:
     """exp_iterations_to_threshold.thresholds checked: two or more positive validation MSEs, highest first."""
-    numbers = list(values) if isinstance(values, (list, tuple)) else []
-    if (
-        len(numbers) < 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in numbers)
-        or not all(a > b for a, b in zip(numbers, numbers[1:], strict=False))
-    ):
-        raise ParameterError(
-            f"{EXPERIMENT}.thresholds must be a list of two or more positive validation MSEs, highest first "
-            f"(Table 1: [0.1, 0.022] on MNIST), got {values!r}"
-        )
-    return [float(v) for v in numbers]
+    return positive_numbers(
+        values,
+        f"{EXPERIMENT}.thresholds",
+        "must be a list of two or more positive validation MSEs, highest first (Table 1: [0.1, 0.022] on MNIST)",
+        order="decreasing",
+        at_least=2,
+    )
 
 
 def row_overrides(experiment: dict[str, Any], method: str, slot: str | None) -> dict[str, Any]:
@@ -102,7 +99,7 @@ def summarise_iterations_to_threshold(
                 **{threshold_column(t): first_step_at_or_below(decoder, MSE, t) for t in thresholds},
                 "gme_note": VAE_GME_NOTE if level is None else f"GME level {level:g}",
                 "variant": variant,
-                "decoder_steps": int(decoder["step"].iloc[-1]),
+                "decoder_steps": last_step(decoder),
             }
         )
     table = pd.DataFrame(rows)

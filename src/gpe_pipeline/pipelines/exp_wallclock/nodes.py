@@ -25,11 +25,15 @@ from gpe_pipeline.experiments import (
     PAPER_TABLE2_DATASETS,
     claim,
     combine,
+    is_number,
     largest_stable_rate,
+    last_step,
+    parameter_error,
+    positive_number,
+    positive_numbers,
     probe_outcome,
     seconds_to_threshold,
 )
-from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.compare.nodes import by_variant, reconstruction_curve, stage_cost
 from gpe_pipeline.pipelines.train_decoder.nodes import train_decoder
 from gpe_pipeline.pipelines.train_encoder.nodes import train_encoder
@@ -56,20 +60,13 @@ def check_experiment(experiment: dict[str, Any]) -> None:
 
     def need(condition: bool, key: str, rule: str, value: Any) -> None:
         if not condition:
-            raise ParameterError(f"{EXPERIMENT}.{key} must be {rule}, got {value!r}: change {EXPERIMENT}.{key} in the parameters")
+            raise parameter_error(f"{EXPERIMENT}.{key}", f"must be {rule}", value)
 
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    threshold = experiment.get("threshold")
-    need(number(threshold) and threshold > 0, "threshold", "a positive number (a validation reconstruction MSE)", threshold)
+    rule = "must be a positive number (a validation reconstruction MSE)"
+    positive_number(experiment.get("threshold"), f"{EXPERIMENT}.threshold", rule)
     probe = experiment.get("probe") or {}
-    rates = probe.get("learning_rates")
-    need(
-        isinstance(rates, list) and rates and all(number(r) and r > 0 for r in rates),
-        "probe.learning_rates",
-        "a non-empty list of positive numbers",
-        rates,
+    positive_numbers(
+        probe.get("learning_rates"), f"{EXPERIMENT}.probe.learning_rates", "must be a non-empty list of positive numbers"
     )
     steps = probe.get("steps")
     need(
@@ -79,7 +76,7 @@ def check_experiment(experiment: dict[str, Any]) -> None:
         steps,
     )
     decrease = probe.get("min_decrease")
-    need(number(decrease) and 0 <= decrease < 1, "probe.min_decrease", "a number in [0, 1)", decrease)
+    need(is_number(decrease) and 0 <= decrease < 1, "probe.min_decrease", "a number in [0, 1)", decrease)
     methods = experiment.get("methods") or {}
     need(set(methods) == set(METHODS), "methods", f"one entry for each of {list(METHODS)}", sorted(methods))
 
@@ -206,7 +203,7 @@ def probe_learning_rates(
 
 def encoder_check(history: pd.DataFrame) -> dict[str, Any]:
     """What identifies an encoder's training run: its last step and every validation GME it recorded."""
-    return {"steps": int(history["step"].iloc[-1]), "validation_gme": [float(v) for v in history["validation_gme"].dropna()]}
+    return {"steps": last_step(history), "validation_gme": [float(v) for v in history["validation_gme"].dropna()]}
 
 
 def same_encoder_run(probe: dict[str, Any], stage: dict[str, Any]) -> bool:
@@ -309,15 +306,15 @@ def probe_notes(probes: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def summarise_wallclock(
-    experiment: dict[str, Any], heldout_data: dict[str, Any], **variant_outputs: Any
+    threshold: float, heldout_data: dict[str, Any], **variant_outputs: Any
 ) -> tuple[pd.DataFrame, Figure, dict[str, Any]]:
     """Table 2 with each method's Fig. 10 readings, the Fig. 10 figure, and the findings with the three claims.
 
-    variant_outputs: "<method>__<entry>" for the entries encoder_history, decoder_history, learning_rate_probe,
+    threshold: exp_wallclock.threshold, the validation reconstruction MSE the times are read at. variant_outputs: "<method>__<entry>" for the entries encoder_history, decoder_history, learning_rate_probe,
     decoder and heldout_latents of every method.
     """
     outputs = by_variant(variant_outputs)
-    threshold = float(experiment["threshold"])
+    threshold = float(threshold)
     table = pd.DataFrame([row for method in METHODS for row in trainer_rows(method, outputs[method], heldout_data, threshold)])
     curves = {method: reconstruction_curve(outputs[method]) for method in METHODS}
     times = {method: seconds_to_threshold(curves[method], threshold) for method in METHODS}

@@ -5,13 +5,12 @@
 train_decoder) then run at the rates the probe chose, and a summary compares the methods.
 """
 
-import warnings
 from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
 from gpe_pipeline.pipelines import ingest
-from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, variant_pipeline
+from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, summary_pipeline, variant_pipeline
 from gpe_pipeline.variants import STAGE_SECTIONS
 
 from .nodes import EXPERIMENT, METHODS, method_overrides, probe_learning_rates, summarise_wallclock
@@ -54,26 +53,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         )
         for method in METHODS
     ]
-    with warnings.catch_warnings():  # the summary reads namespaced entries, whose names have dots by Kedro's design
-        warnings.filterwarnings("ignore", message="One or more dataset names contain")
-        summary = Node(
-            summarise_wallclock,
-            inputs={
-                "experiment": f"params:{EXPERIMENT}",
-                "heldout_data": "heldout_data",
-                **{f"{method}__{entry}": f"{method}.{entry}" for method in METHODS for entry in SUMMARY_INPUTS},
-            },
-            outputs=["results_table", "results_figure", "findings"],
-            name="summarise_wallclock",
-        )
-    return (
-        ingest.create_pipeline()
-        + sum(variants, Pipeline([]))
-        + Pipeline(
-            [summary],
-            namespace=EXPERIMENT,
-            inputs={"heldout_data"},
-            parameters={f"params:{EXPERIMENT}"},
-            tags=[EXPERIMENT],
-        )
+    summary_inputs = {f"{method}__{entry}": f"{method}.{entry}" for method in METHODS for entry in SUMMARY_INPUTS}
+    summary = summary_pipeline(
+        EXPERIMENT, summarise_wallclock, {"threshold": "params:threshold", "heldout_data": "heldout_data", **summary_inputs}
     )
+    return ingest.create_pipeline() + sum(variants, Pipeline([])) + summary
