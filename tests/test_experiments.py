@@ -13,8 +13,6 @@ import torch
 
 from gpe_pipeline.experiments import (
     HELD,
-    PAPER_SECONDS_PER_ITERATION,
-    PAPER_TABLE2_DATASETS,
     below,
     claim,
     combine,
@@ -37,6 +35,7 @@ from gpe_pipeline.experiments import (
     ratio_bounds,
     seconds_to_threshold,
 )
+from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 from gpe_pipeline.params import ParameterError
 
 from .conftest import kedro, make_project_copy

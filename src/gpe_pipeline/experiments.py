@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS  # noqa: F401 (read from here too)
 from gpe_pipeline.params import ParameterError
 
 HELD, NOT_HELD, NOT_MEASURABLE = "held", "did not hold", "not measurable at this scale"

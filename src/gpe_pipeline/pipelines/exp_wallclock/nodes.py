@@ -21,8 +21,6 @@ from gpe_pipeline.experiments import (
     HELD,
     NOT_HELD,
     NOT_MEASURABLE,
-    PAPER_SECONDS_PER_ITERATION,
-    PAPER_TABLE2_DATASETS,
     claim,
     combine,
     is_number,
@@ -34,6 +32,7 @@ from gpe_pipeline.experiments import (
     probe_outcome,
     seconds_to_threshold,
 )
+from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 from gpe_pipeline.pipelines.compare.nodes import by_variant, reconstruction_curve, stage_cost
 from gpe_pipeline.pipelines.train_decoder.nodes import train_decoder
 from gpe_pipeline.pipelines.train_encoder.nodes import train_encoder
@@ -104,7 +103,6 @@ def probe_training(training: dict[str, Any], probe: dict[str, Any], lr: float) -
         "checkpoint_path": None,
         "on_divergence": "stop",
         "log_every": window,
-        "checkpoint_every": window,  # no file is written; keeps the loop's records on the window grid
         "eval_every": steps,
         "snapshot_steps": [],
     }
