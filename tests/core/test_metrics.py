@@ -343,11 +343,11 @@ def test_fid_with_a_stand_in_feature_extractor_is_the_frechet_distance_of_its_fe
 
 
 @pytest.fixture
-def empty_hub_dir(tmp_path):
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub"
-    torch.hub.set_dir(previous)
+def empty_hub_dir(tmp_path, monkeypatch):
+    # torch.hub.set_dir stores the folder in torch.hub._hub_dir; restoring that (None by default) keeps TORCH_HOME in
+    # charge afterwards, where set_dir(previous) would pin the default folder for every later test.
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    return tmp_path / "hub"
 
 
 def test_inception_weights_path_is_where_pytorch_fid_looks(empty_hub_dir):
@@ -378,6 +378,16 @@ def test_inception_input_repeats_grey_to_three_channels_in_unit_range():
     assert torch.allclose(to_inception_input(colour), (colour + 1) / 2)
     with pytest.raises(ValueError, match="1 or 3"):
         to_inception_input(torch.zeros(2, 64))
+
+
+def test_an_unreadable_inception_weights_file_is_named(empty_hub_dir):
+    from gpe_pipeline.core.errors import UnreadableFileError
+    from gpe_pipeline.core.metrics import inception_network
+
+    inception_weights_path().parent.mkdir(parents=True)
+    inception_weights_path().write_bytes(b"")  # a download that stopped at once
+    with pytest.raises(UnreadableFileError, match=f"the FID Inception weights {inception_weights_path()} cannot be read"):
+        inception_network("cpu")
 
 
 def test_inception_features_build_pool3_features_from_the_weights_file(empty_hub_dir, monkeypatch):

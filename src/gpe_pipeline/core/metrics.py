@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .data import to_model_scale
+from .errors import UnreadableFileError
 from .losses import gme_residual, pairwise_squared_distances
 from .training import resolve_device
 
@@ -343,12 +344,11 @@ def to_inception_input(images: Tensor) -> Tensor:
     return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
-@torch.no_grad()
-def inception_features(images: Tensor, batch_size: int = 200, device: str = "auto") -> Tensor:
-    """pytorch-fid Inception pool3 features of images in [-1, 1]: (N, C, H, W) -> (N, 2048) float64 on the CPU.
+def inception_network(device: str = "auto") -> torch.nn.Module:
+    """pytorch-fid's InceptionV3 up to pool3, in eval mode on `device`, with the weights of inception_weights_path().
 
-    Raises FileNotFoundError naming the weights file and its folder when the
-    weights are absent: this never downloads them.
+    Raises FileNotFoundError naming the weights file and its folder when the weights are absent (this never
+    downloads them), and UnreadableFileError naming it when it cannot be read (a truncated download).
     """
     weights = inception_weights_path()
     if not weights.is_file():
@@ -359,13 +359,28 @@ def inception_features(images: Tensor, batch_size: int = 200, device: str = "aut
         )
     from pytorch_fid.inception import InceptionV3  # imported here: torchvision loads only when FID is asked for
 
-    target = resolve_device(device)
-    model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval().to(target)  # pool3
-    features = [
-        model(to_inception_input(images[start : start + batch_size]).to(target))[0].flatten(1).double().cpu()
-        for start in range(0, len(images), batch_size)
-    ]
-    return torch.cat(features)
+    try:
+        network = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])  # pool3; reads the weights file
+    except Exception as err:  # torch's "Ran out of input" and the like say nothing of which file
+        raise UnreadableFileError(
+            f"the FID Inception weights {weights} cannot be read ({type(err).__name__}: {err}): delete the file and "
+            "download it again"
+        ) from err
+    return network.eval().to(resolve_device(device))
+
+
+@torch.no_grad()
+def inception_features(
+    images: Tensor, batch_size: int = 200, device: str = "auto", network: torch.nn.Module | None = None
+) -> Tensor:
+    """pytorch-fid Inception pool3 features of images in [-1, 1]: (N, C, H, W) -> (N, 2048) float64 on the CPU.
+
+    network: an inception_network to reuse across sets (default: built here, on `device`).
+    """
+    network = inception_network(device) if network is None else network
+    target = next(network.parameters()).device
+    batches = images.split(batch_size)
+    return torch.cat([network(to_inception_input(batch).to(target))[0].flatten(1).double().cpu() for batch in batches])
 
 
 def frechet_inception_distance(

@@ -31,11 +31,12 @@ from gpe_pipeline.core.metrics import (
     frechet_distance,
     gme_heldout,
     inception_available,
+    inception_features,
+    inception_network,
     inception_weights_path,
     kernel_distance,
     local_distortion,
     round_to_8bit,
-    to_inception_input,
 )
 from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.core.sampling import sample_images
@@ -258,18 +259,13 @@ def distance_features(
 def inception_extractor(batch_size: int = 200, device: str = "auto") -> Callable[[Tensor], Tensor]:
     """pytorch-fid's Inception pool3 features, as core.metrics.inception_features gives them, with the network built
     (and its weights file read) once, on the first set, and kept for every later set: (N, C, H, W) -> (N, 2048)."""
-    model: nn.Module | None = None
-    target = resolve_device(device)
+    network: nn.Module | None = None
 
-    @torch.no_grad()
     def extract(images: Tensor) -> Tensor:
-        nonlocal model
-        if model is None:
-            from pytorch_fid.inception import InceptionV3  # imported here: torchvision loads only when FID is asked for
-
-            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval().to(target)  # pool3
-        batches = images.split(batch_size)
-        return torch.cat([model(to_inception_input(batch).to(target))[0].flatten(1).double().cpu() for batch in batches])
+        nonlocal network
+        if network is None:
+            network = inception_network(device)
+        return inception_features(images, batch_size, network=network)
 
     return extract
 
