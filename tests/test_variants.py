@@ -95,7 +95,7 @@ def test_a_decoder_trained_after_its_encoder_is_shifted_by_the_encoder_time():
     joint = decoder.assign(trained_jointly=True)
     assert reconstruction_curve({"encoder_history": encoder, "decoder_history": joint})["seconds"].tolist() == [0.5, 1.0]
     assert stage_cost(encoder) == (20, 2.5) and stage_cost(pd.DataFrame()) == (0, 0.0)
-    flow = pd.DataFrame({"step": [30], "elapsed_s": [4.0]})  # no train_elapsed_s: elapsed_s is read
+    flow = pd.DataFrame({"step": [30], "train_elapsed_s": [4.0]})
     assert stage_costs({"encoder_history": encoder, "decoder_history": decoder, "flow_history": flow}) == (
         (20, 2.5),
         (10, 1.0),

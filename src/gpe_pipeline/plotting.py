@@ -167,8 +167,9 @@ def _panels(count: int, size: float) -> tuple[plt.Figure, list]:
     return figure, list(axes.flat[:count])
 
 
-def samples_by_variant_figure(samples: dict[str, Tensor], reference: Tensor, count: int = 16) -> plt.Figure:
-    """Generated samples of every variant side by side: image grids, or the first two coordinates of vectors."""
+def samples_by_variant_figure(samples: dict[str, Tensor], reference: Tensor | None, count: int = 16) -> plt.Figure:
+    """Generated samples of every variant side by side: image grids, or the first two coordinates of vectors over the
+    reference points (needed for vectors only)."""
     figure, axes = _panels(len(samples), 3.2)
     for axis, (name, images) in zip(axes, samples.items(), strict=True):
         if images.ndim == 4:

@@ -46,8 +46,7 @@ def stage_cost(history: pd.DataFrame) -> tuple[int, float]:
     """Steps and training seconds (evaluation excluded) a stage's history ends at; (0, 0) for an empty history."""
     if history is None or len(history) == 0:
         return 0, 0.0
-    seconds = history["train_elapsed_s"] if "train_elapsed_s" in history else history["elapsed_s"]
-    return last_step(history), float(seconds.iloc[-1])
+    return last_step(history), float(history["train_elapsed_s"].iloc[-1])
 
 
 def trained_jointly(decoder_history: pd.DataFrame) -> bool:
@@ -72,9 +71,9 @@ def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
     encoder stage's training seconds; a jointly trained decoder's curve already starts at 0.
     """
     history = outputs["decoder_history"].dropna(subset=["validation_mse"])
-    seconds = history["train_elapsed_s"] if "train_elapsed_s" in history else history["elapsed_s"]
     shift = 0.0 if trained_jointly(outputs["decoder_history"]) else stage_cost(outputs["encoder_history"])[1]
-    return pd.DataFrame({"seconds": seconds.to_numpy() + shift, "value": history["validation_mse"].to_numpy()})
+    seconds = history["train_elapsed_s"].to_numpy() + shift
+    return pd.DataFrame({"seconds": seconds, "value": history["validation_mse"].to_numpy()})
 
 
 def summary_row(variant: str, method: str, outputs: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +147,8 @@ def summarise_comparison(
     )
     labels = {variant: f"{variant} ({methods[variant]})" for variant in variants}
     curves = {labels[variant]: reconstruction_curve(outputs) for variant, outputs in variants.items()}
-    reference = to_model_scale(heldout_data["x"])
+    # Vector samples are drawn over the held-out points; image samples need no reference (none converted).
+    reference = to_model_scale(heldout_data["x"]) if heldout_data["x"].ndim == 2 else None
     figures = {
         "reconstruction_vs_seconds.png": plotting.curves_against_seconds_figure(
             curves, "validation reconstruction MSE", "decoder convergence (GPE shifted by its encoder's time)"
