@@ -7,7 +7,7 @@ tests, each with a verdict computed here from the numbers (never written by hand
 
 from __future__ import annotations
 
-import copy
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,20 +18,14 @@ import torch
 from torch import Tensor
 
 from gpe_pipeline.params import ParameterError
+from gpe_pipeline.variants import merge_overrides
 
 HELD, NOT_HELD, NOT_MEASURABLE = "held", "did not hold", "not measurable at this scale"
 
 
 def combine(*overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """Deep-merge partial override dicts, later ones winning (the merge into the stage sections checks the keys)."""
-    merged: dict[str, Any] = {}
-    for override in overrides:
-        for key, value in (override or {}).items():
-            if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-                merged[key] = combine(merged[key], value)
-            else:
-                merged[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
-    return merged
+    return functools.reduce(lambda merged, override: merge_overrides(merged, override, where=None), overrides, {})
 
 
 def claim(claim: str, paper: str, measured: str, verdict: str, reason: str = "") -> dict[str, str]:

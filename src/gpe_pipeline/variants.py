@@ -32,19 +32,20 @@ def nested_get(parameters: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """A deep copy of base with overrides applied; an override naming a key base does not have is refused.
+def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any] | None, where: str | None) -> dict[str, Any]:
+    """A deep copy of base with overrides applied, nested dicts merged key by key.
 
-    where: the overrides' parameter key (e.g. "compare.vae.train_encoder"), for the error message.
+    where: the overrides' parameter key (e.g. "compare.vae.train_encoder"): an override naming a key base does not
+    have is refused, naming it. None: such keys are added (combining partial overrides, see experiments.combine).
     """
     merged = copy.deepcopy(dict(base))
     for key, value in (overrides or {}).items():
-        if key not in merged:
+        if key not in merged and where is not None:
             raise ParameterError(f"{where}.{key} overrides a key the stage does not have: the keys there are {sorted(merged)}")
-        if isinstance(merged[key], Mapping) and isinstance(value, Mapping):
-            merged[key] = merge_overrides(merged[key], value, f"{where}.{key}")
+        if isinstance(merged.get(key), Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_overrides(merged[key], value, None if where is None else f"{where}.{key}")
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
     return merged
 
 

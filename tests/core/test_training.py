@@ -457,6 +457,18 @@ def test_divergence_factor_counts_an_exploding_finite_loss_as_diverged(tmp_path)
     # The diverged weights are not measured: the final metrics are those of step 10, the last evaluation before.
     assert len(evaluated_at) == 1 and "validation_mse" not in result.history[-1]
     assert result.final_metrics == {"validation_mse": 1.0}
+    # Diverged before its first evaluation (step 3, recorded at 5): measured once for its metric names, final NaN.
+    model, data = make_problem()
+    evaluated_at.clear()
+    early = train(
+        model,
+        exploding_after(2),
+        data,
+        config(tmp_path / "early", on_divergence="stop", divergence_factor=100, **settings),
+        evaluate=evaluate,
+    )
+    assert early.diverged_step == 3 and early.steps == 5 and len(evaluated_at) == 1
+    assert early.history[-1]["validation_mse"] == 1.0 and math.isnan(early.final_metrics["validation_mse"])
     model, data = make_problem()
     with pytest.raises(NonFiniteLossError, match=r"at step 13: lower unit.lr"):
         train(model, exploding_after(12), data, config(tmp_path, divergence_factor=100, **settings))

@@ -670,7 +670,10 @@ def train(
             rate = (step - window_start_step) / max(now - window_start, 1e-9)
             train_seconds += now - window_start
             record["steps_per_sec"] = rate
-            if diverged is None and (step % config.eval_every == 0 or is_last):  # diverged weights are not measured
+            due = diverged is None and (step % config.eval_every == 0 or is_last)
+            # Diverged weights are measured only by a run that diverged before its first evaluation, so that its
+            # metric names match its siblings'; their values never become the run's final metrics.
+            if due or (diverged is not None and not last_validation(history)):
                 record.update(run_evaluation())
             record["elapsed_s"] = elapsed_before + now - start
             record["train_elapsed_s"] = train_seconds
@@ -683,7 +686,8 @@ def train(
                 _log_progress(name, record, config.max_steps)
             if diverged is not None:  # every rank sees the same mean loss, so every rank stops here
                 stop_reason = f"diverged: the loss became {diverged[1]} at step {diverged[0]}"
-                final_metrics = last_validation(history)  # the last evaluation before the loss diverged
+                # The last evaluation before the loss diverged; NaN under the same names when there was none.
+                final_metrics = last_validation(history[:-1]) or {k: math.nan for k in last_validation(history)}
                 logger.warning("%s %s; on_divergence is stop, so training ends here", name, stop_reason)
                 break
             target_key = f"{VALIDATION_PREFIX}{config.target_metric}"
