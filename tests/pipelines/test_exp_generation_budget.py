@@ -78,8 +78,7 @@ def test_the_run_writes_distances_against_flow_iterations_with_the_baseline_and_
     findings = json.loads((folder / "findings.json").read_text())
     assert findings["experiment"] == "E6" and findings["distance"] == "fd_classifier" and findings["points"] == 50
     assert findings["fid_status"].startswith("skipped: pt_inception") and "evaluate: FID skipped" in output
-    (verdict,) = [c["verdict"] for c in findings["claims"]]
-    assert verdict in (HELD, NOT_HELD, NOT_MEASURABLE) and findings["claims"][0]["reason"]
+    assert len(findings["claims"]) == 1 and findings["claims"][0]["reason"]  # its verdict's rule: the test below
     assert [row["flow_iterations"] for row in findings["matched"]] == SNAPSHOTS
     assert findings["budget"]["gpe"]["flow_steps"] == findings["budget"]["vae"]["flow_steps"] == 60
     assert any("24 h" in note for note in findings["notes"])
