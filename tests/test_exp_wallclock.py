@@ -14,11 +14,11 @@ from torch import nn
 
 from gpe_pipeline import tracking
 from gpe_pipeline.core.models import NoModel
-from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.exp_wallclock import nodes
 from gpe_pipeline.pipelines.exp_wallclock.pipeline import create_pipeline
 from gpe_pipeline.validation import validate_run
+from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE
 
 from .conftest import environment_config, kedro, make_project_copy, with_value
 

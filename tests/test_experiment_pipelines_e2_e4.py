@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines import exp_decoder_vs_gme, exp_encoder_stability, exp_iterations_to_threshold
 from gpe_pipeline.pipelines.exp_decoder_vs_gme.nodes import convergence_claim
@@ -24,6 +23,7 @@ from gpe_pipeline.pipelines.exp_encoder_stability.nodes import (
 )
 from gpe_pipeline.pipelines.exp_iterations_to_threshold.nodes import table1_claims, threshold_column
 from gpe_pipeline.validation import validate_run
+from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE
 
 from .conftest import environment_config, kedro, make_project_copy
 

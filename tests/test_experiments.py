@@ -11,32 +11,22 @@ import pandas as pd
 import pytest
 import torch
 
-from gpe_pipeline.experiments import (
-    HELD,
-    below,
-    claim,
-    combine,
+from gpe_pipeline.experiment_parameters import combine, grid_values, positive_number, positive_numbers
+from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
+from gpe_pipeline.params import ParameterError
+from gpe_pipeline.pipelines.exp_encoder_stability.nodes import log_log_slope
+from gpe_pipeline.pipelines.exp_gmm_latents.nodes import pairwise_distance_correlation
+from gpe_pipeline.pipelines.exp_wallclock.nodes import largest_stable_rate, probe_outcome, seconds_to_threshold
+from gpe_pipeline.readings import (
     diverged_step,
     encoder_stop,
     evaluations,
     first_crossing,
     first_step_at_or_below,
-    format_steps,
-    grid_values,
-    iteration_bounds,
-    largest_stable_rate,
     last_step,
     last_value,
-    log_log_slope,
-    pairwise_distance_correlation,
-    positive_number,
-    positive_numbers,
-    probe_outcome,
-    ratio_bounds,
-    seconds_to_threshold,
 )
-from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
-from gpe_pipeline.params import ParameterError
+from gpe_pipeline.verdicts import HELD, below, claim, format_steps, iteration_bounds, ratio_bounds
 
 from .conftest import kedro, make_project_copy
 

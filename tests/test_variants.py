@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from gpe_pipeline.params import ParameterError, architectures_by_path, used_parameters
-from gpe_pipeline.pipelines.compare.nodes import reconstruction_curve, stage_cost, stage_costs
 from gpe_pipeline.pipelines.compare.pipeline import create_pipeline
+from gpe_pipeline.readings import reconstruction_curve, stage_cost, stage_costs
 from gpe_pipeline.validation import validate_run
 from gpe_pipeline.variants import merge_overrides, method_label, resolve_variant
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from gpe_pipeline.core.training import VALIDATION_PREFIX
-from gpe_pipeline.experiments import first_crossing
+from gpe_pipeline.readings import first_crossing
 
 
 def _as_grid(images: Tensor, columns: int) -> Tensor:

@@ -13,7 +13,6 @@ import torch
 import yaml
 
 from gpe_pipeline.core.models import NoModel, build_model
-from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.evaluate import nodes as evaluate_nodes
 from gpe_pipeline.pipelines.exp_generation_budget.nodes import (
@@ -27,6 +26,7 @@ from gpe_pipeline.pipelines.exp_generation_budget.nodes import (
 )
 from gpe_pipeline.pipelines.exp_generation_budget.pipeline import EXPERIMENT, create_pipeline
 from gpe_pipeline.validation import validate_run
+from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE
 
 from ..conftest import environment_config, kedro, make_project_copy
 

@@ -11,7 +11,7 @@ from torch import Tensor
 from gpe_pipeline import plotting
 from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import normalise_latents
-from gpe_pipeline.experiments import last_step
+from gpe_pipeline.readings import by_variant, markdown_table, reconstruction_curve, stage_costs
 from gpe_pipeline.variants import merge_overrides, method_label
 
 # Each variant's catalog entries the summary reads (compare.<variant>.<entry>).
@@ -31,49 +31,6 @@ DISTANCE_PREFIXES = ("fd_", "fid_", "kd_", "kid_")
 UNCERTAINTY_SUFFIXES = ("_ci_low", "_ci_high", "_std")
 # Evaluation metrics that are bookkeeping rather than measurements; left out of the table.
 NOT_MEASUREMENTS = ("frechet_points", "geometry_points", "sampling_nfe", "sampling_seconds")
-
-
-def by_variant(outputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{"vae__flow_history": x, ...} (the node's keyword inputs) -> {"vae": {"flow_history": x, ...}, ...}."""
-    grouped: dict[str, dict[str, Any]] = {}
-    for key, value in outputs.items():
-        variant, _, entry = key.partition("__")
-        grouped.setdefault(variant, {})[entry] = value
-    return grouped
-
-
-def stage_cost(history: pd.DataFrame) -> tuple[int, float]:
-    """Steps and training seconds (evaluation excluded) a stage's history ends at; (0, 0) for an empty history."""
-    if history is None or len(history) == 0:
-        return 0, 0.0
-    return last_step(history), float(history["train_elapsed_s"].iloc[-1])
-
-
-def trained_jointly(decoder_history: pd.DataFrame) -> bool:
-    """Whether the decoder stage kept a baseline's jointly trained decoder (its steps belong to the encoder stage)."""
-    return "trained_jointly" in decoder_history and bool(decoder_history["trained_jointly"].any())
-
-
-def stage_costs(outputs: dict[str, Any]) -> tuple[tuple[int, float], tuple[int, float], tuple[int, float]]:
-    """(steps, training seconds) of a variant's encoder, decoder and flow stages, in that order (stage_cost of each).
-
-    A jointly trained decoder costs (0, 0): its steps and seconds belong to the encoder stage.
-    """
-    joint = trained_jointly(outputs["decoder_history"])
-    decoder = (0, 0.0) if joint else stage_cost(outputs["decoder_history"])
-    return stage_cost(outputs["encoder_history"]), decoder, stage_cost(outputs["flow_history"])
-
-
-def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
-    """Validation reconstruction MSE against training seconds since the variant started (the paper's Fig. 10).
-
-    A decoder trained after its encoder (GPE, or a baseline with fresh_decoder) is shifted right by the
-    encoder stage's training seconds; a jointly trained decoder's curve already starts at 0.
-    """
-    history = outputs["decoder_history"].dropna(subset=["validation_mse"])
-    shift = 0.0 if trained_jointly(outputs["decoder_history"]) else stage_cost(outputs["encoder_history"])[1]
-    seconds = history["train_elapsed_s"].to_numpy() + shift
-    return pd.DataFrame({"seconds": seconds, "value": history["validation_mse"].to_numpy()})
 
 
 def summary_row(variant: str, method: str, outputs: dict[str, Any]) -> dict[str, Any]:
@@ -99,19 +56,6 @@ def summary_row(variant: str, method: str, outputs: dict[str, Any]) -> dict[str,
     )
     row.update({key: metrics[key] for key in distances})
     return row
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """A markdown table of a DataFrame, numbers to 4 significant digits."""
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return "" if value is None else str(value)
-
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def summarise_comparison(

@@ -8,22 +8,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gpe_pipeline.experiments import (
-    HELD,
-    NOT_HELD,
-    NOT_MEASURABLE,
-    claim,
-    combine,
-    encoder_stop,
-    evaluations,
-    first_step_at_or_below,
-    format_steps,
-    grid_values,
-    last_step,
-    last_value,
-    positive_number,
-)
+from gpe_pipeline.experiment_parameters import combine, grid_values, positive_number
 from gpe_pipeline.plotting import threshold_curves_axis
+from gpe_pipeline.readings import encoder_stop, evaluations, first_step_at_or_below, last_step, last_value
+from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim, format_steps
 
 EXPERIMENT = "exp_decoder_vs_gme"
 LEVEL_SLOTS = ("high", "mid", "low")  # the encoders' GME levels, highest first; parameters give their values

@@ -12,19 +12,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
-from gpe_pipeline.experiments import (
-    HELD,
-    NOT_HELD,
-    NOT_MEASURABLE,
-    claim,
-    combine,
-    diverged_step,
-    evaluations,
-    grid_values,
-    last_step,
-    log_log_slope,
-)
+from gpe_pipeline.experiment_parameters import combine, grid_values
+from gpe_pipeline.readings import diverged_step, evaluations, last_step
 from gpe_pipeline.variants import nested_get
+from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
 
 EXPERIMENT = "exp_encoder_stability"
 LOSSES = ("gme", "mds1", "mds2")
@@ -48,6 +39,15 @@ def stability_overrides(experiment: dict[str, Any], loss: str, slot: str) -> dic
     """One grid point's overrides: the settings every run shares (network, geometry, budget), then its loss and rate."""
     rate = learning_rates(experiment.get("learning_rates"))[slot]
     return combine(experiment.get("shared"), {"train_encoder": {"loss": loss, "training": {"lr": rate}}})
+
+
+def log_log_slope(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> float:
+    """Least-squares slope of log y against log x over the points where both are positive and finite; nan if < 2."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if keep.sum() < 2 or np.ptp(np.log(x[keep])) == 0:
+        return math.nan
+    return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
 
 
 def run_summary(history: pd.DataFrame) -> dict[str, Any]:

@@ -22,9 +22,8 @@ from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.models import model_from_spec
 from gpe_pipeline.core.sampling import sample_prior_images
 from gpe_pipeline.core.training import resolve_device
-from gpe_pipeline.experiments import HELD, NOT_HELD, NOT_MEASURABLE, claim, combine, last_step, parameter_error, positive_numbers
+from gpe_pipeline.experiment_parameters import combine, parameter_error, positive_numbers
 from gpe_pipeline.params import ParameterError
-from gpe_pipeline.pipelines.compare.nodes import by_variant, stage_costs
 from gpe_pipeline.pipelines.evaluate.nodes import (
     COMPARISONS,
     distance_features,
@@ -33,6 +32,8 @@ from gpe_pipeline.pipelines.evaluate.nodes import (
     generate_samples,
     real_comparison_sets,
 )
+from gpe_pipeline.readings import by_variant, last_step, stage_costs
+from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
 
 EXPERIMENT = "exp_generation_budget"
 METHODS = ("gpe", "vae")

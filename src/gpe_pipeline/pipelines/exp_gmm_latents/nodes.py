@@ -6,10 +6,12 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from gpe_pipeline.experiments import HELD, NOT_HELD, claim, combine, pairwise_distance_correlation
+from gpe_pipeline.experiment_parameters import combine
+from gpe_pipeline.verdicts import HELD, NOT_HELD, claim
 
 CORRELATION_CRITERION = 0.95  # SPEC 4: GPE keeps the grid when its correlation exceeds this
 MAX_POINTS = 1000  # held-out points whose pairs are compared (about half a million pairs)
@@ -18,6 +20,17 @@ MAX_POINTS = 1000  # held-out points whose pairs are compared (about half a mill
 def method_overrides(experiment: dict[str, Any], method: str) -> dict[str, Any]:
     """One method's overrides: the settings both methods share, then the method's own."""
     return combine(experiment["shared"], experiment["methods"][method])
+
+
+def pairwise_distance_correlation(a: Tensor, b: Tensor) -> float:
+    """Pearson correlation between the distances of all pairs i < j of the rows of a (N, p) and of b (N, q)."""
+    if len(a) != len(b) or len(a) < 3:
+        raise ValueError(f"pairwise_distance_correlation needs N >= 3 matching rows, got {len(a)} and {len(b)}")
+    rows, cols = torch.triu_indices(len(a), len(a), offset=1)
+    da = (a[rows].double() - a[cols].double()).norm(dim=1)
+    db = (b[rows].double() - b[cols].double()).norm(dim=1)
+    da, db = da - da.mean(), db - db.mean()
+    return float((da * db).sum() / (da.norm() * db.norm()))
 
 
 def summarise_gmm_latents(

@@ -10,24 +10,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gpe_pipeline.experiments import (
-    HELD,
-    NOT_HELD,
-    NOT_MEASURABLE,
-    below,
-    claim,
-    combine,
-    encoder_stop,
-    evaluations,
-    first_step_at_or_below,
-    format_steps,
-    grid_values,
-    iteration_bounds,
-    last_step,
-    positive_numbers,
-    ratio_bounds,
-)
+from gpe_pipeline.experiment_parameters import combine, grid_values, positive_numbers
 from gpe_pipeline.plotting import threshold_curves_axis
+from gpe_pipeline.readings import encoder_stop, evaluations, first_step_at_or_below, last_step
+from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, below, claim, format_steps, iteration_bounds, ratio_bounds
 
 EXPERIMENT = "exp_iterations_to_threshold"
 LEVEL_SLOTS = ("high", "low")  # Table 1's two GPE rows, by GME level (highest first); parameters give the levels

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from gpe_pipeline.pipelines.compare.nodes import markdown_table
+from gpe_pipeline.readings import markdown_table
 
 
 def experiment_seconds(node_seconds: dict[str, float], experiment: str) -> float:
