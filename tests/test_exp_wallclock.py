@@ -73,7 +73,8 @@ def test_the_overrides_leave_the_rate_as_configured_until_the_probe_chose_it(par
 
 
 class FakeTrainers:
-    """Stand-ins for the train_encoder and train_decoder node functions: a rate >= 1e-2 diverges at step 7."""
+    """Stand-ins for the stages' trainers (stage_training.train_encoder_model, train_decoder_model): a rate >= 1e-2
+    diverges at step 7."""
 
     def __init__(self):
         self.calls: list[tuple[str, dict, bool]] = []  # (trainer, its training settings, MLflow paused)
@@ -91,7 +92,7 @@ class FakeTrainers:
         records[-1][f"validation_{metric}"] = 10 * training["lr"]
         return pd.DataFrame(records)
 
-    def train_encoder(self, train_data, validation_data, metadata, params, decoder_params):
+    def train_encoder_model(self, train_x, validation_x, metadata, params, decoder_params):
         joint = params["method"] != "gpe"
         training = decoder_params["training"] if joint else params["training"]
         seen = {**training, "encoder_checkpoint_path": params["training"]["checkpoint_path"]}
@@ -99,8 +100,8 @@ class FakeTrainers:
         encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
         return encoder, self.history(training, "mse" if joint else "gme"), nn.Linear(3, 64) if joint else NoModel()
 
-    def train_decoder(self, train_latents, validation_latents, train_data, validation_data, metadata, joint, history, params):
-        assert isinstance(joint, NoModel) and train_latents.shape == (len(train_data["x"]), 3), "the trained encoder's latents"
+    def train_decoder_model(self, train_latents, validation_latents, train_x, validation_x, metadata, params):
+        assert train_latents.shape == (len(train_x), 3), "the trained encoder's latents"
         self.calls.append(("decoder", {**params["training"], "encoder_checkpoint_path": None}, tracking._PAUSED.get()))
         return nn.Linear(3, 64), self.history(params["training"], "mse")
 
@@ -108,8 +109,8 @@ class FakeTrainers:
 @pytest.fixture
 def fake_trainers(monkeypatch) -> FakeTrainers:
     fakes = FakeTrainers()
-    monkeypatch.setattr(nodes, "train_encoder", fakes.train_encoder)
-    monkeypatch.setattr(nodes, "train_decoder", fakes.train_decoder)
+    monkeypatch.setattr(nodes, "train_encoder_model", fakes.train_encoder_model)
+    monkeypatch.setattr(nodes, "train_decoder_model", fakes.train_decoder_model)
     return fakes
 
 

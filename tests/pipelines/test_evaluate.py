@@ -13,14 +13,14 @@ from gpe_pipeline.core import metrics as core_metrics
 from gpe_pipeline.core.data import uint8_to_unit_range
 from gpe_pipeline.core.metrics import frechet_distance, inception_features
 from gpe_pipeline.core.models import NoModel
-from gpe_pipeline.pipelines.evaluate.nodes import (
+from gpe_pipeline.evaluation import (
     comparison_size,
-    compute_metrics,
     distance_features,
     distribution_distances,
     inception_extractor,
     real_comparison_sets,
 )
+from gpe_pipeline.pipelines.evaluate.nodes import compute_metrics
 
 BASE = Path(__file__).parents[2] / "conf" / "base" / "parameters_evaluate.yml"
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
+from gpe_pipeline import evaluation
 from gpe_pipeline.core.models import NoModel, build_model
 from gpe_pipeline.params import ParameterError
-from gpe_pipeline.pipelines.evaluate import nodes as evaluate_nodes
 from gpe_pipeline.pipelines.exp_generation_budget.nodes import (
     FLOOR,
     NO_FLOW,
@@ -180,14 +180,14 @@ def test_without_intervals_the_point_estimates_decide_and_say_so():
 
 def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
     # Stand-ins for pytorch-fid: the weights "exist" and the features are the flattened pixels.
-    monkeypatch.setattr(evaluate_nodes, "inception_available", lambda: True)
+    monkeypatch.setattr(evaluation, "inception_available", lambda: True)
     builds = []  # the Inception network is built once per summary, not once per set
 
     def inception_extractor():
         builds.append(1)
         return lambda images: images.flatten(1)[:, :6]
 
-    monkeypatch.setattr(evaluate_nodes, "inception_extractor", inception_extractor)
+    monkeypatch.setattr(evaluation, "inception_extractor", inception_extractor)
     generator = torch.Generator().manual_seed(0)
     train = {"x": torch.randint(256, (40, 1, 4, 4), generator=generator, dtype=torch.uint8)}
     heldout = {"x": torch.randint(256, (20, 1, 4, 4), generator=generator, dtype=torch.uint8)}

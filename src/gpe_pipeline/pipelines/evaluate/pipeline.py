@@ -2,7 +2,9 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import compute_metrics, generate_samples, make_figures, reconstruct_heldout, train_feature_classifier
+from gpe_pipeline.evaluation import generate_samples  # a node here, and E6's sampler of its snapshots
+
+from .nodes import compute_metrics, make_figures, reconstruct_heldout, train_feature_classifier
 
 
 def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:

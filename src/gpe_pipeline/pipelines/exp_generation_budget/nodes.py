@@ -22,9 +22,7 @@ from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.models import model_from_spec
 from gpe_pipeline.core.sampling import sample_prior_images
 from gpe_pipeline.core.training import resolve_device
-from gpe_pipeline.experiment_parameters import combine, parameter_error, positive_numbers
-from gpe_pipeline.params import ParameterError
-from gpe_pipeline.pipelines.evaluate.nodes import (
+from gpe_pipeline.evaluation import (
     COMPARISONS,
     distance_features,
     distribution_distances,
@@ -32,6 +30,8 @@ from gpe_pipeline.pipelines.evaluate.nodes import (
     generate_samples,
     real_comparison_sets,
 )
+from gpe_pipeline.experiment_parameters import combine, parameter_error, positive_numbers
+from gpe_pipeline.params import ParameterError
 from gpe_pipeline.readings import by_variant, last_step, stage_costs
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
 

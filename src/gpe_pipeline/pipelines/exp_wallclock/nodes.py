@@ -1,7 +1,7 @@
 """Nodes of E5 (paper section 8.5, Fig. 10 and Table 2): learning-rate probes, then reconstruction against seconds.
 
 Each method's learning rate is chosen the paper's way, the largest value of a grid that converges stably in a
-short probe (probe_outcome states "stably"). The probes run the stages' own node functions with the
+short probe (probe_outcome states "stably"). The probes run the stages' own trainers (stage_training) with the
 probe's settings, no checkpoint file and MLflow logging paused, in the variant's namespace before its stages.
 """
 
@@ -21,9 +21,8 @@ from gpe_pipeline.core.latents import encode
 from gpe_pipeline.core.metrics import reconstruction_mse
 from gpe_pipeline.experiment_parameters import combine, is_number, parameter_error, positive_number, positive_numbers
 from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
-from gpe_pipeline.pipelines.train_decoder.nodes import train_decoder
-from gpe_pipeline.pipelines.train_encoder.nodes import train_encoder
 from gpe_pipeline.readings import by_variant, diverged_step, first_crossing, last_step, reconstruction_curve, stage_cost
+from gpe_pipeline.stage_training import train_decoder_model, train_encoder_model
 from gpe_pipeline.tracking import mlflow_logging_paused
 from gpe_pipeline.variants import resolve_variant
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
@@ -34,7 +33,7 @@ METHODS = {"gpe": "GPE", "vae": "VAE", "vae_mds": "VAE+MDS", "ae": "AE", "ae_mds
 KL_METHODS = ("vae", "vae_mds")  # trained with a KL term (the paper: these converge slowest)
 PROBE_WINDOWS = 10  # logging windows of one probe: its first and last fifth are two windows each
 # Which parameter section's training.lr each probed trainer sets: a baseline's joint training runs on
-# train_decoder.training (train_encoder.nodes.train_jointly), so its rate goes there too.
+# train_decoder.training (stage_training.train_jointly), so its rate goes there too.
 PROBED_SECTION = {"encoder": "train_encoder", "decoder": "train_decoder", "joint": "train_decoder"}
 # Besides its loss, what a probe must decrease for its rate to count as stable: a joint loss can fall through its KL
 # and MDS terms while the reconstruction, which Fig. 10 measures, stays where it started.
@@ -187,10 +186,10 @@ def probe_learning_rates(
     def run_train_encoder(
         encoder_training: dict[str, Any], decoder_training: dict[str, Any] = decoder_params["training"]
     ) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
-        """The train_encoder node with these training settings: (encoder, history, joint decoder or NoModel)."""
-        return train_encoder(
-            train_data,
-            validation_data,
+        """The encoder stage's trainer with these training settings: (encoder, history, joint decoder or NoModel)."""
+        return train_encoder_model(
+            train_data["x"],
+            validation_data["x"],
             metadata,
             {**encoder_params, "training": encoder_training},
             {**decoder_params, "training": decoder_training},
@@ -212,7 +211,7 @@ def probe_learning_rates(
                 "encoder", probe, lambda lr: run_train_encoder(probe_training(encoder_params["training"], probe, lr))[1]
             )
             # The encoder the train_encoder stage will train: the stage's own settings at the chosen rate.
-            encoder, encoder_history, no_decoder = run_train_encoder({**encoder_params["training"], "lr": encoder_rate})
+            encoder, encoder_history, _ = run_train_encoder({**encoder_params["training"], "lr": encoder_rate})
             batch_size = resolved["cache_latents"].get("batch_size", 1024)
             device = resolved["cache_latents"].get("device", "auto")
             train_latents, validation_latents = (
@@ -221,8 +220,8 @@ def probe_learning_rates(
 
             def decoder_trial(lr: float) -> pd.DataFrame:
                 params = {**decoder_params, "training": probe_training(decoder_params["training"], probe, lr)}
-                return train_decoder(
-                    train_latents, validation_latents, train_data, validation_data, metadata, no_decoder, encoder_history, params
+                return train_decoder_model(
+                    train_latents, validation_latents, train_data["x"], validation_data["x"], metadata, params
                 )[1]
 
             decoder_rows, decoder_rate = probe_rates("decoder", probe, decoder_trial)

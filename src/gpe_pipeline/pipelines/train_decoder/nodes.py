@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import pandas as pd
 from torch import Tensor, nn
 
-from gpe_pipeline.core.metrics import reconstruction_mse
 from gpe_pipeline.core.models import NoModel
-from gpe_pipeline.core.step_losses import decoder_step_loss
-from gpe_pipeline.params import check_decoder_covers_data, model_from_params
-from gpe_pipeline.tracking import MlflowMetricsLogger, log_training_summary, train_and_log
+from gpe_pipeline.stage_training import train_decoder_model
+from gpe_pipeline.tracking import MlflowMetricsLogger, log_training_summary
 
 # The columns of a jointly trained model's history that describe its decoder, under the decoder stage's names.
 JOINT_DECODER_COLUMNS = {"train_reconstruction": "train_loss", "validation_mse": "validation_mse"}
-
-
-def validation_mse(model: nn.Module, latents: Tensor, data: Tensor) -> dict[str, float]:
-    """Reconstruction MSE of the validation split from its cached latents."""
-    return {"mse": reconstruction_mse(model, latents, data)}
 
 
 def train_decoder(
@@ -37,26 +29,11 @@ def train_decoder(
 
     A baseline (VAE family) arrives with the decoder trained jointly with its encoder: it is kept, unless
     train_decoder.fresh_decoder asks for a new decoder on the frozen encoder's latents (the paper's Table 1).
+    A new decoder trains as stage_training.train_decoder_model.
     """
     if not isinstance(joint_decoder, NoModel) and not params.get("fresh_decoder", False):
         return joint_decoder, kept_decoder_history(encoder_history)
-    decoder = model_from_params(
-        "decoder", "train_decoder", params, data_shape=metadata["shape"], latent_dim=train_latents.shape[1]
-    )
-    value_range = metadata["value_range"]  # of the ingested data, in model scale: refuse before training
-    data_source = f"the ingested '{metadata.get('dataset')}' data (dataset_metadata value_range {value_range})"
-    check_decoder_covers_data(decoder, tuple(value_range), data_source, "train_decoder", params)
-    n_eval = params.get("eval_samples", 2000)
-    validation_y, validation_x = validation_latents[:n_eval], validation_data["x"][:n_eval]
-    return train_and_log(
-        "train_decoder",
-        decoder,
-        decoder_step_loss,
-        [train_latents, train_data["x"]],
-        params["training"],
-        evaluate=partial(validation_mse, latents=validation_y, data=validation_x),
-        target_metric="mse",
-    )
+    return train_decoder_model(train_latents, validation_latents, train_data["x"], validation_data["x"], metadata, params)
 
 
 def kept_decoder_history(joint_history: pd.DataFrame) -> pd.DataFrame:
