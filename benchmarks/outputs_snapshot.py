@@ -45,6 +45,21 @@ def masked(value: Any, name: str = "") -> Any:
     return value
 
 
+def masked_markdown(text: str) -> str:
+    """Text with timings masked, and in every markdown table the cells under a timing column's header."""
+    lines, headers = text.splitlines(), None
+    for index, line in enumerate(lines):
+        cells = line.split("|")
+        if not line.startswith("|"):
+            headers = None
+        elif headers is None:
+            headers = [cell.strip() for cell in cells]
+        elif len(cells) == len(headers) and not set(line) <= set("|-: "):
+            lines[index] = "|".join(MASK if TIMING_NAME.search(h) else c for h, c in zip(headers, cells, strict=True))
+        lines[index] = TIMING_TEXT.sub(MASK, lines[index])
+    return "\n".join(lines) + "\n"
+
+
 def tensor_digest(value: Any, digest: Any) -> None:
     if isinstance(value, torch.Tensor):
         digest.update(str((value.dtype, tuple(value.shape))).encode())
@@ -74,7 +89,7 @@ def normalised_file(path: Path) -> str | None:
                 table[column] = table[column].map(lambda v: TIMING_TEXT.sub(MASK, v) if isinstance(v, str) else v)
         return table.to_csv(index=False, float_format="%.10g")
     if path.suffix in (".md", ".txt"):
-        return TIMING_TEXT.sub(MASK, path.read_text())
+        return masked_markdown(path.read_text())
     if path.suffix == ".pt":
         digest = hashlib.sha256()
         tensor_digest(torch.load(path, weights_only=True, map_location="cpu"), digest)

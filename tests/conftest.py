@@ -93,12 +93,12 @@ def params() -> dict:
 
 
 def with_value(params: dict, dotted: str, value) -> dict:
-    """A deep copy of params with the dotted key set to value (its parents must exist)."""
+    """A deep copy of params with the dotted key set to value (missing parents are added as dicts)."""
     changed = copy.deepcopy(params)
     *parents, leaf = dotted.split(".")
     node = changed
     for key in parents:
-        node = node[key]
+        node = node.setdefault(key, {})
     node[leaf] = value
     return changed
 

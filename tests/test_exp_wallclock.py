@@ -18,6 +18,7 @@ from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.exp_wallclock import nodes
 from gpe_pipeline.pipelines.exp_wallclock.pipeline import create_pipeline
 from gpe_pipeline.validation import validate_run
+from gpe_pipeline.variants import run_parameters
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE
 
 from .conftest import environment_config, kedro, make_project_copy, with_value
@@ -49,7 +50,7 @@ def test_a_bad_experiment_parameter_is_named_before_the_run(params, dotted, valu
 
 
 def test_a_method_override_of_an_unknown_key_is_named(params):
-    bad = with_value(params, f"{EXPERIMENT}.methods.vae", {"train_encoder": {"kl_weight": 1.0}})
+    bad = with_value(params, "methods.vae", {"train_encoder": {"kl_weight": 1.0}})
     with pytest.raises(ParameterError, match="exp_wallclock.vae.train_encoder.kl_weight overrides a key"):
         validate_run(bad, create_pipeline())
 
@@ -62,11 +63,17 @@ def test_the_paper_environments_time_table_1s_threshold_and_validate(env):
     assert params[EXPERIMENT]["probe"]["learning_rates"] == [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "conf/base's keys are kept"
 
 
-def test_the_overrides_leave_the_rate_as_configured_until_the_probe_chose_it(params):
-    experiment = params[EXPERIMENT]
-    assert nodes.method_overrides(experiment, "vae") == {"train_encoder": {"method": "vae", "beta": 0.1}}
-    probe = {"chosen": {"train_decoder": 3e-3}}
-    assert nodes.method_overrides(experiment, "vae", probe)["train_decoder"] == {"training": {"lr": 3e-3}}
+def test_the_sections_keep_the_rate_as_configured_until_the_probe_chose_it(params):
+    sections = run_parameters(params, {f"{EXPERIMENT}.vae"})[f"{EXPERIMENT}.vae"]
+    assert sections["train_encoder"]["method"] == "vae" and sections["train_encoder"]["beta"] == 0.1
+    configured = sections["train_decoder"]["training"]["lr"]
+    probed = nodes.use_probed_rates({"chosen": {"train_decoder": 3e-3}}, *(sections[s] for s in SECTIONS))
+    assert probed[2]["training"]["lr"] == 3e-3 and probed[2]["training"]["max_steps"] == sections["train_decoder"]["training"]["max_steps"]
+    assert probed[0] == sections["train_encoder"] and probed[1] == sections["cache_latents"]
+    assert sections["train_decoder"]["training"]["lr"] == configured, "the configured section is not changed"
+
+
+SECTIONS = ("train_encoder", "cache_latents", "train_decoder")
 
 
 # --- the probe, with stand-in trainers -----------------------------------------------------------------------------

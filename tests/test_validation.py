@@ -2,11 +2,24 @@
 
 import pytest
 
-from gpe_pipeline.validation import ParameterError, validate_parameters, validate_run
+from gpe_pipeline.validation import ParameterError, sections_read, validate_parameters, validate_run
 
-from .conftest import PIPELINE_NODES, environment_config, with_value
+from .conftest import environment_config, with_value
 
-STAGES = PIPELINE_NODES
+# The parameter sections the six stages read: the checks are keyed by them, not by node names.
+STAGES = {"ingest", "train_encoder", "cache_latents", "train_decoder", "train_flow", "evaluate"}
+
+
+def test_the_checks_follow_the_sections_each_namespace_reads():
+    from gpe_pipeline.pipelines.compare.pipeline import create_pipeline as compare
+    from gpe_pipeline.pipelines.exp_encoder_stability.pipeline import create_pipeline as stability
+    from gpe_pipeline.pipelines.gpe_full.pipeline import create_pipeline as gpe_full
+
+    assert sections_read(gpe_full()) == {"": STAGES}
+    read = sections_read(compare())
+    assert read[""] == {"ingest", "evaluate"} and read["compare.vae"] == STAGES - {"ingest"}
+    # An encoder-only study reads train_decoder too: a baseline's encoder trains jointly with the decoder it names.
+    assert sections_read(stability())["exp_encoder_stability.gme_lr_low"] == {"train_encoder", "train_decoder"}
 
 
 def test_base_parameters_are_valid(params):
@@ -67,8 +80,8 @@ def test_bad_values_are_named(params, dotted, value, message):
 def test_a_baseline_is_checked_against_the_decoder_settings_it_trains_with(params, dotted, value, message):
     vae_mds = with_value(with_value(params, "train_encoder.method", "vae"), "train_encoder.mds_weight", 1.0)
     with pytest.raises(ParameterError, match=message):
-        validate_parameters(with_value(vae_mds, dotted, value), {"ingest_dataset", "train_encoder"})
-    validate_parameters(with_value(vae_mds, "train_encoder.training.batch_size", 1), {"ingest_dataset", "train_encoder"})
+        validate_parameters(with_value(vae_mds, dotted, value), {"ingest", "train_encoder"})
+    validate_parameters(with_value(vae_mds, "train_encoder.training.batch_size", 1), {"ingest", "train_encoder"})
 
 
 def test_a_tanh_decoder_is_refused_for_unbounded_gmm_data(params):

@@ -1,4 +1,5 @@
-"""Variant parameters (merge, checkpoints, refusals), the parameters a run reads, and the comparison's helpers."""
+"""The parameter layer (merge, checkpoints, refusals, methods defined once), the parameters a run logs, and the
+comparison's helpers."""
 
 import pandas as pd
 import pytest
@@ -7,7 +8,7 @@ from gpe_pipeline.params import ParameterError, architectures_by_path, used_para
 from gpe_pipeline.pipelines.compare.pipeline import create_pipeline
 from gpe_pipeline.readings import reconstruction_curve, stage_cost, stage_costs
 from gpe_pipeline.validation import validate_run
-from gpe_pipeline.variants import merge_overrides, method_label, resolve_variant
+from gpe_pipeline.variants import merge_overrides, method_label, run_parameters, variant_names
 
 from .conftest import with_value
 
@@ -25,7 +26,7 @@ def test_an_override_of_a_missing_key_names_it():
 
 
 def test_each_variant_checkpoints_in_its_own_folder(params):
-    sections = resolve_variant("compare.vae", params["compare"]["vae"], params)
+    sections = run_parameters(params, {"compare.vae"})["compare.vae"]
     assert sections["train_encoder"]["method"] == "vae" and sections["train_encoder"]["beta"] == 0.1
     assert sections["train_encoder"]["training"]["checkpoint_path"] == "data/06_models/checkpoints/compare.vae/encoder.pt"
     assert sections["train_flow"]["training"]["checkpoint_path"] == "data/06_models/checkpoints/compare.vae/flow.pt"
@@ -104,20 +105,39 @@ def test_a_decoder_trained_after_its_encoder_is_shifted_by_the_encoder_time():
     assert stage_costs({"encoder_history": encoder, "decoder_history": joint, "flow_history": flow})[1] == (0, 0.0)
 
 
-def test_nodes_get_whole_sections_when_a_variant_names_options_the_pruning_would_drop(params):
-    from kedro.io import DataCatalog, MemoryDataset
+def test_a_method_is_defined_once_and_every_group_that_runs_it_gets_the_same_sections(params):
+    namespaces = {"compare.vae", "exp_wallclock.vae", "exp_generation_budget.vae", "exp_iterations_to_threshold.vae"}
+    resolved = run_parameters(params, namespaces)
+    assert {resolved[ns]["train_encoder"]["beta"] for ns in namespaces} == {params["methods"]["vae"]["train_encoder"]["beta"]}
+    changed = run_parameters(with_value(params, "methods.vae.train_encoder.beta", 0.7), namespaces)
+    assert {changed[ns]["train_encoder"]["beta"] for ns in namespaces} == {0.7}, "one place changes every user"
+    own = run_parameters(with_value(params, "compare.vae", {"train_encoder": {"beta": 0.3}}), namespaces)
+    assert own["compare.vae"]["train_encoder"]["beta"] == 0.3 and own["exp_wallclock.vae"]["train_encoder"]["beta"] == 0.1
+    assert variant_names("compare") == ["gpe", "vae", "beta_vae", "ae", "vae_mds", "ae_mds"] == list(params["methods"])
 
-    from gpe_pipeline.hooks import MlflowRunsHook
-    from gpe_pipeline.validation import namespace_parameters
+
+def test_only_the_namespaces_of_the_run_are_merged_so_another_experiments_bad_value_does_not_stop_it(params):
+    broken = with_value(params, "exp_decoder_vs_gme.threshold", -1)
+    assert set(run_parameters(broken, {"compare.vae", "compare"})) == {"compare.vae"}
+    with pytest.raises(ParameterError, match="exp_decoder_vs_gme.threshold must be a positive number"):
+        run_parameters(broken, {"exp_decoder_vs_gme.gme_low"})
+
+
+def test_an_experiments_own_dataset_reaches_its_variants(params):
+    resolved = run_parameters(params, {"exp_gmm_latents", "exp_gmm_latents.gpe"})
+    assert resolved["exp_gmm_latents"]["ingest"]["dataset"] == "gmm" == resolved["exp_gmm_latents.gpe"]["ingest"]["dataset"]
+    assert resolved["exp_gmm_latents.gpe"]["train_encoder"]["latent_dim"] == 2
+
+
+def test_the_parent_run_logs_the_configured_parameters_pruned_and_each_child_its_merged_sections(params):
+    from gpe_pipeline.hooks import run_parameter_view, variant_parameter_view
 
     pipeline = create_pipeline()
-
-    def node_inputs(parameters):
-        catalog = DataCatalog({f"params:{s}": MemoryDataset(v) for s, v in parameters.items() if isinstance(v, dict)})
-        MlflowRunsHook()._keep_used_parameters(parameters, namespace_parameters(parameters, pipeline), catalog, pipeline)
-        return catalog.load("params:train_encoder")["model_options"]
-
-    assert set(node_inputs(params)) == {"mlp"}, "only the architecture in use reaches nodes and MLflow"
-    named = with_value(params, "compare.vae.train_encoder.model_options", {"conv32": {"width": 16}})
-    validate_run(named, pipeline)
-    assert set(node_inputs(named)) == set(params["train_encoder"]["model_options"]), "the variant still merges"
+    named = with_value(params, "compare.vae.train_encoder", {"architecture": "conv32"})
+    resolved = run_parameters(named, {node.namespace for node in pipeline.nodes if node.namespace})
+    parent = run_parameter_view(named, resolved, pipeline)
+    assert set(parent) == {"ingest", "train_encoder", "cache_latents", "train_decoder", "train_flow", "evaluate", "methods", "compare"}
+    assert set(parent["train_encoder"]["model_options"]) == {"mlp", "conv32"}, "a variant's architecture keeps its options"
+    assert set(parent["train_decoder"]["model_options"]) == {"mlp"}, "other architectures' options are left out"
+    child = variant_parameter_view({**resolved["compare.gpe"], "ingest": named["ingest"]})
+    assert set(child["train_encoder"]["model_options"]) == {"mlp"} and "gmm" not in child["ingest"]

@@ -39,8 +39,8 @@ def test_kedro_viz_static_build_holds_the_whole_dag_in_layers_and_tagged_stages(
     layers = {n["name"]: n.get("layer") for n in main["nodes"] if n["type"] == "data"}
     assert layers["encoder"] == "encoder_model" and layers["train_latents"] == "model_input" and layers["decoder"] == "models"
     assert layers["evaluation_figures"] == "reporting"
-    # Every registered pipeline's tags: the stages, the variants' parameter nodes, and each summary's pipeline name.
-    summaries = {"variant_parameters", "compare", "paper_report", *EXPERIMENTS}
+    # Every registered pipeline's tags: the stages, E5's node that applies its probed rates, each summary's pipeline.
+    summaries = {"runtime_parameters", "compare", "paper_report", *EXPERIMENTS}
     assert {tag["id"] for tag in main["tags"]} == {*NODE_STAGES.values(), *summaries}
     assert {name: task["tags"] for name, task in tasks.items()} == {name: [stage] for name, stage in NODE_STAGES.items()}
     ids = {n["id"]: n["name"] for n in main["nodes"]}

@@ -1,23 +1,16 @@
 """An experiment's own parameters: the checks of its numbers and grids, before any run, with one-line errors that
-name the key to change, and the merge of its partial overrides into one.
+name the key to change (the parameter layer, gpe_pipeline.variants, runs them as it derives each variant).
 
 Plain Python; nothing here imports Kedro.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from gpe_pipeline.params import ParameterError
-from gpe_pipeline.variants import merge_overrides
-
-
-def combine(*overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Deep-merge partial override dicts, later ones winning (the merge into the stage sections checks the keys)."""
-    return functools.reduce(lambda merged, override: merge_overrides(merged, override, where=None), overrides, {})
 
 
 def is_number(value: Any) -> bool:

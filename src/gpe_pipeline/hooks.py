@@ -1,17 +1,16 @@
-"""Project hooks: parameter checks before the first node, and MLflow runs that explain themselves.
+"""Project hooks: the run's parameters merged and checked before the first node, and MLflow runs that explain themselves.
 
-kedro-mlflow opens one MLflow run per `kedro run` (its hooks run before these: plugins register after the
-project, and pluggy calls the last registered first). `MlflowRunsHook` then completes that run: the commit, the
-dataset, the full command, a readable name, which earlier runs produced its inputs, and only the parameters the
-run reads; and it gives every variant namespace (compare.vae, ...) a child run that holds the variant's merged
-parameters, its metrics, models and figures.
+`RunParametersHook` computes every variant's sections once (the parameter layer, gpe_pipeline.variants), checks
+every section the run reads, and hands the merged sections to the nodes as their namespaced `params:` inputs.
+kedro-mlflow opens one MLflow run per `kedro run` (`ProjectMlflowHook`, its hook registered last so that pluggy
+calls it first). `MlflowRunsHook` then completes that run: the commit, the dataset, the full command, a readable
+name, which earlier runs produced its inputs, and only the parameters the run reads; and it gives every variant
+namespace (compare.vae, ...) a child run that holds the variant's merged parameters, its metrics, models and figures.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shlex
 import subprocess
 import sys
@@ -22,20 +21,21 @@ from typing import Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
-from kedro.io import DataCatalog
+from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
+from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 from mlflow import MlflowClient
 from mlflow.entities import Param, RunStatus
 
+from gpe_pipeline.lineage import read_lineage, record_lineage
 from gpe_pipeline.machine import describe_machine
 from gpe_pipeline.params import architectures_by_path, used_parameters
-from gpe_pipeline.pipelines.variant_stages import MERGED_SECTION, PARAMETER_NODE_TAG
-from gpe_pipeline.validation import ParameterError, namespace_parameters, validate_run
-from gpe_pipeline.variants import STAGE_SECTIONS, method_label
+from gpe_pipeline.pipelines.variant_stages import RUNTIME_PARAMETERS_TAG, RUNTIME_SECTION
+from gpe_pipeline.validation import pipeline_namespaces, validate_run
+from gpe_pipeline.variants import METHODS_KEY, STAGE_SECTIONS, method_label, run_parameters
 
 logger = logging.getLogger(__name__)
 
-LINEAGE_FILE = Path("data") / "lineage.json"  # which MLflow run last wrote each persisted catalog entry
 # The experiment's kind, for MLflow UIs and tools that read it. MLflow 3.17's UI ignores it and opens every experiment
 # in its global GenAI view until the user switches to "Model training" or the URL says workflowType=machine_learning.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -43,12 +43,38 @@ LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by 
 MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a parameter value
 
 
-class ValidateParametersHook:
-    """Fail a run on a bad parameter before its first node starts, so nothing on disk is overwritten."""
+class RunParametersHook:
+    """Merge every variant's sections once, check every section the run reads, and give the nodes the merged ones.
+
+    Before the first node: a bad parameter fails the run in one line and nothing on disk changes. Inside the
+    namespace compare.vae, a stage reads `params:compare.vae.train_encoder`: this hook puts the merged section
+    there (conf and --params give only the keys that differ). `resolved` holds the run's merged sections for the
+    MLflow hook.
+    """
+
+    def __init__(self) -> None:
+        self.resolved: dict[str, dict[str, dict[str, Any]]] = {}
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
-        validate_run(catalog.load("parameters"), pipeline)
+        parameters = catalog.load("parameters")
+        self.resolved = run_parameters(parameters, pipeline_namespaces(pipeline))
+        validate_run(parameters, pipeline, self.resolved)
+        inputs = pipeline.inputs()
+        for namespace, sections in self.resolved.items():
+            for section, value in sections.items():
+                if f"params:{namespace}.{section}" in inputs:
+                    catalog[f"params:{namespace}.{section}"] = value
+
+
+class ProjectMlflowHook(MlflowHook):
+    """kedro-mlflow's hook, except that it logs no node's `params:` inputs: MlflowRunsHook logs the run's parameters
+    once, pruned to what the run reads, and each variant's merged sections on its own child run."""
+
+    @hook_impl
+    def before_node_run(self, node: Node, catalog: DataCatalog, inputs: dict[str, Any], is_async: bool) -> None:
+        data_inputs = {name: value for name, value in inputs.items() if not name.startswith("params:") and name != "parameters"}
+        super().before_node_run(node, catalog, data_inputs, is_async)
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -56,7 +82,7 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict):  # an empty one (a variant without overrides) logs nothing, as kedro-mlflow's does
             flat.update(flatten(value, f"{name}."))
         else:
             flat[name] = value
@@ -92,16 +118,17 @@ def command_line() -> str:
 
 
 class MlflowRunsHook:
-    """Tags, readable names, lineage, used parameters and one child run per variant namespace."""
+    """Tags, readable names, lineage, used parameters and one child run per variant namespace.
 
-    def __init__(self) -> None:
+    parameters: the run's RunParametersHook, whose merged sections the children log.
+    """
+
+    def __init__(self, parameters: RunParametersHook) -> None:
+        self.parameters = parameters
         self._reset()
 
     def _reset(self) -> None:
         self.children: dict[str, str] = {}  # namespace -> child run id
-        # namespace -> its ingest section, for a variant whose parameters depend on a dataset (a learning-rate probe's
-        # result): its child's parameters are logged when its parameter node has computed them.
-        self.parameters_pending: dict[str, dict[str, Any]] = {}
         self.unsaved_outputs: dict[str, set[str]] = {}  # node name -> outputs not saved yet, while its child is active
         self.saved: dict[str, str] = {}  # persisted dataset -> run id that wrote it
         self.catalog: DataCatalog | None = None
@@ -113,13 +140,11 @@ class MlflowRunsHook:
         self._reset()
         self.catalog = catalog
         self.project = Path(run_params.get("project_path") or Path.cwd())
-        parameters = catalog.load("parameters")
-        merged = namespace_parameters(parameters, pipeline)
-        variants = {namespace: sections for namespace, sections in merged.items() if "train_encoder" in sections}
-        self._keep_used_parameters(parameters, merged, catalog, pipeline)
         run = mlflow.active_run()
         if run is None:  # tracking is off for this pipeline
             return
+        parameters = catalog.load("parameters")
+        resolved = self.parameters.resolved
         client = MlflowClient()
         self._mark_experiment(client, run.info.experiment_id)
         self.run_link = mlflow_ui_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id)
@@ -131,20 +156,15 @@ class MlflowRunsHook:
         if run.info.run_name == "+".join(pipelines):  # kedro-mlflow's default: no name was given in mlflow.yml
             tags["mlflow.runName"] = f"{'+'.join(pipelines)} · {dataset}"
         mlflow.set_tags(tags)
-        # Before the run such a variant's parameter node sees None for its dataset inputs (namespace_parameters).
-        read_datasets = {
-            node.namespace
-            for node in pipeline.nodes
-            if PARAMETER_NODE_TAG in node.tags and any(not name.startswith("params:") for name in node.inputs)
-        }
-        for namespace, sections in variants.items():
-            ingest = sections.get("ingest") or parameters.get("ingest") or {}  # E1's variants: their experiment's gmm
-            child = self._create_child(client, run, namespace, {**sections, "ingest": ingest}, shared_tags)
-            self.children[namespace] = child
-            if namespace in read_datasets:
-                self.parameters_pending[namespace] = ingest
-            else:
-                self._log_parameters(client, child, {**sections, "ingest": ingest})
+        self._log_parameters(client, run.info.run_id, run_parameter_view(parameters, resolved, pipeline))
+        completed_at_run_time = {node.namespace for node in pipeline.nodes if RUNTIME_PARAMETERS_TAG in node.tags}
+        for namespace, sections in resolved.items():
+            if "train_encoder" not in sections:  # an experiment's own dataset, not a variant
+                continue
+            sections = {**sections, "ingest": sections.get("ingest") or parameters.get("ingest") or {}}
+            self.children[namespace] = self._create_child(client, run, namespace, sections, shared_tags)
+            if namespace not in completed_at_run_time:
+                self._log_parameters(client, self.children[namespace], variant_parameter_view(sections))
 
     def _mark_experiment(self, client: MlflowClient, experiment_id: str) -> None:
         """An experiment created before conf/base/mlflow.yml set its kind gets the tag too."""
@@ -153,36 +173,9 @@ class MlflowRunsHook:
             if experiment.tags.get(key) != value:
                 client.set_experiment_tag(experiment_id, key, value)
 
-    def _keep_used_parameters(
-        self, parameters: dict[str, Any], merged: dict[str, dict[str, Any]], catalog: DataCatalog, pipeline: Pipeline
-    ) -> None:
-        """Replace each params:<section> entry by the part the run reads, so only that reaches nodes and MLflow.
-
-        merged: each namespace's merged sections; every architecture and dataset one of them uses keeps its keys.
-        Nodes then read the pruned sections: when a variant's overrides name options the pruning left out (options of
-        an architecture no variant uses), the variants would no longer merge, so every section is left whole.
-        """
-        in_use: dict[str, set[str]] = {}
-        for sections in merged.values():
-            for path, names in architectures_by_path(sections).items():
-                in_use.setdefault(path, set()).update(names)
-        datasets = {sections["ingest"].get("dataset") for sections in merged.values() if "ingest" in sections}
-        pruned = {
-            section: used_parameters(section, value, in_use, datasets)
-            for section, value in parameters.items()
-            if isinstance(value, dict) and catalog.get(f"params:{section}") is not None
-        }
-        try:
-            namespace_parameters({**parameters, **pruned}, pipeline)  # what the variants' parameter nodes will compute
-        except ParameterError as err:
-            logger.info("keeping every parameter for this run's nodes and MLflow: %s", err)
-            return
-        for section, value in pruned.items():
-            catalog.get(f"params:{section}").save(value)  # a memory dataset: saving into it replaces the value quietly
-
     def _upstream_tags(self, pipeline: Pipeline) -> dict[str, str]:
-        """For each input this run reads but does not produce: the run that wrote it (from data/lineage.json)."""
-        lineage = self._read_lineage()
+        """For each input this run reads but does not produce: the run that wrote it (from the project's lineage)."""
+        lineage = read_lineage(self.project)
         tags = {
             f"upstream.{name}": lineage[name]
             for name in sorted(pipeline.inputs())
@@ -209,23 +202,23 @@ class MlflowRunsHook:
         }
         return client.create_run(parent.info.experiment_id, tags=tags).info.run_id
 
-    def _log_parameters(self, client: MlflowClient, run_id: str, sections: dict[str, Any]) -> None:
-        """A variant's merged, used parameters (its stage sections and ingest) on its child run."""
-        used = {section: used_parameters(section, sections[section]) for section in (*STAGE_SECTIONS, "ingest")}
-        params = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in flatten(used).items()]
+    def _log_parameters(self, client: MlflowClient, run_id: str, view: dict[str, Any]) -> None:
+        """Parameters flattened to dotted keys (train_encoder.training.lr, ...) on one run."""
+        params = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in flatten(view).items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
             client.log_batch(run_id, params=params[start : start + 100])
 
     @hook_impl
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
-        """A variant whose parameters waited for a dataset: log them now that its parameter node computed them."""
-        ingest = self.parameters_pending.get(node.namespace or "")
-        if ingest is None or PARAMETER_NODE_TAG not in node.tags or mlflow.active_run() is None:
+        """A variant whose sections a node completed at run time: log them now on its child."""
+        child = self.children.get(node.namespace or "")
+        if child is None or RUNTIME_PARAMETERS_TAG not in node.tags or mlflow.active_run() is None:
             return
-        suffix = MERGED_SECTION.format("")
-        sections = {name.rsplit(".", 1)[-1].removesuffix(suffix): value for name, value in outputs.items()}
-        self._log_parameters(MlflowClient(), self.children[node.namespace], {**sections, "ingest": ingest})
-        del self.parameters_pending[node.namespace]
+        sections = {**self.parameters.resolved[node.namespace]}
+        suffix = RUNTIME_SECTION.format("")
+        sections.update({name.rsplit(".", 1)[-1].removesuffix(suffix): value for name, value in outputs.items()})
+        sections.setdefault("ingest", self.catalog.load("parameters").get("ingest") or {})
+        self._log_parameters(MlflowClient(), child, variant_parameter_view(sections))
 
     @hook_impl(trylast=True)
     def before_node_run(self, node: Node, catalog: DataCatalog, inputs: dict[str, Any], is_async: bool) -> None:
@@ -274,20 +267,40 @@ class MlflowRunsHook:
             if client.get_run(run_id).info.status == "RUNNING":
                 client.set_terminated(run_id, status_of_open_children)
         if self.saved:
-            lineage = {**self._read_lineage(), **self.saved}
-            path = self.project / LINEAGE_FILE
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            temporary.write_text(json.dumps(lineage, indent=1, sort_keys=True))
-            os.replace(temporary, path)
+            record_lineage(self.project, self.saved)
 
-    def _read_lineage(self) -> dict[str, str]:
-        path = self.project / LINEAGE_FILE
-        try:
-            return json.loads(path.read_text()) if path.exists() else {}
-        except (OSError, json.JSONDecodeError):
-            logger.warning("ignoring the unreadable lineage file %s", path)
-            return {}
+
+def run_parameter_view(
+    parameters: dict[str, Any], resolved: dict[str, dict[str, dict[str, Any]]], pipeline: Pipeline
+) -> dict[str, Any]:
+    """The parameters a run reads, as configured, for its parent run: each top-level section a shared node reads,
+    and for a run with variants the shared stage sections, the method definitions and the variants' groups (compare,
+    the experiments), all pruned to what the run uses (other architectures' options, other datasets' keys out).
+
+    Every architecture and dataset some variant uses keeps its keys in the shared sections.
+    """
+    namespaces = pipeline_namespaces(pipeline)
+    keys = set()
+    for name in pipeline.inputs():
+        if name.startswith("params:") and not any(name.startswith(f"params:{ns}.") for ns in resolved):
+            keys.add(name.removeprefix("params:").split(".")[0])
+    if resolved:
+        keys |= {*STAGE_SECTIONS, METHODS_KEY, *(namespace.split(".")[0] for namespace in namespaces)}
+    in_use: dict[str, set[str]] = {}
+    for sections in resolved.values():
+        for path, names in architectures_by_path(sections).items():
+            in_use.setdefault(path, set()).update(names)
+    datasets = {sections["ingest"].get("dataset") for sections in resolved.values() if "ingest" in sections}
+    return {
+        key: used_parameters(key, parameters[key], in_use, datasets)
+        for key in sorted(keys)
+        if isinstance(parameters.get(key), dict)
+    }
+
+
+def variant_parameter_view(sections: dict[str, Any]) -> dict[str, Any]:
+    """A variant's merged stage sections and ingest, pruned to what it uses, for its child run."""
+    return {section: used_parameters(section, sections[section]) for section in (*STAGE_SECTIONS, "ingest")}
 
 
 class RunContextHook:
@@ -316,14 +329,14 @@ class RunContextHook:
             "machine": describe_machine(),
             "node_seconds": {},
         }
-        catalog[self.DATASET] = self.context
+        # Handed over by reference, not copied: the seconds this hook adds after each node reach the reading node.
+        catalog[self.DATASET] = MemoryDataset(self.context, copy_mode="assign")
 
     @hook_impl
     def before_node_run(self, node: Node) -> None:
         self.started[node.name] = time.perf_counter()
 
     @hook_impl
-    def after_node_run(self, node: Node, catalog: DataCatalog) -> None:
+    def after_node_run(self, node: Node) -> None:
         if self.context is not None and node.name in self.started:
             self.context["node_seconds"][node.name] = time.perf_counter() - self.started.pop(node.name)
-            catalog.get(self.DATASET).save(self.context)

@@ -4,17 +4,19 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 
 import warnings
 
-from gpe_pipeline.hooks import MlflowRunsHook, RunContextHook, ValidateParametersHook
+from gpe_pipeline.hooks import MlflowRunsHook, ProjectMlflowHook, RunContextHook, RunParametersHook
 
 # Third-party deprecation chatter that says nothing about this project's run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
-# Instantiated project hooks (kedro-mlflow registers its own through its entry point).
-HOOKS = (ValidateParametersHook(), MlflowRunsHook(), RunContextHook())
+# Instantiated project hooks. pluggy calls the last registered first: kedro-mlflow's run opens before the others
+# (ProjectMlflowHook is kedro-mlflow's hook without its per-node parameter logging, so its own registration is off).
+RUN_PARAMETERS = RunParametersHook()
+HOOKS = (RUN_PARAMETERS, MlflowRunsHook(RUN_PARAMETERS), RunContextHook(), ProjectMlflowHook())
 
 # Installed plugins for which to disable hook auto-registration.
-# DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")  # its metadata spells it kedro_mlflow
 
 # Class that manages the KedroSession.
 # from kedro.framework.session import KedroSession

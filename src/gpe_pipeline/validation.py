@@ -9,7 +9,6 @@ never drift from what the stages accept.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -20,65 +19,44 @@ from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
 from gpe_pipeline.core.training import TrainConfig, valid_device
 from gpe_pipeline.params import ParameterError, check_decoder_covers_data, joint_min_batch_size, model_from_params
-from gpe_pipeline.variants import VARIANT_GROUPS, nested_get
+from gpe_pipeline.variants import run_parameters
 
 __all__ = ["ParameterError", "validate_parameters", "validate_run"]
 
 ENCODER_METHODS = ("gpe", "vae", "ae")
 
 
-def namespace_parameters(params: dict[str, Any], pipeline: Any) -> dict[str, dict[str, Any]]:
-    """Every namespace's merged parameter sections, {namespace: {section: dict}}, as its parameter nodes compute them.
+def sections_read(pipeline: Any) -> dict[str, set[str]]:
+    """The parameter sections read in each namespace, {namespace: {section, ...}} ("" for the shared sections).
 
-    The parameter nodes (tagged variant_parameters, outputs "<section>_params") are pure functions of the
-    parameters, so they are run here on them; an input that is a dataset (e.g. a learning-rate probe's result)
-    does not exist before the run and is passed as None (the node must then leave that choice as configured).
-    A namespace without its own ingest reads its parent's (an experiment's own dataset, e.g. E1's gmm).
-    pipeline: a Kedro Pipeline.
+    `params:<namespace>.<section>` is a namespace's own section (its stages', or a summary reading a variant's), for
+    the longest namespace of the pipeline's nodes that prefixes it; any other `params:<section>...` is a shared
+    one. pipeline: a Kedro Pipeline.
     """
-    from gpe_pipeline.pipelines.variant_stages import MERGED_SECTION, PARAMETER_NODE_TAG
-
-    suffix = MERGED_SECTION.format("")
-    resolved: dict[str, dict[str, Any]] = {}
-    for node in pipeline.nodes:
-        if PARAMETER_NODE_TAG not in node.tags:
-            continue
-        values = {
-            name: nested_get(params, name.removeprefix("params:")) if name.startswith("params:") else None for name in node.inputs
-        }
-        node_logger = logging.getLogger("kedro.pipeline.node")
-        level, node_logger.level = node_logger.level, logging.WARNING  # not a run: no "Running node" line
-        try:
-            outputs = node.run(values)
-        finally:
-            node_logger.level = level
-        for name, value in outputs.items():
-            resolved.setdefault(node.namespace or "", {})[name.rsplit(".", 1)[-1].removesuffix(suffix)] = value
-    for namespace, sections in resolved.items():
-        parent = resolved.get(namespace.rpartition(".")[0], {})
-        if "ingest" not in sections and "ingest" in parent:
-            sections["ingest"] = parent["ingest"]
-    return resolved
+    namespaces = sorted(pipeline_namespaces(pipeline), key=len, reverse=True)
+    read: dict[str, set[str]] = {}
+    for name in {name for node in pipeline.nodes for name in node.inputs if name.startswith("params:")}:
+        key = name.removeprefix("params:")
+        namespace = next((ns for ns in namespaces if key.startswith(f"{ns}.")), "")
+        read.setdefault(namespace, set()).add(key.removeprefix(f"{namespace}.").split(".")[0] if namespace else key.split(".")[0])
+    return read
 
 
-def validate_run(params: dict[str, Any], pipeline: Any) -> None:
-    """Check the parameters of every node of a pipeline: shared nodes on the shared sections, each namespace's
-    nodes on its merged sections (namespace_parameters); unknown variant names are refused.
+def pipeline_namespaces(pipeline: Any) -> set[str]:
+    """The namespaces of a pipeline's nodes (compare.vae, exp_gmm_latents, ...)."""
+    return {node.namespace for node in pipeline.nodes if node.namespace}
 
-    pipeline: a Kedro Pipeline (anything with .nodes whose items have .name, .namespace, .tags, .inputs, .run).
+
+def validate_run(params: dict[str, Any], pipeline: Any, resolved: dict[str, dict[str, Any]] | None = None) -> None:
+    """Check every parameter section a pipeline's nodes read: the shared ones, and each variant's merged ones.
+
+    resolved: the run's merged variant sections (variants.run_parameters, which the run computes once before its
+    first node); None computes them here. Unknown variant names are refused.
     """
-    for group, variants in VARIANT_GROUPS.items():
-        unknown = sorted(set(params.get(group) or {}) - set(variants))
-        if unknown:
-            raise ParameterError(
-                f"{group}.{unknown[0]} is not a variant of the {group} pipeline: the variants are {list(variants)}"
-            )
-    merged = namespace_parameters(params, pipeline)
-    by_namespace: dict[str, set[str]] = {}
-    for node in pipeline.nodes:
-        by_namespace.setdefault(node.namespace or "", set()).add(node.name.split(".")[-1])
-    for namespace, nodes in sorted(by_namespace.items()):
-        validate_parameters({**params, **merged.get(namespace, {})}, nodes)
+    if resolved is None:
+        resolved = run_parameters(params, pipeline_namespaces(pipeline))
+    for namespace, sections in sorted(sections_read(pipeline).items()):
+        validate_parameters({**params, **resolved.get(namespace, {})}, sections)
 
 
 def _integer(value: Any) -> bool:
@@ -107,18 +85,18 @@ def _check_training(section: str, params: dict[str, Any], min_batch_size: int = 
         )
 
 
-def validate_parameters(params: dict[str, Any], nodes: set[str]) -> None:
-    """Raise ParameterError for the first parameter that the given pipeline nodes cannot work with.
+def validate_parameters(params: dict[str, Any], sections: set[str]) -> None:
+    """Raise ParameterError for the first parameter of the given sections that the stages cannot work with.
 
-    nodes: the names of the nodes about to run (ingest_dataset, train_encoder, ...). The models are built on the meta
+    sections: the parameter sections the nodes about to run read (ingest, train_encoder, ...). The models are built on the meta
     device: their constructors check the parameters without allocating or initialising any weight (the paper's
     CelebA-HQ networks hold 225 M of them).
     """
     with torch.device("meta"):
-        _validate(params, nodes)
+        _validate(params, sections)
 
 
-def _validate(params: dict[str, Any], nodes: set[str]) -> None:
+def _validate(params: dict[str, Any], sections: set[str]) -> None:
     ingest = params.get("ingest", {})
     try:
         shape = data_shape(
@@ -131,11 +109,11 @@ def _validate(params: dict[str, Any], nodes: set[str]) -> None:
         raise ParameterError(str(err)) from err
     if ingest.get("image_dtype", "float32") not in IMAGE_DTYPES:
         raise ParameterError(f"ingest.image_dtype must be one of {list(IMAGE_DTYPES)}, got {ingest.get('image_dtype')!r}")
-    if "ingest_dataset" in nodes:
+    if "ingest" in sections:
         _check_ingest(ingest)
     encoder = params.get("train_encoder", {})
     latent_dim = encoder.get("latent_dim")
-    if "train_encoder" in nodes:
+    if "train_encoder" in sections:
         if not _integer(latent_dim) or latent_dim < 1:
             raise ParameterError(f"train_encoder.latent_dim must be an integer >= 1, got {latent_dim!r}")
         _check_method(encoder)
@@ -156,12 +134,12 @@ def _validate(params: dict[str, Any], nodes: set[str]) -> None:
         if unknown or not isinstance(augment.get("hflip", False), bool) or not 0 < augment.get("crop_scale", 1.0) <= 1:
             raise ParameterError(f"train_encoder.augment takes hflip (true/false) and crop_scale in (0, 1], got {augment}")
     latent_dim = latent_dim if _integer(latent_dim) and latent_dim >= 1 else 1  # later stages take d from the cached latents
-    if "cache_latents" in nodes:
+    if "cache_latents" in sections:
         batch_size = params.get("cache_latents", {}).get("batch_size", 1024)
         if not _integer(batch_size) or batch_size < 1:
             raise ParameterError(f"cache_latents.batch_size must be an integer >= 1, got {batch_size!r}")
         _check_device("cache_latents", params.get("cache_latents", {}))
-    if "train_decoder" in nodes:
+    if "train_decoder" in sections:
         section = params.get("train_decoder", {})
         decoder = model_from_params("decoder", "train_decoder", section, data_shape=shape, latent_dim=latent_dim)
         dataset = ingest.get("dataset")
@@ -169,11 +147,11 @@ def _validate(params: dict[str, Any], nodes: set[str]) -> None:
         _check_training("train_decoder", section)
         if not isinstance(section.get("fresh_decoder", False), bool):
             raise ParameterError(f"train_decoder.fresh_decoder must be true or false, got {section['fresh_decoder']!r}")
-    if "train_flow" in nodes:
+    if "train_flow" in sections:
         flow = params.get("train_flow", {})
         model_from_params("velocity", "train_flow", flow, latent_dim=latent_dim)
         _check_training("train_flow", flow)
-    if nodes & {"train_feature_classifier", "generate_samples", "compute_metrics"}:
+    if "evaluate" in sections:
         _check_evaluate(params.get("evaluate", {}), shape)
 
 

@@ -20,15 +20,15 @@ from gpe_pipeline.pipelines.exp_generation_budget.nodes import (
     NO_FLOW,
     generation_verdict,
     matched_iterations,
-    method_overrides,
     snapshot_velocity,
     summarise_generation_budget,
 )
 from gpe_pipeline.pipelines.exp_generation_budget.pipeline import EXPERIMENT, create_pipeline
 from gpe_pipeline.validation import validate_run
+from gpe_pipeline.variants import run_parameters
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE
 
-from ..conftest import environment_config, kedro, make_project_copy
+from ..conftest import environment_config, kedro, make_project_copy, with_value
 
 BASE = Path(__file__).parents[2] / "conf" / "base"
 SNAPSHOTS = [20, 40, 60]  # conf/test's snapshot steps; the flow's max_steps there is 60
@@ -104,25 +104,20 @@ def test_the_two_methods_are_child_runs_with_identical_metric_names_and_flow_set
     assert artifacts == {f"{EXPERIMENT}/{name}" for name in ("results.csv", "figure.png", "findings.json")}
 
 
-def experiment_parameters() -> dict:
-    return yaml.safe_load((BASE / "parameters_exp_generation_budget.yml").read_text())[EXPERIMENT]
-
-
-def test_both_methods_get_the_same_flow_overrides_and_bad_steps_name_the_key():
-    experiment, flow = experiment_parameters(), {"training": {"max_steps": 6000}}
-    gpe, vae = (method_overrides(experiment, flow, method) for method in ("gpe", "vae"))
-    assert (
-        gpe["train_flow"]
-        == vae["train_flow"]
-        == {"training": {"snapshot_steps": [250, 500, 1000, 2000, 4000, 6000], "target": None}}
-    )
-    assert vae["train_encoder"] == {"method": "vae", "beta": 0.1}
+def test_both_methods_get_the_same_flow_and_bad_steps_name_the_key(params):
+    params = with_value(params, "train_flow.training.max_steps", 6000)
+    namespaces = {f"{EXPERIMENT}.gpe", f"{EXPERIMENT}.vae"}
+    gpe, vae = (run_parameters(params, namespaces)[ns] for ns in sorted(namespaces))
+    assert gpe["train_flow"] == vae["train_flow"]
+    assert gpe["train_flow"]["training"]["snapshot_steps"] == [250, 500, 1000, 2000, 4000, 6000]
+    assert gpe["train_flow"]["training"]["target"] is None
+    assert vae["train_encoder"]["method"] == "vae" and vae["train_encoder"]["beta"] == 0.1
     for steps in ([250, 7000], [], [0], "1000", None, [250.5], [True]):
         with pytest.raises(ParameterError, match=rf"^{EXPERIMENT}\.snapshot_steps must be .*max_steps \(6000\)"):
-            method_overrides({**experiment, "snapshot_steps": steps}, flow, "gpe")
-    own_flow = {**experiment, "methods": {"gpe": {"train_flow": {"training": {"lr": 0.1}}}}}
-    with pytest.raises(ParameterError, match=rf"{EXPERIMENT}\.methods\.gpe\.train_flow cannot be set per method"):
-        method_overrides(own_flow, flow, "gpe")
+            run_parameters(with_value(params, f"{EXPERIMENT}.snapshot_steps", steps), namespaces)
+    own_flow = with_value(params, "methods.gpe.train_flow", {"training": {"lr": 0.1}})
+    with pytest.raises(ParameterError, match=rf"methods\.gpe\.train_flow cannot be used by {EXPERIMENT}"):
+        run_parameters(own_flow, namespaces)
 
 
 @pytest.mark.parametrize("env", ["base", "mnist", "cifar10", "celeba", "celebahq"])

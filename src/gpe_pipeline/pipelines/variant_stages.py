@@ -1,34 +1,30 @@
 """The stages every variant runs, in a Kedro namespace of its own: what `compare` and the experiments assemble.
 
 A variant is a parameter choice, not a copy: the same stage pipelines (train_encoder .. evaluate's measurements)
-under a namespace, reading the shared data and the shared feature classifier, with one extra node in front,
-`variant_parameters`, that merges the shared parameter sections with the variant's overrides. The overrides are
-`params:<namespace>` (e.g. compare.vae in conf/base/parameters_compare.yml), or, for an experiment's grid point,
-what a function computes from the experiment's parameters (`DerivedOverrides`). Outputs live in the catalog's
-"{variant}.<entry>" factories (conf/base/catalog_variants.yml).
+under a namespace, reading the shared data and the shared feature classifier. Kedro's namespacing hands each stage
+its variant's sections: inside compare.vae a stage's `params:train_encoder` is `params:compare.vae.train_encoder`,
+which the parameter layer (gpe_pipeline.variants) completes from the shared sections before the run. Outputs live in
+the catalog's "{variant}.<entry>" factories (conf/base/catalog_variants.yml).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial, update_wrapper
 from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
 from gpe_pipeline.pipelines import cache_latents, evaluate, ingest, train_decoder, train_encoder, train_flow
-from gpe_pipeline.variants import STAGE_SECTIONS, merge_overrides, variant_parameters
+from gpe_pipeline.variants import STAGE_SECTIONS
 
 # What variants read from the shared, non-namespaced part of the run (when their stages read it).
 SHARED_DATA = ("train_data", "validation_data", "heldout_data", "dataset_metadata")
 SHARED_INPUTS = (*SHARED_DATA, "feature_classifier")
-# The tag of every node that turns parameters into a namespace's merged sections ("<section>_params" outputs):
-# the parameter check and the MLflow hook run these nodes on the parameters to see what each variant will use.
-PARAMETER_NODE_TAG = "variant_parameters"
-# A variant's merged parameter section: a memory dataset inside its namespace (e.g. compare.vae.train_encoder_params).
-MERGED_SECTION = "{}_params"
+# A node tagged so completes its namespace's sections at run time (E5's probed learning rates), writing each as
+# RUNTIME_SECTION (e.g. train_encoder_probed), which the variant's stages then read; its child run logs them.
+RUNTIME_PARAMETERS_TAG = "runtime_parameters"
+RUNTIME_SECTION = "{}_probed"
 # The stages in the order they feed each other; a variant runs a prefix of them.
 STAGES = {
     "train_encoder": train_encoder.create_pipeline,
@@ -37,89 +33,46 @@ STAGES = {
     "train_flow": train_flow.create_pipeline,
     "evaluate": evaluate.measurement_pipeline,
 }
-DERIVE_PREFIX = "derive__"
-
-
-@dataclass(frozen=True)
-class DerivedOverrides:
-    """A variant whose overrides a function computes, e.g. one point of an experiment's grid.
-
-    derive(**arguments) -> overrides, with each argument read from the dataset or parameter `inputs` names
-    (a `params:` name stays shared; any other name is the variant's own, e.g. a probe's result in its namespace).
-    """
-
-    derive: Callable[..., dict[str, Any]]
-    inputs: dict[str, str] = field(default_factory=dict)
-
-
-def derived_variant_parameters(namespace: str, derive: Callable[..., dict[str, Any]], **inputs: Any) -> tuple[dict, ...]:
-    """variant_parameters with overrides = derive(**the derive__ inputs); the other inputs are the shared sections."""
-    arguments = {key.removeprefix(DERIVE_PREFIX): value for key, value in inputs.items() if key.startswith(DERIVE_PREFIX)}
-    sections = {key: value for key, value in inputs.items() if not key.startswith(DERIVE_PREFIX)}
-    return variant_parameters(namespace, derive(**arguments), **sections)
 
 
 def variant_pipeline(
     namespace: str,
     stages: tuple[str, ...] = tuple(STAGES),
-    overrides: DerivedOverrides | None = None,
     prelude: Pipeline | None = None,
     data_from: str | None = None,
+    sections: str = "params:{}",
 ) -> Pipeline:
-    """The stages under `namespace`, parameterised by the variant's overrides and the shared sections.
+    """The stages under `namespace`, each reading its variant's sections.
 
-    stages: a prefix of STAGES (an encoder-only study stops after train_encoder). overrides: None reads
-    params:<namespace>; a DerivedOverrides computes them. prelude: nodes that run first in the namespace
-    (e.g. a learning-rate probe whose result the overrides read). data_from: read train_data .. dataset_metadata
-    from that namespace (an experiment's own dataset, dataset_pipeline) instead of the run's shared ingest.
+    stages: a prefix of STAGES (an encoder-only study stops after train_encoder). prelude: nodes that run first in
+    the namespace (e.g. a learning-rate probe); a parameter it reads that is not a stage section stays shared.
+    data_from: read train_data .. dataset_metadata from that namespace (an experiment's own dataset,
+    dataset_pipeline) instead of the run's shared ingest. sections: how the stages name their sections' inputs
+    (RUNTIME_SECTION when a prelude completes them at run time).
     """
     if list(stages) != list(STAGES)[: len(stages)] or not stages:
         raise ValueError(f"a variant runs a prefix of {list(STAGES)}, got {list(stages)}")
-    sections = {section: f"params:{section}" for section in STAGE_SECTIONS}
-    shared_parameters = {f"params:{s}": f"params:{s}" for s in STAGE_SECTIONS}
-    if overrides is None:
-        merge = update_wrapper(partial(variant_parameters, namespace), variant_parameters)
-        inputs = {"overrides": "params:overrides", **sections}
-        shared_parameters["params:overrides"] = f"params:{namespace}"
-    else:
-        merge = update_wrapper(partial(derived_variant_parameters, namespace, overrides.derive), derived_variant_parameters)
-        inputs = {f"{DERIVE_PREFIX}{key}": name for key, name in overrides.inputs.items()} | sections
-        shared_parameters |= {name: name for name in overrides.inputs.values() if name.startswith("params:")}
-    parameters = Node(merge, inputs=inputs, outputs=[MERGED_SECTION.format(s) for s in STAGE_SECTIONS], name="variant_parameters")
-    template = Pipeline(
-        [
-            *([prelude] if prelude is not None else []),
-            Pipeline([parameters], tags=[PARAMETER_NODE_TAG]),
-            *(STAGES[stage](MERGED_SECTION) for stage in stages),
-        ]
-    )
+    template = Pipeline([*([prelude] if prelude is not None else []), *(STAGES[stage](sections) for stage in stages)])
     shared = {name: f"{data_from}.{name}" if data_from and name in SHARED_DATA else name for name in SHARED_INPUTS}
+    shared_parameters = {
+        name
+        for name in template.inputs()
+        if name.startswith("params:") and name.removeprefix("params:").split(".")[0] not in STAGE_SECTIONS
+    }
     return Pipeline(
         template,
         namespace=namespace,
         inputs={name: target for name, target in shared.items() if name in template.inputs()},
-        parameters={name: target for name, target in shared_parameters.items() if name in template.inputs()},
+        parameters=shared_parameters or None,
     )
 
 
-def ingest_parameters(ingest: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """The ingest section with an experiment's own dataset overrides (e.g. the gmm for E1)."""
-    return merge_overrides(ingest, overrides or {}, "ingest")
-
-
-def dataset_pipeline(namespace: str, overrides: str) -> Pipeline:
+def dataset_pipeline(namespace: str) -> Pipeline:
     """An ingest of the experiment's own dataset under `namespace` (its train_data .. dataset_metadata).
 
-    overrides: the parameter holding the experiment's ingest overrides (e.g. params:exp_gmm_latents.ingest).
+    Its `params:<namespace>.ingest` is the shared ingest section with the experiment's own keys merged in.
     """
-    parameters = Node(
-        ingest_parameters,
-        inputs={"ingest": "params:ingest", "overrides": overrides},
-        outputs=MERGED_SECTION.format("ingest"),
-        name="ingest_parameters",
-    )
-    template = Pipeline([Pipeline([parameters], tags=[PARAMETER_NODE_TAG]), ingest.create_pipeline(MERGED_SECTION)])
-    return Pipeline(template, namespace=namespace, parameters={"params:ingest": "params:ingest", overrides: overrides})
+    return Pipeline(ingest.create_pipeline(), namespace=namespace)
 
 
 def summary_node(func: Callable[..., Any], inputs: dict[str, str], outputs: list[str] | str, name: str) -> Node:
@@ -155,23 +108,14 @@ def summary_pipeline(
 def grid_experiment_pipeline(
     experiment: str,
     stages: tuple[str, ...],
-    derive: Callable[..., dict[str, Any]],
-    points: dict[str, dict[str, Any]],
+    variants: list[str],
     summarise: Callable[..., tuple],
     summary_inputs: dict[str, str],
 ) -> Pipeline:
     """An experiment on the run's shared data: its ingest, one variant per grid point, then its summary.
 
-    points: variant name -> the keyword arguments that, with experiment=params:<experiment>, make derive return
-    that variant's overrides (each variant runs `stages` in the namespace <experiment>.<name>).
-    summary_inputs: as summary_pipeline's.
+    variants: the grid points' names (each runs `stages` in the namespace <experiment>.<name>; the parameter layer
+    gives each its sections). summary_inputs: as summary_pipeline's.
     """
-    variants = [
-        variant_pipeline(
-            f"{experiment}.{name}",
-            stages=stages,
-            overrides=DerivedOverrides(partial(derive, **point), {"experiment": f"params:{experiment}"}),
-        )
-        for name, point in points.items()
-    ]
-    return ingest.create_pipeline() + sum(variants, Pipeline([])) + summary_pipeline(experiment, summarise, summary_inputs)
+    points = [variant_pipeline(f"{experiment}.{name}", stages=stages) for name in variants]
+    return ingest.create_pipeline() + sum(points, Pipeline([])) + summary_pipeline(experiment, summarise, summary_inputs)

@@ -12,9 +12,9 @@ from gpe_pipeline import plotting
 from gpe_pipeline.core.data import to_model_scale
 from gpe_pipeline.core.latents import normalise_latents
 from gpe_pipeline.readings import by_variant, markdown_table, reconstruction_curve, stage_costs
-from gpe_pipeline.variants import merge_overrides, method_label
+from gpe_pipeline.variants import method_label
 
-# Each variant's catalog entries the summary reads (compare.<variant>.<entry>).
+# Each variant's catalog entries the summary reads (compare.<variant>.<entry>), besides its train_encoder section.
 SUMMARY_INPUTS = (
     "evaluation_metrics",
     "encoder_history",
@@ -59,23 +59,16 @@ def summary_row(variant: str, method: str, outputs: dict[str, Any]) -> dict[str,
 
 
 def summarise_comparison(
-    metadata: dict[str, Any],
-    heldout_data: dict[str, Any],
-    train_encoder: dict[str, Any],
-    overrides: dict[str, Any],
-    **variant_outputs: Any,
+    metadata: dict[str, Any], heldout_data: dict[str, Any], **variant_outputs: Any
 ) -> tuple[pd.DataFrame, str, dict[str, Figure]]:
     """The comparison of every variant: a summary table (CSV and markdown) and three figures.
 
-    train_encoder, overrides: the shared section and params:compare, which give each variant's method.
-    variant_outputs: "<variant>__<entry>" for every entry of SUMMARY_INPUTS.
+    variant_outputs: "<variant>__<entry>" for every entry of SUMMARY_INPUTS, and "<variant>__train_encoder", the
+    variant's train_encoder section (which gives its method).
     Figures: validation reconstruction MSE against training seconds, generated samples, normalised latents.
     """
     variants = by_variant(variant_outputs)
-    methods = {
-        variant: method_label(merge_overrides(train_encoder, (overrides.get(variant) or {}).get("train_encoder") or {}, variant))
-        for variant in variants
-    }
+    methods = {variant: method_label(outputs["train_encoder"]) for variant, outputs in variants.items()}
     table = pd.DataFrame([summary_row(variant, methods[variant], outputs) for variant, outputs in variants.items()])
     floors = ", ".join(sorted(column for column in table.columns if column.endswith("_floor")))
     markdown = "\n\n".join(

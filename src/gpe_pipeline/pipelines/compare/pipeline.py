@@ -8,11 +8,11 @@ from kedro.pipeline import Pipeline
 
 from gpe_pipeline.pipelines import evaluate, ingest
 from gpe_pipeline.pipelines.variant_stages import summary_node, variant_pipeline
-from gpe_pipeline.variants import VARIANT_GROUPS
+from gpe_pipeline.variants import variant_names
 
 from .nodes import SUMMARY_INPUTS, summarise_comparison
 
-VARIANTS = VARIANT_GROUPS["compare"]
+VARIANTS = variant_names("compare")  # one per method of conf/base/parameters_methods.yml
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -22,9 +22,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         inputs={
             "metadata": "dataset_metadata",
             "heldout_data": "heldout_data",
-            "train_encoder": "params:train_encoder",
-            "overrides": "params:compare",
             **{f"{variant}__{name}": f"compare.{variant}.{name}" for variant in VARIANTS for name in SUMMARY_INPUTS},
+            **{f"{variant}__train_encoder": f"params:compare.{variant}.train_encoder" for variant in VARIANTS},
         },
         outputs=["compare_summary", "compare_summary_markdown", "compare_figures"],
         name="summarise_comparison",

@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gpe_pipeline.experiment_parameters import combine, grid_values, positive_number
 from gpe_pipeline.plotting import threshold_curves_axis
 from gpe_pipeline.readings import encoder_stop, evaluations, first_step_at_or_below, last_step, last_value
+from gpe_pipeline.variants import DECODER_LEVEL_SLOTS as LEVEL_SLOTS
+from gpe_pipeline.variants import decoder_level_name as variant_name
+from gpe_pipeline.variants import decoder_levels as gme_levels
+from gpe_pipeline.variants import decoder_threshold as loss_threshold
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim, format_steps
 
-EXPERIMENT = "exp_decoder_vs_gme"
-LEVEL_SLOTS = ("high", "mid", "low")  # the encoders' GME levels, highest first; parameters give their values
 GME, MSE = "validation_gme", "validation_mse"
-
-
-def variant_name(slot: str) -> str:
-    """gme_high, gme_mid, gme_low: the namespace of one level under exp_decoder_vs_gme."""
-    return f"gme_{slot}"
-
-
-def gme_levels(values: Any) -> dict[str, float]:
-    """exp_decoder_vs_gme.gme_levels checked: {high, mid, low} -> positive validation GME targets, decreasing."""
-    return grid_values(values, LEVEL_SLOTS, f"{EXPERIMENT}.gme_levels", increasing=False)
-
-
-def loss_threshold(value: Any) -> float:
-    """exp_decoder_vs_gme.threshold checked: a positive validation MSE."""
-    return positive_number(value, f"{EXPERIMENT}.threshold", "must be a positive number (a validation MSE)")
-
-
-def level_overrides(experiment: dict[str, Any], slot: str) -> dict[str, Any]:
-    """One level's overrides: the shared settings, a GPE encoder stopped at the level, a decoder stopped at the threshold."""
-    level = gme_levels(experiment.get("gme_levels"))[slot]
-    threshold = loss_threshold(experiment.get("threshold"))
-    return combine(
-        experiment.get("shared"),
-        {"train_encoder": {"method": "gpe", "training": {"target": level}}, "train_decoder": {"training": {"target": threshold}}},
-    )
 
 
 def summarise_decoder_vs_gme(

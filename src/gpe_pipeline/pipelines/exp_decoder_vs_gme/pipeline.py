@@ -8,17 +8,18 @@ exp_decoder_vs_gme.gme_levels.
 from kedro.pipeline import Pipeline
 
 from gpe_pipeline.pipelines.variant_stages import grid_experiment_pipeline
+from gpe_pipeline.variants import DECODER_VS_GME as EXPERIMENT
+from gpe_pipeline.variants import variant_names
 
-from .nodes import EXPERIMENT, LEVEL_SLOTS, level_overrides, summarise_decoder_vs_gme, variant_name
+from .nodes import summarise_decoder_vs_gme
 
-POINTS = {variant_name(slot): {"slot": slot} for slot in LEVEL_SLOTS}
+POINTS = variant_names(EXPERIMENT)  # gme_high, gme_mid, gme_low (gpe_pipeline.variants)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return grid_experiment_pipeline(
         EXPERIMENT,
         ("train_encoder", "cache_latents", "train_decoder"),
-        level_overrides,
         POINTS,
         summarise_decoder_vs_gme,
         {

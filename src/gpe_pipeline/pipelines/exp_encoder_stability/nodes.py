@@ -12,33 +12,17 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
-from gpe_pipeline.experiment_parameters import combine, grid_values
 from gpe_pipeline.readings import diverged_step, evaluations, last_step
-from gpe_pipeline.variants import nested_get
+from gpe_pipeline.variants import ENCODER_STABILITY as EXPERIMENT
+from gpe_pipeline.variants import RATE_SLOTS, nested_get
+from gpe_pipeline.variants import STABILITY_LOSSES as LOSSES
+from gpe_pipeline.variants import stability_name as variant_name
+from gpe_pipeline.variants import stability_rates as learning_rates
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
 
-EXPERIMENT = "exp_encoder_stability"
-LOSSES = ("gme", "mds1", "mds2")
-RATE_SLOTS = ("low", "mid", "high")  # the learning rates' slots, lowest first; parameters give their values
 FIGURE5_SLOT = "mid"  # the paper's Fig. 5 rate was lost in extraction: the middle one stands in for it
 GME, BILIPSCHITZ, DISTORTION = "validation_gme", "validation_bilipschitz_p95", "validation_local_distortion"
 COLOURS = {"gme": "C0", "mds1": "C3", "mds2": "C1"}
-
-
-def variant_name(loss: str, slot: str) -> str:
-    """gme_lr_low ... mds2_lr_high: the namespace of one grid point under exp_encoder_stability."""
-    return f"{loss}_lr_{slot}"
-
-
-def learning_rates(values: Any) -> dict[str, float]:
-    """exp_encoder_stability.learning_rates checked: {low, mid, high} -> positive rates, increasing."""
-    return grid_values(values, RATE_SLOTS, f"{EXPERIMENT}.learning_rates", increasing=True)
-
-
-def stability_overrides(experiment: dict[str, Any], loss: str, slot: str) -> dict[str, Any]:
-    """One grid point's overrides: the settings every run shares (network, geometry, budget), then its loss and rate."""
-    rate = learning_rates(experiment.get("learning_rates"))[slot]
-    return combine(experiment.get("shared"), {"train_encoder": {"loss": loss, "training": {"lr": rate}}})
 
 
 def log_log_slope(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> float:

@@ -8,17 +8,18 @@ it reads parameters; the rates themselves come from exp_encoder_stability.learni
 from kedro.pipeline import Pipeline
 
 from gpe_pipeline.pipelines.variant_stages import grid_experiment_pipeline
+from gpe_pipeline.variants import ENCODER_STABILITY as EXPERIMENT
+from gpe_pipeline.variants import variant_names
 
-from .nodes import EXPERIMENT, LOSSES, RATE_SLOTS, stability_overrides, summarise_encoder_stability, variant_name
+from .nodes import summarise_encoder_stability
 
-POINTS = {variant_name(loss, slot): {"loss": loss, "slot": slot} for loss in LOSSES for slot in RATE_SLOTS}
+POINTS = variant_names(EXPERIMENT)  # gme_lr_low ... mds2_lr_high (gpe_pipeline.variants)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return grid_experiment_pipeline(
         EXPERIMENT,
         ("train_encoder",),
-        stability_overrides,
         POINTS,
         summarise_encoder_stability,
         {

@@ -30,13 +30,10 @@ from gpe_pipeline.evaluation import (
     generate_samples,
     real_comparison_sets,
 )
-from gpe_pipeline.experiment_parameters import combine, parameter_error, positive_numbers
-from gpe_pipeline.params import ParameterError
 from gpe_pipeline.readings import by_variant, last_step, stage_costs
+from gpe_pipeline.variants import GENERATION_METHODS as METHODS
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
 
-EXPERIMENT = "exp_generation_budget"
-METHODS = ("gpe", "vae")
 # Each method's catalog entries the summary reads (exp_generation_budget.<method>.<entry>).
 SUMMARY_INPUTS = (
     "flow",
@@ -48,8 +45,6 @@ SUMMARY_INPUTS = (
     "flow_history",
     "evaluation_metrics",
 )
-# The stage sections a method may set for itself: the flow and the measurements are the same for both methods.
-METHOD_SECTIONS = ("train_encoder", "cache_latents", "train_decoder")
 # evaluate's distances, named by their key prefix, in the order the table and the figure show them.
 DISTANCES = {
     "fd_classifier": "classifier Frechet distance",
@@ -68,29 +63,6 @@ LABELS = {
     NO_FLOW: "VAE decoder on N(0, I), no flow",
     FLOOR: "floor: train vs held-out",
 }
-
-
-def method_overrides(experiment: dict[str, Any], train_flow: dict[str, Any], method: str) -> dict[str, Any]:
-    """One method's overrides: its own autoencoder settings, and the snapshot steps both flows share.
-
-    train_flow: the shared flow section, whose max_steps bounds the snapshot steps. Both flows train for exactly
-    max_steps (no early stop), so every snapshot exists for both.
-    """
-    own = dict((experiment.get("methods") or {}).get(method) or {})
-    for section in own:
-        if section not in METHOD_SECTIONS:
-            raise ParameterError(
-                f"{EXPERIMENT}.methods.{method}.{section} cannot be set per method: both flows and their measurements "
-                f"use the shared settings; a method may set {list(METHOD_SECTIONS)}"
-            )
-    # Checked here although TrainConfig checks the merged section too: its error would name train_flow's key, not this one.
-    key, max_steps = f"{EXPERIMENT}.snapshot_steps", train_flow["training"]["max_steps"]
-    rule = f"must be a non-empty list of flow iterations from 1 to train_flow.training.max_steps ({max_steps})"
-    steps = positive_numbers(experiment.get("snapshot_steps"), key, rule, integers=True)
-    if max(steps) > max_steps:
-        raise parameter_error(key, rule, experiment["snapshot_steps"])
-    flow = {"train_flow": {"training": {"snapshot_steps": sorted(set(steps)), "target": None}}}
-    return combine(own, flow)
 
 
 def snapshot_velocity(flow: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:

@@ -4,24 +4,18 @@
 dataset and the feature classifier are the run's shared ones (as in the compare pipeline).
 """
 
-from functools import partial
 
 from kedro.pipeline import Pipeline
 
 from gpe_pipeline.pipelines import evaluate, ingest
-from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, summary_pipeline, variant_pipeline
+from gpe_pipeline.pipelines.variant_stages import summary_pipeline, variant_pipeline
+from gpe_pipeline.variants import GENERATION_BUDGET as EXPERIMENT
 
-from .nodes import METHODS, SUMMARY_INPUTS, method_overrides, summarise_generation_budget
-
-EXPERIMENT = "exp_generation_budget"
+from .nodes import METHODS, SUMMARY_INPUTS, summarise_generation_budget
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    derived = {"experiment": f"params:{EXPERIMENT}", "train_flow": "params:train_flow"}
-    variants = [
-        variant_pipeline(f"{EXPERIMENT}.{method}", overrides=DerivedOverrides(partial(method_overrides, method=method), derived))
-        for method in METHODS
-    ]
+    variants = [variant_pipeline(f"{EXPERIMENT}.{method}") for method in METHODS]
     inputs = {
         "train_data": "train_data",
         "heldout_data": "heldout_data",

@@ -10,16 +10,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from gpe_pipeline.experiment_parameters import combine
 from gpe_pipeline.verdicts import HELD, NOT_HELD, claim
 
 CORRELATION_CRITERION = 0.95  # SPEC 4: GPE keeps the grid when its correlation exceeds this
 MAX_POINTS = 1000  # held-out points whose pairs are compared (about half a million pairs)
-
-
-def method_overrides(experiment: dict[str, Any], method: str) -> dict[str, Any]:
-    """One method's overrides: the settings both methods share, then the method's own."""
-    return combine(experiment["shared"], experiment["methods"][method])
 
 
 def pairwise_distance_correlation(a: Tensor, b: Tensor) -> float:

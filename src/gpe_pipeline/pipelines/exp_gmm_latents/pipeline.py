@@ -3,16 +3,15 @@
 `kedro run --pipeline=exp_gmm_latents`; parameters in conf/base/parameters_exp_gmm_latents.yml.
 """
 
-from functools import partial
-
 from kedro.pipeline import Pipeline
 
-from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, dataset_pipeline, summary_node, variant_pipeline
+from gpe_pipeline.pipelines.variant_stages import dataset_pipeline, summary_node, variant_pipeline
+from gpe_pipeline.variants import GMM_LATENTS as EXPERIMENT
+from gpe_pipeline.variants import variant_names
 
-from .nodes import method_overrides, summarise_gmm_latents
+from .nodes import summarise_gmm_latents
 
-EXPERIMENT = "exp_gmm_latents"
-METHODS = ("gpe", "vae")
+METHODS = variant_names(EXPERIMENT)  # gpe, vae (gpe_pipeline.variants)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -20,7 +19,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         variant_pipeline(
             f"{EXPERIMENT}.{method}",
             stages=("train_encoder", "cache_latents"),
-            overrides=DerivedOverrides(partial(method_overrides, method=method), {"experiment": f"params:{EXPERIMENT}"}),
             data_from=EXPERIMENT,
         )
         for method in METHODS
@@ -32,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         name="summarise_gmm_latents",
     )
     return (
-        dataset_pipeline(EXPERIMENT, f"params:{EXPERIMENT}.ingest")
+        dataset_pipeline(EXPERIMENT)
         + sum(variants, Pipeline([]))
         + Pipeline([summary], namespace=EXPERIMENT, tags=[EXPERIMENT])
     )

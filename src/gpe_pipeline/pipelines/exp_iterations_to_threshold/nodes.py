@@ -10,49 +10,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gpe_pipeline.experiment_parameters import combine, grid_values, positive_numbers
 from gpe_pipeline.plotting import threshold_curves_axis
 from gpe_pipeline.readings import encoder_stop, evaluations, first_step_at_or_below, last_step
+from gpe_pipeline.variants import ITERATIONS_LEVEL_SLOTS as LEVEL_SLOTS
+from gpe_pipeline.variants import iterations_levels as gme_levels
+from gpe_pipeline.variants import iterations_row_name as variant_name
+from gpe_pipeline.variants import iterations_thresholds as loss_thresholds
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, below, claim, format_steps, iteration_bounds, ratio_bounds
 
-EXPERIMENT = "exp_iterations_to_threshold"
-LEVEL_SLOTS = ("high", "low")  # Table 1's two GPE rows, by GME level (highest first); parameters give the levels
 MSE = "validation_mse"
 VAE_GME_NOTE = "mean encoder's validation GME (not its objective)"
-
-
-def variant_name(method: str, slot: str | None) -> str:
-    """gpe_gme_high, gpe_gme_low, vae: the namespace of one row of the table under exp_iterations_to_threshold."""
-    return f"{method}_gme_{slot}" if slot else method
-
-
-def gme_levels(values: Any) -> dict[str, float]:
-    """exp_iterations_to_threshold.gme_levels checked: {high, low} -> positive validation GME targets, decreasing."""
-    return grid_values(values, LEVEL_SLOTS, f"{EXPERIMENT}.gme_levels", increasing=False)
-
-
-def loss_thresholds(values: Any) -> list[float]:
-    """exp_iterations_to_threshold.thresholds checked: two or more positive validation MSEs, highest first."""
-    return positive_numbers(
-        values,
-        f"{EXPERIMENT}.thresholds",
-        "must be a list of two or more positive validation MSEs, highest first (Table 1: [0.1, 0.022] on MNIST)",
-        order="decreasing",
-        at_least=2,
-    )
-
-
-def row_overrides(experiment: dict[str, Any], method: str, slot: str | None) -> dict[str, Any]:
-    """One row's overrides: the shared settings, then a GPE encoder stopped at its level or the VAE's own settings.
-
-    Every decoder (and the VAE's joint training, which runs on the decoder stage's settings) stops at the lowest
-    threshold: the iterations to every threshold are read from the way down.
-    """
-    until_lowest = {"train_decoder": {"training": {"target": loss_thresholds(experiment.get("thresholds"))[-1]}}}
-    if method == "vae":
-        return combine(experiment.get("shared"), experiment.get("vae"), {"train_encoder": {"method": "vae"}}, until_lowest)
-    level = gme_levels(experiment.get("gme_levels"))[slot]
-    return combine(experiment.get("shared"), {"train_encoder": {"method": "gpe", "training": {"target": level}}}, until_lowest)
 
 
 def threshold_column(threshold: float) -> str:

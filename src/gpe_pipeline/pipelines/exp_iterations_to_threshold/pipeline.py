@@ -7,13 +7,12 @@ The rows are gpe_gme_high, gpe_gme_low (levels from exp_iterations_to_threshold.
 from kedro.pipeline import Pipeline
 
 from gpe_pipeline.pipelines.variant_stages import grid_experiment_pipeline
+from gpe_pipeline.variants import ITERATIONS as EXPERIMENT
+from gpe_pipeline.variants import variant_names
 
-from .nodes import EXPERIMENT, LEVEL_SLOTS, row_overrides, summarise_iterations_to_threshold, variant_name
+from .nodes import summarise_iterations_to_threshold
 
-POINTS = {
-    **{variant_name("gpe", slot): {"method": "gpe", "slot": slot} for slot in LEVEL_SLOTS},
-    variant_name("vae", None): {"method": "vae", "slot": None},
-}
+POINTS = variant_names(EXPERIMENT)  # gpe_gme_high, gpe_gme_low, vae (gpe_pipeline.variants)
 
 ROW_OUTPUTS = {"encoder": "encoder_history", "decoder": "decoder_history", "latent_stats": "latent_stats"}
 
@@ -22,7 +21,6 @@ def create_pipeline(**kwargs) -> Pipeline:
     return grid_experiment_pipeline(
         EXPERIMENT,
         ("train_encoder", "cache_latents", "train_decoder"),
-        row_overrides,
         POINTS,
         summarise_iterations_to_threshold,
         {

@@ -19,19 +19,16 @@ from torch import nn
 from gpe_pipeline import plotting
 from gpe_pipeline.core.latents import encode
 from gpe_pipeline.core.metrics import reconstruction_mse
-from gpe_pipeline.experiment_parameters import combine, is_number, parameter_error, positive_number, positive_numbers
 from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 from gpe_pipeline.readings import by_variant, diverged_step, first_crossing, last_step, reconstruction_curve, stage_cost
 from gpe_pipeline.stage_training import train_decoder_model, train_encoder_model
 from gpe_pipeline.tracking import mlflow_logging_paused
-from gpe_pipeline.variants import resolve_variant
+from gpe_pipeline.variants import PROBE_WINDOWS
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
 
-EXPERIMENT = "exp_wallclock"
-# The variants, by their names in params:exp_wallclock.methods, and their rows in the paper's Table 2.
+# The variants (gpe_pipeline.variants.WALLCLOCK_METHODS), and their rows in the paper's Table 2.
 METHODS = {"gpe": "GPE", "vae": "VAE", "vae_mds": "VAE+MDS", "ae": "AE", "ae_mds": "AE+MDS"}
 KL_METHODS = ("vae", "vae_mds")  # trained with a KL term (the paper: these converge slowest)
-PROBE_WINDOWS = 10  # logging windows of one probe: its first and last fifth are two windows each
 # Which parameter section's training.lr each probed trainer sets: a baseline's joint training runs on
 # train_decoder.training (stage_training.train_jointly), so its rate goes there too.
 PROBED_SECTION = {"encoder": "train_encoder", "decoder": "train_decoder", "joint": "train_decoder"}
@@ -40,42 +37,6 @@ PROBED_SECTION = {"encoder": "train_encoder", "decoder": "train_decoder", "joint
 PROBED_TERMS = {"joint": ("train_reconstruction",)}
 TRAINER_LOSS = {"encoder": "GME", "decoder": "MSE", "joint": "joint loss"}
 PAPER_COLUMNS = {dataset: f"paper_{dataset.lower().replace('-', '')}_s_per_iter" for dataset in PAPER_TABLE2_DATASETS}
-
-
-def check_experiment(experiment: dict[str, Any]) -> None:
-    """ParameterError naming the exp_wallclock key to change, before any node runs."""
-
-    def need(condition: bool, key: str, rule: str, value: Any) -> None:
-        if not condition:
-            raise parameter_error(f"{EXPERIMENT}.{key}", f"must be {rule}", value)
-
-    rule = "must be a positive number (a validation reconstruction MSE)"
-    positive_number(experiment.get("threshold"), f"{EXPERIMENT}.threshold", rule)
-    probe = experiment.get("probe") or {}
-    positive_numbers(
-        probe.get("learning_rates"), f"{EXPERIMENT}.probe.learning_rates", "must be a non-empty list of positive numbers"
-    )
-    steps = probe.get("steps")
-    need(
-        isinstance(steps, int) and not isinstance(steps, bool) and steps >= PROBE_WINDOWS and steps % PROBE_WINDOWS == 0,
-        "probe.steps",
-        f"a multiple of {PROBE_WINDOWS} (the probe's logging windows), at least {PROBE_WINDOWS}",
-        steps,
-    )
-    decrease = probe.get("min_decrease")
-    need(is_number(decrease) and 0 <= decrease < 1, "probe.min_decrease", "a number in [0, 1)", decrease)
-    methods = experiment.get("methods") or {}
-    need(set(methods) == set(METHODS), "methods", f"one entry for each of {list(METHODS)}", sorted(methods))
-
-
-def method_overrides(experiment: dict[str, Any], method: str, probe: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One method's overrides and, once its probe ran, the learning rates the probe chose.
-
-    probe: the method's learning_rate_probe; None (the parameter check before the run) leaves the rates as configured.
-    """
-    check_experiment(experiment)
-    chosen = {} if probe is None else {section: {"training": {"lr": rate}} for section, rate in probe["chosen"].items()}
-    return combine(experiment["methods"][method], chosen)
 
 
 def probe_training(training: dict[str, Any], probe: dict[str, Any], lr: float) -> dict[str, Any]:
@@ -168,19 +129,21 @@ def probe_learning_rates(
     metadata: dict[str, Any],
     experiment: dict[str, Any],
     method: str,
-    **sections: dict[str, Any],
+    train_encoder: dict[str, Any],
+    cache_latents: dict[str, Any],
+    train_decoder: dict[str, Any],
 ) -> dict[str, Any]:
     """The learning-rate probe of one method (a prelude node in its namespace): every rate's outcome and the choice.
 
-    sections: the shared stage sections; the probe merges the method's overrides into them as its variant will.
+    train_encoder, cache_latents, train_decoder: the variant's sections as configured (before the probe's rates).
     GPE probes its encoder on the GME loss, trains the encoder at the chosen rate with the stage's own settings
     (deterministic for fixed settings and seed: the stage then trains the same encoder again) and probes the decoder
     on that encoder's latents. A baseline probes its joint training (the rate of train_decoder.training).
     """
-    resolved = resolve_variant(f"{EXPERIMENT}.{method}", method_overrides(experiment, method), sections)
-    encoder_params, decoder_params = resolved["train_encoder"], resolved["train_decoder"]
-    for section in (encoder_params, decoder_params):
-        section["training"]["checkpoint_path"] = None  # a probe never writes (or resumes) the stages' checkpoint files
+    # A probe never writes (or resumes) the stages' checkpoint files.
+    encoder_params, decoder_params = (
+        {**section, "training": {**section["training"], "checkpoint_path": None}} for section in (train_encoder, train_decoder)
+    )
     probe = experiment["probe"]
 
     def run_train_encoder(
@@ -212,8 +175,8 @@ def probe_learning_rates(
             )
             # The encoder the train_encoder stage will train: the stage's own settings at the chosen rate.
             encoder, encoder_history, _ = run_train_encoder({**encoder_params["training"], "lr": encoder_rate})
-            batch_size = resolved["cache_latents"].get("batch_size", 1024)
-            device = resolved["cache_latents"].get("device", "auto")
+            batch_size = cache_latents.get("batch_size", 1024)
+            device = cache_latents.get("device", "auto")
             train_latents, validation_latents = (
                 encode(encoder, split["x"], batch_size, device) for split in (train_data, validation_data)
             )
@@ -234,6 +197,16 @@ def probe_learning_rates(
         {key: None if isinstance(v, float) and math.isnan(v) else v for key, v in row.items()} for row in result["rows"]
     ]
     return result
+
+
+def use_probed_rates(
+    probe: dict[str, Any], train_encoder: dict[str, Any], cache_latents: dict[str, Any], train_decoder: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The variant's sections with the learning rates its probe chose (training.lr of each probed section)."""
+    sections = {"train_encoder": train_encoder, "cache_latents": cache_latents, "train_decoder": train_decoder}
+    for section, rate in probe["chosen"].items():
+        sections[section] = {**sections[section], "training": {**sections[section]["training"], "lr": rate}}
+    return sections["train_encoder"], sections["cache_latents"], sections["train_decoder"]
 
 
 def encoder_check(history: pd.DataFrame) -> dict[str, Any]:

@@ -10,19 +10,21 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Node, Pipeline
 
 from gpe_pipeline.pipelines import ingest
-from gpe_pipeline.pipelines.variant_stages import DerivedOverrides, summary_pipeline, variant_pipeline
-from gpe_pipeline.variants import STAGE_SECTIONS
+from gpe_pipeline.pipelines.variant_stages import RUNTIME_PARAMETERS_TAG, RUNTIME_SECTION, summary_pipeline, variant_pipeline
+from gpe_pipeline.variants import WALLCLOCK as EXPERIMENT
 
-from .nodes import EXPERIMENT, METHODS, method_overrides, probe_learning_rates, summarise_wallclock
+from .nodes import METHODS, probe_learning_rates, summarise_wallclock, use_probed_rates
 
 PROBE = "learning_rate_probe"
 # What the summary reads of each method's variant.
 SUMMARY_INPUTS = ("encoder_history", "decoder_history", PROBE, "decoder", "heldout_latents")
+STAGES = ("train_encoder", "cache_latents", "train_decoder")
 
 
 def probe_pipeline(method: str) -> Pipeline:
-    """The method's learning-rate probe: runs first in its namespace; its variant's parameters read the choice."""
+    """The method's learning-rate probe, then its sections at the chosen rates: run first in its namespace."""
     probe = update_wrapper(partial(probe_learning_rates, method=method), probe_learning_rates)
+    sections = {section: f"params:{section}" for section in STAGES}  # the variant's own (namespaced)
     return Pipeline(
         [
             Node(
@@ -32,11 +34,18 @@ def probe_pipeline(method: str) -> Pipeline:
                     "validation_data": "validation_data",
                     "metadata": "dataset_metadata",
                     "experiment": f"params:{EXPERIMENT}",
-                    **{section: f"params:{section}" for section in STAGE_SECTIONS},
+                    **sections,
                 },
                 outputs=PROBE,
                 name="probe_learning_rates",
-            )
+            ),
+            Node(
+                use_probed_rates,
+                inputs={"probe": PROBE, **sections},
+                outputs=[RUNTIME_SECTION.format(section) for section in STAGES],
+                name="use_probed_rates",
+                tags=[RUNTIME_PARAMETERS_TAG],
+            ),
         ]
     )
 
@@ -45,11 +54,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     variants = [
         variant_pipeline(
             f"{EXPERIMENT}.{method}",
-            stages=("train_encoder", "cache_latents", "train_decoder"),
-            overrides=DerivedOverrides(
-                partial(method_overrides, method=method), {"experiment": f"params:{EXPERIMENT}", "probe": PROBE}
-            ),
+            stages=STAGES,
             prelude=probe_pipeline(method),
+            sections=RUNTIME_SECTION,
         )
         for method in METHODS
     ]
