@@ -20,39 +20,31 @@ import argparse
 import datetime
 import math
 import os
-import re
 import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.timing import PAPER_TABLE2, machine, sync, table
+from benchmarks.timing import PAPER_TABLE2, StepClock, emit, machine, results_path, table, write_atomically
+from benchmarks.trainers import (
+    MODES,
+    PAPER_SETTINGS,
+    Trainer,
+    encoder_loss,
+    paper_network_trainers,
+    step_flops,
+    timed_train,
+    train_config,
+)
 from gpe_pipeline.core.losses import full_float32, gme_loss, log_cost, mds1_loss, mds2_loss
 from gpe_pipeline.core.metrics import gme_heldout
 from gpe_pipeline.core.models import build_model, count_parameters
-from gpe_pipeline.core.step_losses import decoder_step_loss, encoder_step_loss
 from gpe_pipeline.core.training import TrainConfig, allow_tf32, train
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# name, dataset label of the paper's Table 2, image channels, side, latent size, the paper's batch size
-PAPER_SETTINGS = (
-    ("paper_mnist", "MNIST", 1, 32, 30, 100),
-    ("paper_cifar10", "CIFAR-10", 3, 32, 100, 100),
-    ("paper_celeba", "CelebA", 3, 64, 100, 100),
-    ("paper_celebahq", "CelebA-HQ", 3, 256, 100, 50),
-)
-MODES = {"fp32": ("fp32", "off"), "bf16": ("bf16", "off"), "bf16+compile": ("bf16", "on")}
 ISOMETRY_TOLERANCE = 1e-6
-
-
-def emit(text: str) -> None:
-    print(text, flush=True)  # noqa: T201
 
 
 # --- 1. distances under mixed precision -------------------------------------------------------------------------------
@@ -116,128 +108,38 @@ def section_isometry(device: torch.device) -> tuple[str, bool]:
 # --- 2. the paper's networks: step time, memory, compile ----------------------------------------------------------------
 
 
-class WindowDone(Exception):
-    """Raised from on_step_end once the timed window is complete: stops `train` without its final bookkeeping."""
-
-
-@dataclass
-class Window:
-    """An on_step_end callback: marks step 1 (compile and warm-up), then times steps warmup+1 .. warmup+n."""
-
-    device: torch.device
-    warmup: int
-    max_steps: int
-    seconds: float
-    started: float = field(default_factory=time.perf_counter)
-    first_step_s: float = float("nan")
-    start: float = float("nan")
-    timed_steps: int = 0
-    ms_per_step: float = float("nan")
-
-    def __call__(self, step: int) -> None:
-        if step == 1:
-            sync(self.device)
-            self.first_step_s = time.perf_counter() - self.started
-        if step == self.warmup:
-            sync(self.device)
-            self.start = time.perf_counter()
-        elif step > self.warmup and (step == self.max_steps or time.perf_counter() - self.start >= self.seconds):
-            sync(self.device)  # only here: a per-step synchronisation would change what is measured
-            self.timed_steps = step - self.warmup
-            self.ms_per_step = 1000 * (time.perf_counter() - self.start) / self.timed_steps
-            raise WindowDone
-
-
-@dataclass
-class Case:
-    architecture: str
-    dataset: str
-    trainer: str  # encoder | decoder
-    channels: int
-    side: int
-    latent_dim: int
-    batch: int
-
-    def build(self) -> torch.nn.Module:
-        torch.manual_seed(0)
-        shape = [self.channels, self.side, self.side]
-        return build_model(self.trainer, self.architecture, data_shape=shape, latent_dim=self.latent_dim)
-
-    def data(self, examples: int) -> list[torch.Tensor]:
-        generator = torch.Generator().manual_seed(0)
-        images = torch.randint(0, 256, (examples, self.channels, self.side, self.side), generator=generator, dtype=torch.uint8)
-        if self.trainer == "encoder":
-            return [images]
-        return [torch.randn(examples, self.latent_dim, generator=generator), images]
-
-    @property
-    def loss(self):
-        return partial(encoder_step_loss, loss_name="gme") if self.trainer == "encoder" else decoder_step_loss
-
-
-def cases(architectures: list[str]) -> list[Case]:
-    found = []
-    for name, dataset, channels, side, latent_dim, batch in PAPER_SETTINGS:
-        if name in architectures:
-            found += [Case(name, dataset, trainer, channels, side, latent_dim, batch) for trainer in ("encoder", "decoder")]
-    return found
-
-
-def step_flops(case: Case, device: torch.device) -> int:
-    """FLOPs of one step's forward and backward in float32 (the Adam update is not counted)."""
-    model = case.build().to(device)
-    batch = tuple(t[: case.batch].to(device) for t in case.data(case.batch))
-    with FlopCounterMode(display=False) as counter:
-        case.loss(model, batch).backward()
-    return counter.get_total_flops()
-
-
-def time_case(case: Case, mode: str, device: torch.device, settings: argparse.Namespace) -> dict[str, object]:
-    """ms/step of `train()` on the case in one mode, with CUDA peak memory and the first (compiling) step's seconds."""
-    precision, compile_mode = MODES[mode]
+def time_case(trainer: Trainer, mode: str, device: torch.device, settings: argparse.Namespace) -> dict[str, object]:
+    """ms/step of `train()` on the trainer in one mode, with CUDA peak memory and the first (compiling) step's seconds."""
     torch._dynamo.reset()  # each model compiles afresh, and earlier graphs do not count against the cache limit
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     max_steps = settings.warmup + settings.steps
-    window = Window(device, settings.warmup, max_steps, settings.seconds_per_run)
-    config = TrainConfig(
-        max_steps=max_steps,
-        batch_size=case.batch,
-        lr=1e-4,
-        betas=(0.5, 0.999),
-        log_every=max_steps,
-        eval_every=max_steps,
-        checkpoint_every=max_steps,
-        device=str(device),
-        precision=precision,
-        compile=compile_mode,
-        min_batch_size=2,
-        name=f"{case.architecture}_{case.trainer}_{mode}",
-    )
-    model = case.build()
-    try:
-        train(model, case.loss, case.data(settings.examples), config, on_step_end=window)
-    except WindowDone:
-        pass
+    # stop: the window's end ends `train` too, before it moves the model to the CPU in eval mode for "loss after"
+    clock = StepClock(device, settings.warmup, max_steps, seconds=settings.seconds_per_run, stop=True)
+    name = f"{trainer.architecture}_{trainer.name}_{mode}"
+    intervals = dict(log_every=max_steps, checkpoint_every=max_steps, min_batch_size=2)
+    config = train_config(trainer, max_steps, device=str(device), name=name, **intervals, **MODES[mode])
+    model = timed_train(trainer, config, clock)
     with torch.no_grad():
-        loss = float(case.loss(model, tuple(t[: case.batch].to(device) for t in case.data(case.batch))))
+        loss = float(trainer.loss_fn(model, trainer.first_batch(device)))
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return {"ms": window.ms_per_step, "steps": window.timed_steps, "first_s": window.first_step_s, "peak_gib": peak, "loss": loss}
+    return {"ms": clock.ms_per_step(), "steps": clock.steps, "first_s": clock.first_step_s, "peak_gib": peak, "loss": loss}
 
 
 def section_steps(device: torch.device, settings: argparse.Namespace, deadline: float, report) -> tuple[str, bool]:
     """2. Every paper network's encoder and decoder step in every mode, until the deadline."""
-    todo = [(case, mode) for mode in settings.modes for case in cases(settings.architectures)]
+    trainers = paper_network_trainers(settings.examples, settings.architectures)
+    todo = [(trainer, mode) for mode in settings.modes for trainer in trainers]
     results: dict[tuple[str, str, str], dict[str, object]] = {}
     flops: dict[tuple[str, str], int] = {}
     all_finite = True
 
     def render() -> str:
         rows = []
-        for case in cases(settings.architectures):
-            key = (case.architecture, case.trainer)
-            paper = PAPER_TABLE2[case.dataset][0 if case.trainer == "encoder" else 1]
+        for trainer in trainers:
+            key = (trainer.architecture, trainer.name)
+            paper = PAPER_TABLE2[trainer.dataset][0 if trainer.name == "encoder" else 1]
             for mode in settings.modes:
                 result = results.get((*key, mode))
                 if result is None:
@@ -254,18 +156,19 @@ def section_steps(device: torch.device, settings: argparse.Namespace, deadline: 
                         f"{result['loss']:.4g}",
                         f"{paper * 1000:.0f}",
                     ]
-                params = f"{count_parameters(case.build()) / 1e6:.2f} M" if mode == settings.modes[0] else ""
+                params = f"{count_parameters(trainer.build()) / 1e6:.2f} M" if mode == settings.modes[0] else ""
                 gflop = f"{flops[key] / 1e9:.1f}" if key in flops and mode == settings.modes[0] else ""
-                rows.append([case.architecture, case.trainer, case.batch, params, gflop, mode, *cells])
+                rows.append([trainer.architecture, trainer.name, trainer.batch, params, gflop, mode, *cells])
         header = ["network", "trainer", "batch", "weights", "GFLOP/step", "mode", "ms/step", "TFLOP/s"]
         header += ["CUDA peak GiB", "first step s (compile)", "loss after", "paper V100 ms/step (Table 2)"]
         ratios = []
-        for name, dataset, *_ in PAPER_SETTINGS:
+        for setting in PAPER_SETTINGS.values():
             for mode in settings.modes:
-                encoder, decoder = results.get((name, "encoder", mode)), results.get((name, "decoder", mode))
+                encoder, decoder = (results.get((setting.network, name, mode)) for name in ("encoder", "decoder"))
                 if encoder and decoder and "ms" in encoder and "ms" in decoder:
-                    paper_encoder, paper_decoder = PAPER_TABLE2[dataset]
-                    ratios.append([dataset, mode, f"{decoder['ms'] / encoder['ms']:.1f}", f"{paper_decoder / paper_encoder:.1f}"])
+                    paper_encoder, paper_decoder = PAPER_TABLE2[setting.dataset]
+                    cells = [f"{decoder['ms'] / encoder['ms']:.1f}", f"{paper_decoder / paper_encoder:.1f}"]
+                    ratios.append([setting.dataset, mode, *cells])
         note = (
             f"Each cell is the project's `train()` (Adam lr 1e-4, betas (0.5, 0.999)) on {settings.examples} synthetic "
             "uint8 images (and standard normal cached latents for the decoder) held on the device, mapped to [-1, 1] per "
@@ -286,23 +189,24 @@ def section_steps(device: torch.device, settings: argparse.Namespace, deadline: 
             + ("\n\n" + ratio_table if ratio_table else "")
         )
 
-    for case, mode in todo:
-        key = (case.architecture, case.trainer)
+    for trainer, mode in todo:
+        key = (trainer.architecture, trainer.name)
+        label = f"{trainer.architecture} {trainer.name} {mode}"
         needed = settings.compile_reserve_s if "compile" in mode else settings.seconds_per_run + 10
         if time.perf_counter() + needed > deadline:
-            emit(f"  skipped {case.architecture} {case.trainer} {mode}: the time budget is spent")
+            emit(f"  skipped {label}: the time budget is spent")
             continue
         try:
             if key not in flops:
-                flops[key] = step_flops(case, device)
-            results[(*key, mode)] = result = time_case(case, mode, device, settings)
+                flops[key] = step_flops(trainer, device)
+            results[(*key, mode)] = result = time_case(trainer, mode, device, settings)
             all_finite &= math.isfinite(result["loss"])
-            emit(f"  {case.architecture} {case.trainer} {mode}: {result['ms']:.2f} ms/step, peak {result['peak_gib']:.2f} GiB")
+            emit(f"  {label}: {result['ms']:.2f} ms/step, peak {result['peak_gib']:.2f} GiB")
         except Exception as err:  # one failing configuration must not cost the rest of the table
             message = f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
             results[(*key, mode)] = {"error": message}
             all_finite = False
-            emit(f"  {case.architecture} {case.trainer} {mode} FAILED: {message}")
+            emit(f"  {label} FAILED: {message}")
             traceback.print_exc()
         report(render())
     return render(), all_finite
@@ -325,12 +229,11 @@ def ddp_matches_single_process(
     images = torch.randint(0, 256, (4 * batch, *data_shape), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     settings = dict(max_steps=4, batch_size=batch, lr=1e-3, log_every=1, eval_every=4, checkpoint_every=4, precision="fp32")
     settings["device"] = device
-    loss = partial(encoder_step_loss, loss_name="gme")
     losses = []
     for name, world_size in (("single", 1), ("ddp", 2)):
         encoder.load_state_dict(initial)
         config = TrainConfig(name=name, world_size=world_size, backend=backend, compile="off", **settings)
-        history = train(encoder, loss, [images], config).history
+        history = train(encoder, encoder_loss, [images], config).history
         losses.append([record["train_loss"] for record in history])
     single, spawned = losses
     return max(abs((b - spawned[0]) - (a - single[0])) / abs(a - single[0]) for a, b in zip(single[1:], spawned[1:], strict=True))
@@ -350,12 +253,6 @@ def section_ddp() -> tuple[str, bool]:
 
 
 # --- the report -------------------------------------------------------------------------------------------------------------
-
-
-def default_out(device: torch.device) -> Path:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return PROJECT_ROOT / "benchmarks" / "results" / f"gpu-check-{slug}-{datetime.date.today().isoformat()}.md"
 
 
 def header_lines(device: torch.device, settings: argparse.Namespace) -> str:
@@ -378,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-s", type=float, default=270, help="stop starting new measurements after this many seconds")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu for a smoke run")
-    parser.add_argument("--architectures", nargs="+", default=[name for name, *_ in PAPER_SETTINGS])
+    parser.add_argument("--architectures", nargs="+", default=[setting.network for setting in PAPER_SETTINGS.values()])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--steps", type=int, default=300, help="timed steps at most per measurement")
     parser.add_argument("--seconds-per-run", type=float, default=4.0, help="timed seconds at most per measurement")
@@ -387,20 +284,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile-reserve-s", type=float, default=45, help="time a compiled measurement may need")
     parser.add_argument("--out", type=Path, default=None)
     settings = parser.parse_args(argv)
+    if settings.warmup < 1:
+        parser.error("--warmup must be at least 1: the timed window starts at the end of a warm-up step")
     started = time.perf_counter()
     deadline = started + settings.budget_s
     if settings.device.startswith("cuda") and not torch.cuda.is_available():
         emit("no CUDA device is visible: this check needs a GPU (use --device cpu for a smoke run)")
         return 2
     device = torch.device(settings.device)
-    out = settings.out or default_out(device)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = settings.out or results_path(torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "gpu-check-")
     sections: dict[str, str] = {"header": header_lines(device, settings)}
 
     def report(text: str | None = None, key: str = "steps") -> None:
         if text is not None:
             sections[key] = text
-        out.write_text("\n\n".join(sections.values()) + "\n")
+        write_atomically(out, "\n\n".join(sections.values()) + "\n")
         copy = Path(os.environ.get("OUT", out.parent)) / out.name  # OUT: the device machine's folder that comes back
         if copy.resolve() != out.resolve():
             shutil.copy(out, copy)

@@ -13,7 +13,6 @@ import contextlib
 import datetime
 import itertools
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -26,7 +25,19 @@ from pathlib import Path
 import torch
 
 from benchmarks.data_path import section_data_path
-from benchmarks.timing import PAPER_TABLE2, OtherLoad, interleaved, machine, median, sync, table, time_steps
+from benchmarks.timing import (
+    PAPER_TABLE2,
+    OtherLoad,
+    emit,
+    interleaved,
+    machine,
+    median,
+    results_path,
+    sync,
+    table,
+    time_steps,
+    write_atomically,
+)
 from benchmarks.trainers import (
     BATCH,
     CHECKPOINT_EVERY,
@@ -62,10 +73,6 @@ class Settings:
     @property
     def reencode_steps(self) -> int:
         return max(10, self.steps // 2)
-
-
-def emit(text: str) -> None:
-    print(text, flush=True)  # noqa: T201
 
 
 def spread(samples: list[float]) -> str:
@@ -385,8 +392,7 @@ def busy_warning(others: float) -> list[str]:
 def default_output(quick: bool) -> Path:
     """benchmarks/results/<host or GPU name>-<date>[-quick].md"""
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else os.uname().nodename
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
-    return PROJECT_ROOT / "benchmarks" / "results" / f"{slug}-{datetime.date.today().isoformat()}{'-quick' if quick else ''}.md"
+    return results_path(name, suffix="-quick" if quick else "")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -418,13 +424,6 @@ def report_header(
         verdict(trainers, samples, predicted),
         *busy_warning(others),
     ]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -1,11 +1,15 @@
-"""What every section shares: wall time between step ends (CUDA synchronised at both marks), the machine, markdown tables."""
+"""What every benchmark shares: wall time between step ends (CUDA synchronised at both marks), the machine, markdown tables, report files."""
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -17,6 +21,7 @@ PAPER_TABLE2 = {
     dataset: (PAPER_SECONDS_PER_ITERATION["GPE encoder"][i], PAPER_SECONDS_PER_ITERATION["GPE decoder"][i])
     for i, dataset in enumerate(PAPER_TABLE2_DATASETS)
 }
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def sync(device: torch.device) -> None:
@@ -25,20 +30,51 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class StepClock:
-    """An on_step_end callback: wall time from the end of step `first` to the end of step `last`."""
+class WindowDone(Exception):
+    """Raised by a StepClock made with stop=True when its window closes: ends the loop it times there."""
 
-    def __init__(self, device: torch.device, first: int, last: int):
-        self.device, self.first, self.last = device, first, last
+
+class StepClock:
+    """An on_step_end callback: wall time from the end of step `first` to the end of step `last`.
+
+    With `seconds`, the window also closes at the first step end that many seconds after step `first`'s. With `stop`,
+    the clock raises WindowDone where the window closes, so `train` ends there, before its final bookkeeping (which
+    moves the model to the CPU). Step 1 is marked too when it comes before the window: first_step_s (compilation).
+    """
+
+    def __init__(self, device: torch.device, first: int, last: int, seconds: float = math.inf, stop: bool = False):
+        self.device, self.first, self.last, self.seconds, self.stop = device, first, last, seconds, stop
+        self.created = time.perf_counter()
         self.marks: dict[int, float] = {}
+        self.end: int | None = None  # the step the window closed at
 
     def __call__(self, step: int) -> None:
-        if step in (self.first, self.last):  # synchronise only here: a per-step sync would change what is measured
-            sync(self.device)
-            self.marks[step] = time.perf_counter()
+        if self.end is not None:
+            return
+        if step == self.first or step == 1 < self.first:
+            self.mark(step)
+        elif step > self.first and (step == self.last or time.perf_counter() - self.marks[self.first] >= self.seconds):
+            self.mark(step)
+            self.end = step
+            if self.stop:
+                raise WindowDone
+
+    def mark(self, step: int) -> None:
+        sync(self.device)  # only at marks: a per-step synchronisation would change what is measured
+        self.marks[step] = time.perf_counter()
+
+    @property
+    def steps(self) -> int:
+        """Steps inside the closed window."""
+        return self.end - self.first
+
+    @property
+    def first_step_s(self) -> float:
+        """Seconds from the clock's creation to the end of step 1."""
+        return self.marks[1] - self.created
 
     def ms_per_step(self) -> float:
-        return 1000 * (self.marks[self.last] - self.marks[self.first]) / (self.last - self.first)
+        return 1000 * (self.marks[self.end] - self.marks[self.first]) / self.steps
 
 
 def time_steps(step_fn: Callable[[], object], device: torch.device, warmup: int, steps: int) -> float:
@@ -113,3 +149,21 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def emit(text: str) -> None:
+    print(text, flush=True)  # noqa: T201
+
+
+def results_path(machine_name: str, prefix: str = "", suffix: str = "") -> Path:
+    """benchmarks/results/<prefix><machine name, lower case, runs of other characters as one dash>-<date><suffix>.md"""
+    slug = re.sub(r"[^a-z0-9]+", "-", machine_name.lower()).strip("-")
+    return RESULTS / f"{prefix}{slug}-{datetime.date.today().isoformat()}{suffix}.md"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file, so a run stopped mid-write leaves the previous report whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,7 +1,11 @@
-"""The trainers under test at the paper's settings, and the two ways of running them: the project's `train` and a bare loop."""
+"""The trainers under test at the paper's settings, and the ways of running them: the project's `train` and a bare loop.
+
+Imports only torch and the project's core at module level: the GPU check uses it on a bare machine without MLflow.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -11,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.timing import StepClock, time_steps
+from benchmarks.timing import StepClock, WindowDone, time_steps
 from gpe_pipeline.core.models import build_model
 from gpe_pipeline.core.step_losses import decoder_step_loss, encoder_step_loss, flow_step_loss
 from gpe_pipeline.core.training import (
@@ -25,7 +29,6 @@ from gpe_pipeline.core.training import (
     save_checkpoint,
     train,
 )
-from gpe_pipeline.tracking import MlflowMetricsLogger
 
 # The step losses the pipelines train with (GME without augmentation for the encoder).
 encoder_loss = partial(encoder_step_loss, loss_name="gme", augment={})
@@ -39,10 +42,44 @@ CHECKPOINT_EVERY = 50
 # and its logging and checkpoint intervals stretch with the window, so every window holds the same calls (2 logs, 1 save).
 FLOW_STEP_SCALE = 5
 FLOW_REPEAT_SCALE = 3
-# The paper's settings (Table 2): name, image channels, latent size d, and the encoder/decoder architectures timed
-# there: the light conv32 at both, and at MNIST also the paper's own networks (paper_mnist: a 0.32 M encoder, a 0.83 M
-# decoder with 6x its FLOPs), whose decoder/encoder ratio is the one Table 2 measures.
-PAPER_ARCHITECTURES = (("MNIST", 1, 30, ("conv32", "paper_mnist")), ("CIFAR-10", 3, 100, ("conv32",)))
+# The precision modes the GPU check times, as TrainConfig settings.
+MODES = {
+    "fp32": dict(precision="fp32", compile="off"),
+    "bf16": dict(precision="bf16", compile="off"),
+    "bf16+compile": dict(precision="bf16", compile="on"),
+}
+
+
+@dataclass(frozen=True)
+class PaperSetting:
+    """One dataset of the paper's Table 2: image channels and side, latent size d, the paper's batch and network."""
+
+    dataset: str  # as Table 2 names it
+    channels: int
+    side: int
+    latent_dim: int
+    batch: int
+    network: str  # the paper's own encoder and decoder architecture for it (SPEC 6)
+
+    @property
+    def shapes(self) -> dict[str, object]:
+        """build_model's data_shape and latent_dim at this setting."""
+        return dict(data_shape=[self.channels, self.side, self.side], latent_dim=self.latent_dim)
+
+
+PAPER_SETTINGS = {
+    setting.dataset: setting
+    for setting in (
+        PaperSetting("MNIST", 1, 32, 30, 100, "paper_mnist"),
+        PaperSetting("CIFAR-10", 3, 32, 100, 100, "paper_cifar10"),
+        PaperSetting("CelebA", 3, 64, 100, 100, "paper_celeba"),
+        PaperSetting("CelebA-HQ", 3, 256, 100, 50, "paper_celebahq"),
+    )
+}
+# The architectures the CPU suite (benchmarks.run) times at batch 100, by dataset: the light conv32 at both, and at
+# MNIST also the paper's own networks (paper_mnist: a 0.32 M encoder, a 0.83 M decoder with 6x its FLOPs), whose
+# decoder/encoder ratio is the one Table 2 measures.
+PAPER_ARCHITECTURES = {"MNIST": ("conv32", "paper_mnist"), "CIFAR-10": ("conv32",)}
 
 
 @dataclass
@@ -56,6 +93,7 @@ class Trainer:
     build: Callable[[], nn.Module]
     loss_fn: Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
     data: list[Tensor]
+    batch: int = BATCH
     step_scale: int = 1  # times the section's timed steps
     repeat_scale: int = 1  # times the section's repeats
 
@@ -84,6 +122,10 @@ class Trainer:
     def label(self) -> str:
         """How reports name the trainer: MNIST encoder (conv32 d=30)."""
         return f"{self.dataset} {self.name} ({self.model})"
+
+    def first_batch(self, device: torch.device) -> tuple[Tensor, ...]:
+        """The first `batch` rows of every training tensor, on the device."""
+        return tuple(t[: self.batch].to(device) for t in self.data)
 
 
 def seeded(role: str, architecture: str, **kwargs) -> Callable[[], nn.Module]:
@@ -121,32 +163,36 @@ def encode_then_decode(encoder: Callable[[], nn.Module], decoder: Callable[[], n
     return lambda: EncodeThenDecode(encoder(), decoder())
 
 
-def synthetic(examples: int, channels: int, latent_dim: int) -> tuple[Tensor, Tensor]:
-    """Images uniform in [-1, 1] (N, C, 32, 32) and standard normal cached latents (N, d)."""
+def synthetic(examples: int, channels: int, latent_dim: int, side: int = 32, uint8: bool = False) -> tuple[Tensor, Tensor]:
+    """Images (N, C, side, side), uniform in [-1, 1] or uint8 in 0..255, and standard normal cached latents (N, d)."""
     generator = torch.Generator().manual_seed(0)
-    images = torch.rand(examples, channels, 32, 32, generator=generator) * 2 - 1
+    shape = (examples, channels, side, side)
+    if uint8:
+        images = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
+    else:
+        images = torch.rand(shape, generator=generator) * 2 - 1
     return images, torch.randn(examples, latent_dim, generator=generator)
 
 
+def encoder_and_decoder(setting: PaperSetting, architecture: str, images: Tensor, latents: Tensor, batch: int) -> list[Trainer]:
+    """The encoder (GME on the images) and the decoder (MSE on the cached latents) of one architecture."""
+    common = dict(dataset=setting.dataset, architecture=architecture, latent_dim=setting.latent_dim, batch=batch)
+    roles = (("encoder", encoder_loss, [images]), ("decoder", decoder_step_loss, [latents, images]))
+    return [
+        Trainer(name=role, build=seeded(role, architecture, **setting.shapes), loss_fn=loss, data=data, **common)
+        for role, loss, data in roles
+    ]
+
+
 def paper_trainers(examples: int) -> list[Trainer]:
-    """Encoder (GME) and decoder (MSE on cached latents) of each architecture of PAPER_ARCHITECTURES, and the flow (CFM)."""
+    """Encoder, decoder and flow (CFM) at each dataset of PAPER_ARCHITECTURES: 32 x 32 images in [-1, 1], batch 100."""
     trainers = []
-    for dataset, channels, d, architectures in PAPER_ARCHITECTURES:
-        images, latents = synthetic(examples, channels, d)
-        shape = dict(data_shape=[channels, 32, 32], latent_dim=d)
+    for dataset, architectures in PAPER_ARCHITECTURES.items():
+        setting = PAPER_SETTINGS[dataset]
+        d = setting.latent_dim
+        images, latents = synthetic(examples, setting.channels, d)
         for architecture in architectures:
-            trainers += [
-                Trainer(dataset, "encoder", architecture, d, seeded("encoder", architecture, **shape), encoder_loss, [images]),
-                Trainer(
-                    dataset,
-                    "decoder",
-                    architecture,
-                    d,
-                    seeded("decoder", architecture, **shape),
-                    decoder_step_loss,
-                    [latents, images],
-                ),
-            ]
+            trainers += encoder_and_decoder(setting, architecture, images, latents, BATCH)
         trainers.append(
             Trainer(
                 dataset,
@@ -163,15 +209,26 @@ def paper_trainers(examples: int) -> list[Trainer]:
     return trainers
 
 
-def reencoding_trainers(examples: int) -> list[Trainer]:
-    """The conv32 decoder trained through a frozen conv32 encoder re-run on the images each step, at both paper settings."""
+def paper_network_trainers(examples: int, networks: list[str]) -> list[Trainer]:
+    """Encoder and decoder of each of the paper's own networks named, at its image size and batch, on uint8 images."""
     trainers = []
-    for dataset, channels, d, _ in PAPER_ARCHITECTURES:
-        images, _ = synthetic(examples, channels, d)
-        shape = dict(data_shape=[channels, 32, 32], latent_dim=d)
-        build = encode_then_decode(seeded("encoder", "conv32", **shape), seeded("decoder", "conv32", **shape))
+    for setting in PAPER_SETTINGS.values():
+        if setting.network in networks:
+            images, latents = synthetic(examples, setting.channels, setting.latent_dim, setting.side, uint8=True)
+            trainers += encoder_and_decoder(setting, setting.network, images, latents, setting.batch)
+    return trainers
+
+
+def reencoding_trainers(examples: int) -> list[Trainer]:
+    """The conv32 decoder trained through a frozen conv32 encoder re-run on the images each step, at both CPU datasets."""
+    trainers = []
+    for dataset in PAPER_ARCHITECTURES:
+        setting = PAPER_SETTINGS[dataset]
+        images, _ = synthetic(examples, setting.channels, setting.latent_dim)
+        build = encode_then_decode(seeded("encoder", "conv32", **setting.shapes), seeded("decoder", "conv32", **setting.shapes))
         # The decoder's own step loss on (images, images): the model encodes its first input, then decodes.
-        trainers.append(Trainer(dataset, "decoder + encoder forward", "conv32", d, build, decoder_step_loss, [images, images]))
+        name, d = "decoder + encoder forward", setting.latent_dim
+        trainers.append(Trainer(dataset, name, "conv32", d, build, decoder_step_loss, [images, images]))
     return trainers
 
 
@@ -192,7 +249,7 @@ def bare_ms(trainer: Trainer, device: torch.device, warmup: int, steps: int) -> 
     autocast, step_model = mirrored_device_settings(model, device)
 
     def step() -> None:
-        indices = torch.randint(len(data[0]), (BATCH,), device=device)
+        indices = torch.randint(len(data[0]), (trainer.batch,), device=device)
         with autocast():
             loss = trainer.loss_fn(step_model, tuple(t[indices] for t in data))
         optimizer.zero_grad(set_to_none=True)
@@ -202,37 +259,51 @@ def bare_ms(trainer: Trainer, device: torch.device, warmup: int, steps: int) -> 
     return time_steps(step, device, warmup, steps)
 
 
-def train_config(trainer: Trainer, max_steps: int, checkpoint_path: Path) -> TrainConfig:
-    """The project's trainer at batch 100, Adam lr 1e-4 betas (0.5, 0.999), logging and checkpointing at the trainer's intervals."""
-    return TrainConfig(
+def train_config(trainer: Trainer, max_steps: int, checkpoint_path: Path | None = None, **settings) -> TrainConfig:
+    """The project's trainer at the trainer's batch, Adam lr 1e-4 betas (0.5, 0.999), logging and checkpointing at the
+    trainer's intervals; `settings` override any of these (and set the other TrainConfig fields)."""
+    defaults = dict(
         max_steps=max_steps,
-        batch_size=BATCH,
+        batch_size=trainer.batch,
         lr=LR,
         betas=BETAS,
         log_every=trainer.log_every,
         eval_every=max_steps,
         checkpoint_every=trainer.checkpoint_every,
-        checkpoint_path=str(checkpoint_path),
+        checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
         name=trainer.key,
     )
+    return TrainConfig(**(defaults | settings))
+
+
+def timed_train(trainer: Trainer, config: TrainConfig, clock: StepClock, log_metrics=None) -> nn.Module:
+    """The project's `train` on the trainer's data with `clock` at every step end (it may stop the loop); the model."""
+    model = trainer.build()
+    with contextlib.suppress(WindowDone):
+        train(model, trainer.loss_fn, trainer.data, config, log_metrics=log_metrics, on_step_end=clock)
+    return model
 
 
 def ours_ms(trainer: Trainer, device: torch.device, warmup: int, steps: int, workdir: Path) -> float:
     """Milliseconds per step of the project's `train` (MLflow metrics, checkpoints), from step-end marks after warm-up."""
+    from gpe_pipeline.tracking import MlflowMetricsLogger  # here: the GPU check imports this module without MLflow
+
     clock = StepClock(device, warmup, warmup + steps)
     config = train_config(trainer, warmup + steps, workdir / f"{trainer.key}.pt")
-    train(trainer.build(), trainer.loss_fn, trainer.data, config, log_metrics=MlflowMetricsLogger(trainer.key), on_step_end=clock)
+    timed_train(trainer, config, clock, log_metrics=MlflowMetricsLogger(trainer.key))
     return clock.ms_per_step()
 
 
 def overhead_ms(trainer: Trainer, device: torch.device, calls: int, workdir: Path) -> tuple[float, float]:
     """Milliseconds per call of the two periodic costs of `train`: one checkpoint save and one MLflow log_metrics call."""
+    from gpe_pipeline.tracking import MlflowMetricsLogger  # here: the GPU check imports this module without MLflow
+
     model = trainer.build().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS)
-    loss = trainer.loss_fn(model, tuple(t[:BATCH].to(device) for t in trainer.data))
+    loss = trainer.loss_fn(model, trainer.first_batch(device))
     loss.backward()
     optimizer.step()  # Adam's moment buffers exist now, as in every checkpoint the trainer writes
-    sampler = BatchSampler(len(trainer.data[0]), BATCH, seed=0)
+    sampler = BatchSampler(len(trainer.data[0]), trainer.batch, seed=0)
     history = [{"step": 25.0 * i, "train_loss": 1.0, "steps_per_sec": 10.0, "elapsed_s": 1.0} for i in range(4)]
     fingerprint = fingerprint_parts(train_config(trainer, 50, workdir / "unused.pt"), model, trainer.loss_fn, trainer.data)
     state = checkpoint_state(fingerprint, 50, model, None, optimizer, sampler, [rng_state(device)], history, elapsed=1.0)
@@ -247,5 +318,5 @@ def step_flops(trainer: Trainer, device: torch.device) -> int:
     """FLOPs of one training step's forward and backward (FlopCounterMode; the Adam update is not counted)."""
     model = trainer.build().to(device)
     with FlopCounterMode(display=False) as counter:
-        trainer.loss_fn(model, tuple(t[:BATCH].to(device) for t in trainer.data)).backward()
+        trainer.loss_fn(model, trainer.first_batch(device)).backward()
     return counter.get_total_flops()
