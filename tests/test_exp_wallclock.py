@@ -124,8 +124,8 @@ def fake_trainers(monkeypatch) -> FakeTrainers:
 def run_probe(params: dict, method: str, rates: list[float]) -> dict:
     experiment = {**params[EXPERIMENT], "probe": {"learning_rates": rates, "steps": 20, "min_decrease": 0.1}}
     data = {"x": torch.zeros(12, 1, 8, 8)}
-    sections = {name: params[name] for name in ("train_encoder", "cache_latents", "train_decoder", "train_flow", "evaluate")}
-    return nodes.probe_learning_rates(data, data, {"shape": [1, 8, 8]}, experiment, method, **sections)
+    resolved = run_parameters(params, {f"{EXPERIMENT}.{method}"})[f"{EXPERIMENT}.{method}"]  # the variant's own sections
+    return nodes.probe_learning_rates(data, data, {"shape": [1, 8, 8]}, experiment, method, **{s: resolved[s] for s in SECTIONS})
 
 
 def test_gpe_probes_its_encoder_then_its_decoder_on_the_latents_of_the_encoder_trained_at_the_chosen_rate(params, fake_trainers):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gpe_pipeline.experiment_parameters import combine, grid_values, positive_number, positive_numbers
+from gpe_pipeline.experiment_parameters import grid_values, positive_number, positive_numbers
 from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.exp_encoder_stability.nodes import log_log_slope
@@ -26,6 +26,7 @@ from gpe_pipeline.readings import (
     last_step,
     last_value,
 )
+from gpe_pipeline.variants import combine
 from gpe_pipeline.verdicts import HELD, below, claim, format_steps, iteration_bounds, ratio_bounds
 
 from .conftest import kedro, make_project_copy
