@@ -364,9 +364,9 @@ def run_parameters(parameters: Mapping[str, Any], namespaces: set[str]) -> dict[
     check_variant_names(parameters)
     resolved = {ns: RECIPES[ns].sections(parameters) for ns in sorted(namespaces) if ns in RECIPES}
     for namespace, sections in resolved.items():
-        data_from = getattr(RECIPES[namespace], "data_from", None)
-        if data_from is not None:
-            sections["ingest"] = RECIPES[data_from].sections(parameters)["ingest"]
+        recipe = RECIPES[namespace]
+        if isinstance(recipe, Variant) and recipe.data_from is not None:
+            sections["ingest"] = RECIPES[recipe.data_from].sections(parameters)["ingest"]
     return resolved
 
 
