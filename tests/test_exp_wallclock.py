@@ -15,7 +15,7 @@ from torch import nn
 from gpe_pipeline import tracking
 from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.params import ParameterError
-from gpe_pipeline.pipelines.exp_wallclock import nodes
+from gpe_pipeline.pipelines.exp_wallclock import nodes, probes
 from gpe_pipeline.pipelines.exp_wallclock.pipeline import create_pipeline
 from gpe_pipeline.validation import validate_run
 from gpe_pipeline.variants import run_parameters
@@ -169,10 +169,10 @@ def test_reached_before_orders_methods_that_missed_the_threshold_last():
 
 def test_the_determinism_check_allows_only_the_csv_round_trip():
     probe = {"steps": 300, "validation_gme": [0.1, 0.012345678901234567]}
-    assert nodes.same_encoder_run(probe, {"steps": 300, "validation_gme": [0.1, 0.012345678901234]})
-    assert not nodes.same_encoder_run(probe, {"steps": 300, "validation_gme": [0.1, 0.0123457]})
-    assert not nodes.same_encoder_run(probe, {"steps": 250, "validation_gme": [0.1, 0.012345678901234567]})
-    assert not nodes.same_encoder_run({}, {"steps": 300, "validation_gme": [0.1]})
+    assert probes.same_encoder_run(probe, {"steps": 300, "validation_gme": [0.1, 0.012345678901234]})
+    assert not probes.same_encoder_run(probe, {"steps": 300, "validation_gme": [0.1, 0.0123457]})
+    assert not probes.same_encoder_run(probe, {"steps": 250, "validation_gme": [0.1, 0.012345678901234567]})
+    assert not probes.same_encoder_run({}, {"steps": 300, "validation_gme": [0.1]})
 
 
 @pytest.mark.parametrize(

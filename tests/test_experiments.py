@@ -16,7 +16,8 @@ from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASET
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.exp_encoder_stability.nodes import log_log_slope
 from gpe_pipeline.pipelines.exp_gmm_latents.nodes import pairwise_distance_correlation
-from gpe_pipeline.pipelines.exp_wallclock.nodes import largest_stable_rate, probe_outcome, seconds_to_threshold
+from gpe_pipeline.pipelines.exp_wallclock.nodes import seconds_to_threshold
+from gpe_pipeline.pipelines.exp_wallclock.probes import largest_stable_rate, probe_outcome
 from gpe_pipeline.readings import (
     diverged_step,
     encoder_stop,

@@ -1,17 +1,15 @@
 """Nodes of E5 (paper section 8.5, Fig. 10 and Table 2): learning-rate probes, then reconstruction against seconds.
 
 Each method's learning rate is chosen the paper's way, the largest value of a grid that converges stably in a
-short probe (probe_outcome states "stably"). The probes run the stages' own trainers (stage_training) with the
+short probe (probes.probe_outcome states "stably"). The probes run the stages' own trainers (stage_training) with the
 probe's settings, no checkpoint file and MLflow logging paused, in the variant's namespace before its stages.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from torch import nn
@@ -20,11 +18,13 @@ from gpe_pipeline import plotting
 from gpe_pipeline.core.latents import encode
 from gpe_pipeline.core.metrics import reconstruction_mse
 from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
-from gpe_pipeline.readings import by_variant, diverged_step, first_crossing, last_step, reconstruction_curve, stage_cost
+from gpe_pipeline.readings import by_variant, first_crossing, reconstruction_curve, stage_cost
 from gpe_pipeline.stage_training import train_decoder_model, train_encoder_model
 from gpe_pipeline.tracking import mlflow_logging_paused
 from gpe_pipeline.variants import PROBE_WINDOWS
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
+
+from .probes import encoder_check, probe_rates, same_encoder_run
 
 # The variants (gpe_pipeline.variants.WALLCLOCK_METHODS), and their rows in the paper's Table 2.
 METHODS = {"gpe": "GPE", "vae": "VAE", "vae_mds": "VAE+MDS", "ae": "AE", "ae_mds": "AE+MDS"}
@@ -32,9 +32,6 @@ KL_METHODS = ("vae", "vae_mds")  # trained with a KL term (the paper: these conv
 # Which parameter section's training.lr each probed trainer sets: a baseline's joint training runs on
 # train_decoder.training (stage_training.train_jointly), so its rate goes there too.
 PROBED_SECTION = {"encoder": "train_encoder", "decoder": "train_decoder", "joint": "train_decoder"}
-# Besides its loss, what a probe must decrease for its rate to count as stable: a joint loss can fall through its KL
-# and MDS terms while the reconstruction, which Fig. 10 measures, stays where it started.
-PROBED_TERMS = {"joint": ("train_reconstruction",)}
 TRAINER_LOSS = {"encoder": "GME", "decoder": "MSE", "joint": "joint loss"}
 PAPER_COLUMNS = {dataset: f"paper_{dataset.lower().replace('-', '')}_s_per_iter" for dataset in PAPER_TABLE2_DATASETS}
 
@@ -55,72 +52,6 @@ def probe_training(training: dict[str, Any], probe: dict[str, Any], lr: float) -
         "eval_every": steps,
         "snapshot_steps": [],
     }
-
-
-def probe_outcome(history: pd.DataFrame, min_decrease: float, also: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Whether a short learning-rate probe converged stably: outcome stable | unstable | diverged, and why.
-
-    history: a training history whose train_loss (and each column of `also`, e.g. a joint loss's train_reconstruction
-    term) is the mean over each logging window (equal windows), with diverged_step where a loss was not finite
-    (TrainConfig.on_divergence "stop"). Stable means: every loss finite; for train_loss and each column of `also`,
-    the mean over the last fifth of the windows at most (1 - min_decrease) times the mean over the first fifth, and
-    no later window's mean above the first fifth's (no blow-up on the way). first_fifth_loss and last_fifth_loss
-    are train_loss's.
-    """
-    step = diverged_step(history)
-    result: dict[str, Any] = {"first_fifth_loss": math.nan, "last_fifth_loss": math.nan, "diverged_step": None}
-    if step is not None:
-        return {**result, "outcome": "diverged", "diverged_step": step, "detail": f"diverged at step {step}"}
-    details = []
-    for column in ("train_loss", *also):
-        losses = history[column].to_numpy(dtype=float) if column in history else np.array([])
-        name = "loss" if column == "train_loss" else column.removeprefix("train_")
-        if len(losses) < 2 or not np.isfinite(losses).all():
-            return {**result, "outcome": "unstable", "detail": f"fewer than 2 finite logged values of {column}"}
-        fifth = max(1, len(losses) // 5)
-        first, last = float(losses[:fifth].mean()), float(losses[-fifth:].mean())
-        if column == "train_loss":
-            result.update(first_fifth_loss=first, last_fifth_loss=last)
-        worst = fifth + int(np.argmax(losses[fifth:]))  # len(losses) >= 2 > fifth
-        if losses[worst] > first:
-            step = int(history["step"].iloc[worst])
-            detail = f"{name} rose to {losses[worst] / first:.2f}x the first fifth's by step {step}"
-            return {**result, "outcome": "unstable", "detail": detail}
-        if last > (1 - min_decrease) * first:
-            detail = f"last fifth's {name} {last / first:.2f}x the first fifth's; stable needs <= {1 - min_decrease:.2f}x"
-            return {**result, "outcome": "unstable", "detail": detail}
-        details.append(f"last fifth's {name} {last / first:.2f}x the first fifth's")
-    return {**result, "outcome": "stable", "detail": "; ".join(details)}
-
-
-def largest_stable_rate(outcomes: Mapping[float, str]) -> tuple[float, str]:
-    """The largest learning rate whose probe outcome is stable, else the smallest probed, and how it was chosen.
-
-    outcomes: {learning rate: outcome of probe_outcome}.
-    """
-    if not outcomes:
-        raise ValueError("largest_stable_rate needs at least one probed learning rate")
-    stable = [rate for rate, outcome in outcomes.items() if outcome == "stable"]
-    if stable:
-        return max(stable), "the largest stable rate"
-    return min(outcomes), "no rate was stable: the smallest probed"
-
-
-def probe_rates(trainer: str, probe: dict[str, Any], run: Any) -> tuple[list[dict[str, Any]], float]:
-    """Run one probe per learning rate of the grid; each rate's outcome row and the rate chosen.
-
-    run(lr) -> the probe training's history (a DataFrame).
-    """
-    rows = []
-    for rate in probe["learning_rates"]:
-        history = run(float(rate))
-        outcome = probe_outcome(history, probe["min_decrease"], also=PROBED_TERMS.get(trainer, ()))
-        rows.append({"trainer": trainer, "lr": float(rate), **outcome, "train_s": stage_cost(history)[1]})
-    chosen, how = largest_stable_rate({row["lr"]: row["outcome"] for row in rows})
-    for row in rows:
-        row["chosen"] = row["lr"] == chosen
-        row["choice"] = how if row["chosen"] else ""
-    return rows, chosen
 
 
 def probe_learning_rates(
@@ -207,21 +138,6 @@ def use_probed_rates(
     for section, rate in probe["chosen"].items():
         sections[section] = {**sections[section], "training": {**sections[section]["training"], "lr": rate}}
     return sections["train_encoder"], sections["cache_latents"], sections["train_decoder"]
-
-
-def encoder_check(history: pd.DataFrame) -> dict[str, Any]:
-    """What identifies an encoder's training run: its last step and every validation GME it recorded."""
-    return {"steps": last_step(history), "validation_gme": [float(v) for v in history["validation_gme"].dropna()]}
-
-
-def same_encoder_run(probe: dict[str, Any], stage: dict[str, Any]) -> bool:
-    """Whether two encoder_check records match: the same steps and validation GMEs (relative 1e-12: CSV round trip)."""
-    probe_gme, stage_gme = probe.get("validation_gme", []), stage["validation_gme"]
-    return (
-        probe.get("steps") == stage["steps"]
-        and len(probe_gme) == len(stage_gme)
-        and all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(probe_gme, stage_gme, strict=True))
-    )
 
 
 def reached_before(first: float | None, second: float | None) -> bool | None:
