@@ -206,7 +206,8 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
     else:
         trace_sqrt_product = torch.linalg.matrix_norm(centred_a @ centred_b.T, ord="nuc")
     distance = (mean_a - mean_b).square().sum() + centred_a.square().sum() + centred_b.square().sum() - 2 * trace_sqrt_product
-    return float(distance)
+    # A squared distance: of two equal sets the difference of traces leaves only rounding (about -1e-15), not a value.
+    return max(float(distance), 0.0)
 
 
 def _check_feature_sets(name: str, features_a: Tensor, features_b: Tensor) -> None:
