@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gpe_pipeline.core.data import format_range
+from gpe_pipeline.core.data import SETTINGS_READ_BY, format_range
 from gpe_pipeline.core.errors import UserError
 from gpe_pipeline.core.models import build_model, model_class
 
@@ -77,18 +77,6 @@ def check_decoder_covers_data(
     )
 
 
-# ingest keys that only some datasets read; every other ingest key is read by all of them.
-INGEST_KEYS_USED_BY = {
-    "gmm": {"gmm"},
-    "path": {"image_folder"},
-    "channels": {"image_folder"},
-    "root": {"mnist", "cifar10", "celeba", "celebahq"},
-    "download": {"mnist", "cifar10", "celeba"},
-    "image_size": {"digits", "mnist", "cifar10", "celeba", "celebahq", "image_folder"},
-    "image_dtype": {"mnist", "cifar10", "celeba", "celebahq", "image_folder"},
-}
-
-
 def used_parameters(
     section: str, value: Any, architectures: dict[str, set[str]] | None = None, datasets: set[str] | None = None
 ) -> Any:
@@ -113,7 +101,7 @@ def used_parameters(
     pruned = prune(section, value)
     if section == "ingest" and isinstance(pruned, dict):
         in_use = {pruned.get("dataset"), *(datasets or set())}
-        pruned = {key: item for key, item in pruned.items() if in_use & INGEST_KEYS_USED_BY.get(key, in_use)}
+        pruned = {key: item for key, item in pruned.items() if in_use & SETTINGS_READ_BY.get(key, in_use)}
     return pruned
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,15 @@ import torch
 import torchvision.datasets
 from PIL import Image
 
-from gpe_pipeline.core.data import DATASETS, DatasetFilesError, data_shape, load_dataset, read_idx
+from gpe_pipeline.core.data import (
+    DATASETS,
+    SETTINGS_READ_BY,
+    DatasetFilesError,
+    DatasetSettings,
+    data_shape,
+    load_dataset,
+    read_idx,
+)
 
 MNIST_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -21,9 +30,9 @@ MNIST_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 
 
 def assert_load_fails_naming(named: Path, /, *args, match: str | None = None, **kwargs) -> DatasetFilesError:
-    """load_dataset(*args, **kwargs) raises DatasetFilesError, and its message names the file or folder `named`."""
+    """load_dataset(DatasetSettings(*args, **kwargs)) raises DatasetFilesError naming the file or folder `named`."""
     with pytest.raises(DatasetFilesError, match=match) as info:
-        load_dataset(*args, **kwargs)
+        load_dataset(DatasetSettings(*args, **kwargs))
     assert str(named) in str(info.value)
     return info.value
 
@@ -154,7 +163,7 @@ def every_row(splits) -> torch.Tensor:
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 def test_mnist_reads_idx_files(tmp_path, gz):
     arrays = write_mnist(tmp_path, gz=gz)
-    splits = load_dataset("mnist", root=tmp_path)
+    splits = load_dataset(DatasetSettings("mnist", root=tmp_path))
 
     # 10% of the 6 training images (rounded, at least 1) become the validation split
     check_splits(splits, [1, 28, 28], num_train=5, num_validation=1, num_heldout=4)
@@ -177,7 +186,7 @@ def test_mnist_reads_idx_files(tmp_path, gz):
 
 def test_mnist_resizes_to_image_size(tmp_path):
     write_mnist(tmp_path)
-    splits = load_dataset("mnist", root=tmp_path, image_size=32)
+    splits = load_dataset(DatasetSettings("mnist", root=tmp_path, image_size=32))
     check_splits(splits, [1, 32, 32], num_train=5, num_validation=1, num_heldout=4)
     assert data_shape("mnist", image_size=32) == [1, 32, 32]
     # the constant background (100) stays 100 / 127.5 - 1 away from the marked pixels
@@ -256,10 +265,10 @@ def test_mnist_download_only_when_files_missing(tmp_path, monkeypatch):
     # files present: download=True reads them without calling the downloader
     write_mnist(tmp_path / "present")
     monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
-    load_dataset("mnist", root=tmp_path / "present", download=True)
+    load_dataset(DatasetSettings("mnist", root=tmp_path / "present", download=True))
     assert calls == []
     # files missing: download=True asks torchvision for them under root
-    splits = load_dataset("mnist", root=tmp_path / "absent", download=True)
+    splits = load_dataset(DatasetSettings("mnist", root=tmp_path / "absent", download=True))
     assert calls == [(str(tmp_path / "absent"), True, True)]
     check_splits(splits, [1, 28, 28], num_train=5, num_validation=1, num_heldout=4)
 
@@ -269,7 +278,7 @@ def test_mnist_download_only_when_files_missing(tmp_path, monkeypatch):
 
 def test_cifar10_reads_python_pickles(tmp_path):
     write_cifar10(tmp_path)
-    splits = load_dataset("cifar10", root=tmp_path)
+    splits = load_dataset(DatasetSettings("cifar10", root=tmp_path))
 
     check_splits(splits, [3, 32, 32], num_train=9, num_validation=1, num_heldout=3)
     assert data_shape("cifar10") == [3, 32, 32]
@@ -295,7 +304,7 @@ def test_cifar10_reads_python_pickles(tmp_path):
 
 def test_cifar10_resizes_to_image_size(tmp_path):
     write_cifar10(tmp_path)
-    splits = load_dataset("cifar10", root=tmp_path, image_size=16)
+    splits = load_dataset(DatasetSettings("cifar10", root=tmp_path, image_size=16))
     check_splits(splits, [3, 16, 16], num_train=9, num_validation=1, num_heldout=3)
     assert data_shape("cifar10", image_size=16) == [3, 16, 16]
 
@@ -338,7 +347,7 @@ def test_image_folder_flat_has_no_labels(tmp_path):
     write_image(folder / "PHOTO.JPEG", solid((0, 0, 255)), quality=95)
     (folder / "notes.txt").write_text("not an image")
 
-    splits = load_dataset("image_folder", path=folder, image_size=8, heldout_fraction=1 / 3)
+    splits = load_dataset(DatasetSettings("image_folder", path=folder, image_size=8, heldout_fraction=1 / 3))
     check_splits(splits, [3, 8, 8], num_train=3, num_validation=1, num_heldout=2)
     assert data_shape("image_folder", image_size=8) == [3, 8, 8]
     assert splits.train_labels is None and splits.validation_labels is None and splits.heldout_labels is None
@@ -356,7 +365,7 @@ def test_image_folder_default_size(tmp_path):
     folder = tmp_path / "flat"
     for i in range(4):
         write_image(folder / f"{i}.png", solid(i * 60, size=(20, 30), channels=1))
-    splits = load_dataset("image_folder", path=folder, heldout_fraction=0.25)
+    splits = load_dataset(DatasetSettings("image_folder", path=folder, heldout_fraction=0.25))
     check_splits(splits, data_shape("image_folder"), num_train=2, num_validation=1, num_heldout=1)
     assert data_shape("image_folder") == [3, 64, 64]
 
@@ -371,7 +380,7 @@ def test_image_folder_class_subfolders_give_sorted_labels(tmp_path):
             write_image(folder / name / f"{i}{suffix}", solid(value, size=(6, 6), channels=1))
     (folder / "empty_class").mkdir()  # a folder without images is no class
 
-    splits = load_dataset("image_folder", path=folder, image_size=6, channels=1, heldout_fraction=1 / 3, seed=3)
+    splits = load_dataset(DatasetSettings("image_folder", path=folder, image_size=6, channels=1, heldout_fraction=1 / 3, seed=3))
     check_splits(splits, [1, 6, 6], num_train=5, num_validation=1, num_heldout=3)
     assert data_shape("image_folder", image_size=6, channels=1) == [1, 6, 6]
     assert splits.metadata["num_classes"] == 3
@@ -389,13 +398,13 @@ def test_image_folder_grey_and_rgb_conversion(tmp_path):
         write_image(folder / f"grey{i}.png", solid(200, size=(7, 7), channels=1))
         write_image(folder / f"rgb{i}.png", solid((30, 60, 90), size=(7, 7)))
 
-    rgb = load_dataset("image_folder", path=folder, image_size=7, channels=3, heldout_fraction=0.25)
+    rgb = load_dataset(DatasetSettings("image_folder", path=folder, image_size=7, channels=3, heldout_fraction=0.25))
     check_splits(rgb, [3, 7, 7], num_train=2, num_validation=1, num_heldout=1)
     everything = every_row(rgb)
     values = sorted(tuple(round(float(v), 4) for v in ((img[:, 3, 3] + 1) * 127.5)) for img in everything)
     assert values == [(30.0, 60.0, 90.0)] * 2 + [(200.0, 200.0, 200.0)] * 2  # grey is copied to all three channels
 
-    grey = load_dataset("image_folder", path=folder, image_size=7, channels=1, heldout_fraction=0.25)
+    grey = load_dataset(DatasetSettings("image_folder", path=folder, image_size=7, channels=1, heldout_fraction=0.25))
     check_splits(grey, [1, 7, 7], num_train=2, num_validation=1, num_heldout=1)
     luma = sorted(round(float((img[0, 3, 3] + 1) * 127.5)) for img in every_row(grey))
     # PIL's ITU-R 601-2 luma of (30, 60, 90): 30 * 0.299 + 60 * 0.587 + 90 * 0.114 = 54.3
@@ -406,7 +415,7 @@ def test_image_folder_resizes_to_image_size(tmp_path):
     folder = tmp_path / "sizes"
     for i, size in enumerate([(5, 9), (40, 30), (16, 16), (12, 12)]):
         write_image(folder / f"{i}.png", solid((255, 255, 255), size=size))
-    splits = load_dataset("image_folder", path=folder, image_size=12, heldout_fraction=0.25)
+    splits = load_dataset(DatasetSettings("image_folder", path=folder, image_size=12, heldout_fraction=0.25))
     check_splits(splits, [3, 12, 12], num_train=2, num_validation=1, num_heldout=1)
     torch.testing.assert_close(every_row(splits), torch.ones(4, 3, 12, 12))
 
@@ -433,7 +442,7 @@ def test_image_folder_truncated_image_names_the_file(tmp_path):
 
 def test_image_folder_needs_a_path(tmp_path):
     with pytest.raises(ValueError, match="ingest.path"):
-        load_dataset("image_folder", root=tmp_path)
+        load_dataset(DatasetSettings("image_folder", root=tmp_path))
 
 
 # --- CelebA and CelebA-HQ -------------------------------------------------------------------------
@@ -446,7 +455,7 @@ def celeba_image_numbers(images: torch.Tensor) -> list[int]:
 
 def test_celeba_uses_partition_file(tmp_path):
     write_celeba(tmp_path)
-    splits = load_dataset("celeba", root=tmp_path, validation_fraction=0.5)
+    splits = load_dataset(DatasetSettings("celeba", root=tmp_path, validation_fraction=0.5))
 
     # partition 0 is train, partition 1 (valid) the validation split whatever validation_fraction says, 2 (test) held out
     check_splits(splits, [3, 64, 64], num_train=5, num_validation=2, num_heldout=3)
@@ -463,7 +472,7 @@ def test_celeba_uses_partition_file(tmp_path):
 
 def test_celeba_image_size(tmp_path):
     write_celeba(tmp_path)
-    splits = load_dataset("celeba", root=tmp_path, image_size=32)
+    splits = load_dataset(DatasetSettings("celeba", root=tmp_path, image_size=32))
     check_splits(splits, [3, 32, 32], num_train=5, num_validation=2, num_heldout=3)
     assert data_shape("celeba", image_size=32) == [3, 32, 32]
 
@@ -488,16 +497,16 @@ def test_celebahq_random_split(tmp_path):
     for i in range(6):
         sub = folder / "part2" if i >= 4 else folder  # flat or nested
         write_image(sub / f"{i:05d}.png", solid((i * 40, 0, 255 - i * 40), size=(20, 20)))
-    splits = load_dataset("celebahq", root=tmp_path, image_size=16, heldout_fraction=1 / 3, seed=1)
+    splits = load_dataset(DatasetSettings("celebahq", root=tmp_path, image_size=16, heldout_fraction=1 / 3, seed=1))
     check_splits(splits, [3, 16, 16], num_train=3, num_validation=1, num_heldout=2)
     assert data_shape("celebahq", image_size=16) == [3, 16, 16]
     assert splits.train_labels is None and splits.metadata["num_classes"] == 0
     red = sorted(round(float((img[0, 8, 8] + 1) * 127.5)) for img in every_row(splits))
     assert red == [0, 40, 80, 120, 160, 200]  # every image exactly once across the three splits
-    again = load_dataset("celebahq", root=tmp_path, image_size=16, heldout_fraction=1 / 3, seed=1)
+    again = load_dataset(DatasetSettings("celebahq", root=tmp_path, image_size=16, heldout_fraction=1 / 3, seed=1))
     assert torch.equal(again.heldout, splits.heldout)
 
-    default = load_dataset("celebahq", root=tmp_path, heldout_fraction=1 / 3)
+    default = load_dataset(DatasetSettings("celebahq", root=tmp_path, heldout_fraction=1 / 3))
     check_splits(default, data_shape("celebahq"), num_train=3, num_validation=1, num_heldout=2)
     assert data_shape("celebahq") == [3, 256, 256]
 
@@ -506,7 +515,7 @@ def test_celebahq_random_split(tmp_path):
 
 
 def test_digits_split_is_seeded():
-    splits = load_dataset("digits", heldout_fraction=0.1, seed=0)
+    splits = load_dataset(DatasetSettings("digits", heldout_fraction=0.1, seed=0))
     check_splits(splits, [1, 8, 8], num_train=1455, num_validation=162, num_heldout=180)
     assert data_shape("digits") == [1, 8, 8]
     assert splits.metadata["value_range"] == [-1.0, 1.0]
@@ -514,20 +523,20 @@ def test_digits_split_is_seeded():
     assert sorted(labels.unique().tolist()) == list(range(10))
     assert splits.metadata["num_classes"] == 10
 
-    same = load_dataset("digits", heldout_fraction=0.1, seed=0)
+    same = load_dataset(DatasetSettings("digits", heldout_fraction=0.1, seed=0))
     assert torch.equal(same.train, splits.train) and torch.equal(same.heldout_labels, splits.heldout_labels)
-    other = load_dataset("digits", heldout_fraction=0.1, seed=1)
+    other = load_dataset(DatasetSettings("digits", heldout_fraction=0.1, seed=1))
     assert not torch.equal(other.heldout, splits.heldout)
     # a split of the same 1797 images either way
     total = every_row(other).sum(dim=(1, 2, 3)).sort().values
     torch.testing.assert_close(total, every_row(splits).sum(dim=(1, 2, 3)).sort().values)
 
-    quarter = load_dataset("digits", heldout_fraction=0.25, seed=0)
+    quarter = load_dataset(DatasetSettings("digits", heldout_fraction=0.25, seed=0))
     check_splits(quarter, [1, 8, 8], num_train=1797 - 449 - 135, num_validation=135, num_heldout=449)
 
 
 def test_digits_image_size(tmp_path):
-    splits = load_dataset("digits", image_size=16, max_train=10, max_heldout=5)
+    splits = load_dataset(DatasetSettings("digits", image_size=16, max_train=10, max_heldout=5))
     check_splits(splits, [1, 16, 16], num_train=10, num_validation=162, num_heldout=5)
     assert data_shape("digits", image_size=16) == [1, 16, 16]
 
@@ -536,7 +545,7 @@ def test_gmm_means_on_grid():
     rows, cols, spacing, std_on, std_off, dim = 2, 3, 2.0, 0.2, 0.05, 12
     params = {"n_samples": 6000, "dim": dim, "grid": [rows, cols], "spacing": spacing}
     params |= {"std_on_plane": std_on, "std_off_plane": std_off}
-    splits = load_dataset("gmm", gmm=params, heldout_fraction=0.2, seed=5)
+    splits = load_dataset(DatasetSettings("gmm", gmm=params, heldout_fraction=0.2, seed=5))
     assert list(splits.train.shape) == [4320, dim] and list(splits.validation.shape) == [480, dim]
     assert list(splits.heldout.shape) == [1200, dim]
     assert splits.metadata["shape"] == [dim] and splits.metadata["dim"] == dim
@@ -567,7 +576,7 @@ def test_gmm_means_on_grid():
 
 
 def test_gmm_default_dim_matches_data_shape():
-    splits = load_dataset("gmm", gmm={"n_samples": 50}, max_train=20)
+    splits = load_dataset(DatasetSettings("gmm", gmm={"n_samples": 50}, max_train=20))
     assert list(splits.train.shape[1:]) == data_shape("gmm") == [500]
     assert splits.metadata["num_train"] == 20 and splits.metadata["num_heldout"] == 5
 
@@ -608,7 +617,7 @@ def test_image_folder_needs_two_images(tmp_path):
 
 
 def test_unknown_dataset_lists_valid_names():
-    for call in (lambda: load_dataset("imagenet"), lambda: data_shape("imagenet")):
+    for call in (lambda: load_dataset(DatasetSettings("imagenet")), lambda: data_shape("imagenet")):
         with pytest.raises(ValueError, match="imagenet") as info:
             call()
         for name in DATASETS:
@@ -618,13 +627,37 @@ def test_unknown_dataset_lists_valid_names():
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
 def test_heldout_fraction_out_of_range(fraction):
     with pytest.raises(ValueError, match="heldout_fraction"):
-        load_dataset("digits", heldout_fraction=fraction)
+        load_dataset(DatasetSettings("digits", heldout_fraction=fraction))
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
 def test_validation_fraction_out_of_range(fraction):
     with pytest.raises(ValueError, match="ingest.validation_fraction"):
-        load_dataset("digits", validation_fraction=fraction)
+        load_dataset(DatasetSettings("digits", validation_fraction=fraction))
+
+
+@pytest.mark.parametrize("dataset", ["digits", "gmm"])
+def test_a_setting_only_other_datasets_read_leaves_the_splits_unchanged(dataset, tmp_path):
+    # SETTINGS_READ_BY decides which ingest keys a run logs to MLflow: a key it leaves out must change nothing.
+    base = DatasetSettings(dataset, gmm={"n_samples": 60, "dim": 3}, max_train=20, max_heldout=5)
+    other_values = {
+        "root": tmp_path / "nowhere",
+        "path": tmp_path,
+        "channels": 1,
+        "download": True,
+        "image_size": 4,
+        "image_dtype": "uint8",
+        "gmm": {"n_samples": 30, "dim": 2},
+    }
+    assert set(other_values) == set(SETTINGS_READ_BY) and all(names <= set(DATASETS) for names in SETTINGS_READ_BY.values())
+    unread = [key for key, names in SETTINGS_READ_BY.items() if dataset not in names]
+    assert unread, "each of these datasets ignores some settings"
+    reference = load_dataset(base)
+    for key in unread:
+        changed = load_dataset(replace(base, **{key: other_values[key]}))
+        for part in ("train", "validation", "heldout", "train_labels", "validation_labels", "heldout_labels"):
+            assert torch.equal(getattr(changed, part), getattr(reference, part)), (key, part)
+        assert changed.metadata == reference.metadata, key
 
 
 def rows_of(points: torch.Tensor) -> set[tuple[float, ...]]:
@@ -634,26 +667,30 @@ def rows_of(points: torch.Tensor) -> set[tuple[float, ...]]:
 
 def test_validation_split_is_disjoint_seeded_and_independent_of_max_train():
     gmm = {"n_samples": 400, "dim": 6}
-    splits = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3)
+    splits = load_dataset(DatasetSettings("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3))
     train, validation, heldout = rows_of(splits.train), rows_of(splits.validation), rows_of(splits.heldout)
     assert (len(train), len(validation), len(heldout)) == (240, 80, 80)
     assert not train & validation and not validation & heldout and not train & heldout
     assert splits.metadata["validation_source"] == "0.25 of the training data (ingest.validation_fraction, seed 3)"
 
-    again = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3)
+    again = load_dataset(DatasetSettings("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3))
     assert torch.equal(again.validation, splits.validation) and torch.equal(again.train, splits.train)
     assert torch.equal(again.validation_labels, splits.validation_labels)
     # the held-out split does not depend on the validation fraction: reported numbers stay comparable
-    other_fraction = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.1, seed=3)
+    other_fraction = load_dataset(DatasetSettings("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.1, seed=3))
     assert torch.equal(other_fraction.heldout, splits.heldout)
     assert rows_of(other_fraction.validation) < validation | train
     # max_train subsamples what remains after the validation split is drawn
-    small = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3, max_train=50)
+    small = load_dataset(DatasetSettings("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3, max_train=50))
     assert torch.equal(small.validation, splits.validation) and rows_of(small.train) < train
-    capped = load_dataset("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3, max_validation=10)
+    capped = load_dataset(
+        DatasetSettings("gmm", gmm=gmm, heldout_fraction=0.2, validation_fraction=0.25, seed=3, max_validation=10)
+    )
     assert len(capped.validation) == 10 and rows_of(capped.validation) < validation
     # the same points (the mixture's own seed fixed) split with another seed: another validation split
-    reseeded = load_dataset("gmm", gmm={**gmm, "seed": 3}, heldout_fraction=0.2, validation_fraction=0.25, seed=4)
+    reseeded = load_dataset(
+        DatasetSettings("gmm", gmm={**gmm, "seed": 3}, heldout_fraction=0.2, validation_fraction=0.25, seed=4)
+    )
     assert rows_of(every_row(reseeded)) == train | validation | heldout and rows_of(reseeded.validation) != validation
 
 
@@ -671,8 +708,8 @@ def test_carve_validation_keeps_row_order():
 
 def test_max_train_and_max_heldout_subsample(tmp_path):
     arrays = write_mnist(tmp_path)
-    full = load_dataset("mnist", root=tmp_path)
-    small = load_dataset("mnist", root=tmp_path, max_train=3, max_heldout=2)
+    full = load_dataset(DatasetSettings("mnist", root=tmp_path))
+    small = load_dataset(DatasetSettings("mnist", root=tmp_path, max_train=3, max_heldout=2))
     check_splits(small, [1, 28, 28], num_train=3, num_validation=1, num_heldout=2)
 
     # the kept rows are original rows, in their original order, with their own labels
@@ -683,21 +720,21 @@ def test_max_train_and_max_heldout_subsample(tmp_path):
     held_marks = [round(float((img[0, 5, 5] + 1) * 127.5)) for img in small.heldout]
     assert small.heldout_labels.tolist() == [test_labels[m] for m in held_marks]
 
-    again = load_dataset("mnist", root=tmp_path, max_train=3, max_heldout=2)
+    again = load_dataset(DatasetSettings("mnist", root=tmp_path, max_train=3, max_heldout=2))
     assert torch.equal(again.train, small.train) and torch.equal(again.heldout, small.heldout)
-    roomy = load_dataset("mnist", root=tmp_path, max_train=100, max_heldout=100)
+    roomy = load_dataset(DatasetSettings("mnist", root=tmp_path, max_train=100, max_heldout=100))
     assert torch.equal(roomy.train, full.train) and torch.equal(roomy.heldout, full.heldout)
 
 
 def test_too_few_examples_after_subsampling(tmp_path):
     write_mnist(tmp_path)
     with pytest.raises(ValueError, match="need at least"):
-        load_dataset("mnist", root=tmp_path, max_train=1)
+        load_dataset(DatasetSettings("mnist", root=tmp_path, max_train=1))
 
 
 def test_metadata_fields(tmp_path):
     write_cifar10(tmp_path)
-    metadata = load_dataset("cifar10", root=tmp_path, seed=7).metadata
+    metadata = load_dataset(DatasetSettings("cifar10", root=tmp_path, seed=7)).metadata
     assert metadata == {
         "dataset": "cifar10",
         "shape": [3, 32, 32],
@@ -718,16 +755,16 @@ def test_images_can_stay_uint8_and_map_to_the_model_scale_per_batch(tmp_path):
     from gpe_pipeline.core.data import to_model_scale
 
     write_cifar10(tmp_path)
-    as_float = load_dataset("cifar10", root=tmp_path, seed=7)
-    as_uint8 = load_dataset("cifar10", root=tmp_path, seed=7, image_dtype="uint8")
+    as_float = load_dataset(DatasetSettings("cifar10", root=tmp_path, seed=7))
+    as_uint8 = load_dataset(DatasetSettings("cifar10", root=tmp_path, seed=7, image_dtype="uint8"))
     assert as_uint8.train.dtype == torch.uint8 and as_uint8.metadata["dtype"] == "uint8"
     assert as_uint8.metadata["value_range"] == [-1.0, 1.0]
     assert torch.equal(to_model_scale(as_uint8.train), as_float.train)
     assert to_model_scale(as_float.train) is as_float.train
-    digits = load_dataset("digits", image_dtype="uint8")
+    digits = load_dataset(DatasetSettings("digits", image_dtype="uint8"))
     assert digits.train.dtype == torch.float32, "digits (0..16 pixel values) stay float"
     with pytest.raises(ValueError, match="image_dtype"):
-        load_dataset("digits", image_dtype="float16")
+        load_dataset(DatasetSettings("digits", image_dtype="float16"))
 
 
 def test_augmentations_flip_and_crop_on_tensors():

@@ -17,10 +17,10 @@ from gpe_pipeline.core.metrics import (
     bootstrap_interval,
     fd_pixel,
     frechet_distance,
-    frechet_inception_distance,
     gme_heldout,
     inception_available,
     inception_features,
+    inception_network,
     inception_weights_path,
     kernel_distance,
     local_distortion,
@@ -328,18 +328,34 @@ def test_round_to_8bit_keeps_uint8_images_and_rounds_others_to_png_levels():
 # ---------------------------------------------------------------- FID path
 
 
-def test_fid_with_a_stand_in_feature_extractor_is_the_frechet_distance_of_its_features():
+class StandInInception(nn.Module):
+    """Answers like pytorch-fid's InceptionV3 (a list holding (N, F, 1, 1) features), from a fixed projection."""
+
+    def __init__(self, in_features: int, out_features: int = 5):
+        super().__init__()
+        self.projection = nn.Linear(in_features, out_features)
+        self.calls = 0
+
+    def forward(self, images):
+        self.calls += 1
+        return [self.projection(images.flatten(1))[:, :, None, None]]
+
+
+def test_fid_is_the_frechet_distance_of_the_features_of_one_reused_network(empty_hub_dir):
+    # What evaluate computes: frechet_distance over inception_features of each set, the network built once and passed
+    # in. No weights file exists here, so a network built inside inception_features would raise.
+    torch.manual_seed(12)
+    network = StandInInception(3 * 4 * 4)
     generator = torch.Generator().manual_seed(12)
-    projection = torch.randn(3 * 4 * 4, 5, generator=generator)
-
-    def extractor(images):
-        return images.flatten(1) @ projection
-
-    images_a = torch.rand(50, 3, 4, 4, generator=generator) * 2 - 1
-    images_b = torch.rand(40, 3, 4, 4, generator=generator) * 2 - 1
-    expected = frechet_distance(extractor(images_a), extractor(images_b))
-    assert frechet_inception_distance(images_a, images_b, feature_extractor=extractor) == pytest.approx(expected)
-    assert expected > 0
+    images_a = torch.rand(50, 1, 4, 4, generator=generator) * 2 - 1
+    images_b = torch.rand(40, 1, 4, 4, generator=generator) * 2 - 1
+    features_a = inception_features(images_a, batch_size=16, network=network)
+    features_b = inception_features(images_b, batch_size=16, network=network)
+    assert network.calls == 4 + 3, "every batch of both sets goes through the one network"
+    with torch.no_grad():
+        expected_a = network.projection(to_inception_input(images_a).flatten(1)).double()
+    assert features_a.dtype == torch.float64 and torch.allclose(features_a, expected_a)
+    assert frechet_distance(features_a, features_b) > 0
 
 
 @pytest.fixture
@@ -365,7 +381,7 @@ def test_inception_features_without_weights_names_the_file_and_never_downloads(e
     assert str(empty_hub_dir / "checkpoints") in str(error.value)
     assert not (empty_hub_dir / "checkpoints").exists()  # nothing was fetched
     with pytest.raises(FileNotFoundError, match=INCEPTION_WEIGHTS_FILE):
-        frechet_inception_distance(torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8))
+        inception_network("cpu")  # what evaluate's extractor builds once
 
 
 def test_inception_input_repeats_grey_to_three_channels_in_unit_range():
@@ -382,7 +398,6 @@ def test_inception_input_repeats_grey_to_three_channels_in_unit_range():
 
 def test_an_unreadable_inception_weights_file_is_named(empty_hub_dir):
     from gpe_pipeline.core.errors import UnreadableFileError
-    from gpe_pipeline.core.metrics import inception_network
 
     inception_weights_path().parent.mkdir(parents=True)
     inception_weights_path().write_bytes(b"")  # a download that stopped at once

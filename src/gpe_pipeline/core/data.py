@@ -14,8 +14,9 @@ from __future__ import annotations
 import gzip
 import math
 import pickle
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -410,22 +411,46 @@ def _subsample(x: Tensor, labels: Tensor | None, limit: int | None, seed: int) -
     return x[keep], None if labels is None else labels[keep]
 
 
-def load_dataset(
-    dataset: str,
-    root: str | Path = "data/01_raw",
-    image_size: int | None = None,
-    heldout_fraction: float = 0.1,
-    validation_fraction: float = 0.1,
-    seed: int = 0,
-    max_train: int | None = None,
-    max_validation: int | None = None,
-    max_heldout: int | None = None,
-    download: bool = False,
-    path: str | Path | None = None,
-    channels: int = 3,
-    gmm: dict[str, Any] | None = None,
-    image_dtype: str = "float32",
-) -> DataSplits:
+# Datasets read from torchvision's layouts under ingest.root.
+ROOT_DATASETS = frozenset({"mnist", "cifar10", "celeba", "celebahq"})
+IMAGE_FILE_DATASETS = ROOT_DATASETS | {"image_folder"}
+
+
+def _read_by(default: Any, datasets: Iterable[str]) -> Any:
+    """A setting that only these datasets read (load_dataset ignores it for the others)."""
+    return field(default=default, metadata={"read_by": frozenset(datasets)})
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What load_dataset reads: the `ingest` parameter section, one field per key (DatasetSettings(**section)).
+
+    A field made with _read_by is read only by the datasets it names; every other field by all of them.
+    """
+
+    dataset: str
+    root: str | Path = _read_by("data/01_raw", ROOT_DATASETS)
+    image_size: int | None = _read_by(None, {"digits", *IMAGE_FILE_DATASETS})
+    heldout_fraction: float = 0.1
+    validation_fraction: float = 0.1
+    seed: int = 0
+    max_train: int | None = None
+    max_validation: int | None = None
+    max_heldout: int | None = None
+    download: bool = _read_by(False, {"mnist", "cifar10", "celeba"})  # torchvision has no CelebA-HQ
+    path: str | Path | None = _read_by(None, {"image_folder"})
+    channels: int = _read_by(3, {"image_folder"})
+    gmm: dict[str, Any] | None = _read_by(None, {"gmm"})
+    image_dtype: str = _read_by("float32", IMAGE_FILE_DATASETS)
+
+
+# ingest keys that only some datasets read, with those datasets; every other ingest key is read by all of them.
+SETTINGS_READ_BY: dict[str, frozenset[str]] = {
+    f.name: f.metadata["read_by"] for f in fields(DatasetSettings) if "read_by" in f.metadata
+}
+
+
+def load_dataset(settings: DatasetSettings) -> DataSplits:
     """Load a dataset by name into normalised train, validation and held-out tensors with metadata.
 
     Datasets with an official test split (mnist, cifar10, celeba) hold it out;
@@ -436,11 +461,11 @@ def load_dataset(
     image_dtype "uint8" keeps image files' pixels as uint8 in [0, 255] (4x less
     memory; `to_model_scale` maps a batch to [-1, 1]); digits and gmm are float32 always.
     """
-    name = dataset
+    name, seed, image_dtype = settings.dataset, settings.seed, settings.image_dtype
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}': set ingest.dataset to one of {list(DATASETS)}")
-    root = Path(root)
-    size = int(image_size or DEFAULT_IMAGE_SIZE.get(name, 0)) or None
+    root = Path(settings.root)
+    size = int(settings.image_size or DEFAULT_IMAGE_SIZE.get(name, 0)) or None
     train_labels = heldout_labels = validation_labels = None
     validation: Tensor | None = None
     if image_dtype not in IMAGE_DTYPES:
@@ -451,34 +476,38 @@ def load_dataset(
             if size not in (None, 8):
                 x = _resize(x, size)
         elif name == "gmm":
-            x, labels = make_gmm(**{"seed": seed, **(gmm or {})})
+            x, labels = make_gmm(**{"seed": seed, **(settings.gmm or {})})
         elif name == "celebahq":
             x, labels = load_celebahq(root, size), None
         else:
-            if path is None:
+            if settings.path is None:
                 raise ValueError("ingest.path must name the image folder when ingest.dataset is image_folder")
-            x, labels = load_image_folder(Path(path), size, channels)
-        train_idx, heldout_idx = _random_split(len(x), heldout_fraction, seed)
+            x, labels = load_image_folder(Path(settings.path), size, settings.channels)
+        train_idx, heldout_idx = _random_split(len(x), settings.heldout_fraction, seed)
         train, heldout = x[train_idx], x[heldout_idx]
         if labels is not None:
             train_labels, heldout_labels = labels[train_idx], labels[heldout_idx]
     elif name in ("mnist", "cifar10"):
         loader = load_mnist if name == "mnist" else load_cifar10
-        train, train_labels, heldout, heldout_labels = loader(root, download)
+        train, train_labels, heldout, heldout_labels = loader(root, settings.download)
         train, heldout = _resize_uint8(train, size), _resize_uint8(heldout, size)
     else:  # celeba
-        train, validation, heldout = load_celeba(root, size, download)
+        train, validation, heldout = load_celeba(root, size, settings.download)
     if validation is None:
-        validation_source = f"{validation_fraction:g} of the training data (ingest.validation_fraction, seed {seed})"
-        train, train_labels, validation, validation_labels = carve_validation(train, train_labels, validation_fraction, seed)
+        validation_source = f"{settings.validation_fraction:g} of the training data (ingest.validation_fraction, seed {seed})"
+        train, train_labels, validation, validation_labels = carve_validation(
+            train, train_labels, settings.validation_fraction, seed
+        )
     else:
         validation_source = "partition 1 of list_eval_partition.txt"  # CelebA's own validation split
     if train.dtype == torch.uint8 and image_dtype == "float32":
         train, validation, heldout = uint8_to_unit_range(train), uint8_to_unit_range(validation), uint8_to_unit_range(heldout)
 
-    train, train_labels = _subsample(train, train_labels, max_train, seed)
-    heldout, heldout_labels = _subsample(heldout, heldout_labels, max_heldout, seed + 1)
-    validation, validation_labels = _subsample(validation, validation_labels, max_validation, seed + VALIDATION_SEED_OFFSET)
+    train, train_labels = _subsample(train, train_labels, settings.max_train, seed)
+    heldout, heldout_labels = _subsample(heldout, heldout_labels, settings.max_heldout, seed + 1)
+    validation, validation_labels = _subsample(
+        validation, validation_labels, settings.max_validation, seed + VALIDATION_SEED_OFFSET
+    )
     if len(train) < 2 or len(validation) < 1 or len(heldout) < 1:
         raise ValueError(
             f"dataset '{name}' gives {len(train)} train, {len(validation)} validation and {len(heldout)} held-out examples: "

@@ -40,10 +40,6 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def is_main_process() -> bool:
-    return rank() == 0
-
-
 def gather_rows(rows: Tensor, differentiable: bool) -> Tensor:
     """Concatenate every rank's (b, ...) rows in rank order: (world_size * b, ...).
 

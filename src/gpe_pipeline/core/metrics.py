@@ -382,15 +382,3 @@ def inception_features(
     target = next(network.parameters()).device
     batches = images.split(batch_size)
     return torch.cat([network(to_inception_input(batch).to(target))[0].flatten(1).double().cpu() for batch in batches])
-
-
-def frechet_inception_distance(
-    images_a: Tensor, images_b: Tensor, feature_extractor: Callable[[Tensor], Tensor] | None = None
-) -> float:
-    """Frechet distance between the features of two image sets; feature_extractor None means pytorch-fid's Inception.
-
-    feature_extractor: images (N, ...) -> (N, F), e.g. a trained FeatureClassifier's `features`.
-    """
-    extract = inception_features if feature_extractor is None else feature_extractor
-    with torch.no_grad():
-        return frechet_distance(extract(images_a), extract(images_b))

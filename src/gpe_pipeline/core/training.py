@@ -496,6 +496,280 @@ def _log_progress(name: str, record: dict[str, float], max_steps: int) -> None:
     )
 
 
+@dataclass
+class _Run:
+    """One training run's state between steps: what the loop's named parts below read and update."""
+
+    config: TrainConfig
+    model: nn.Module  # the weights the optimiser updates
+    step_model: nn.Module  # what the loss calls: the model, under DDP and torch.compile when they apply
+    ema_model: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    sampler: BatchSampler
+    data: list[Tensor]
+    device: torch.device
+    rank: int
+    world: int
+    fingerprint: dict[str, Any]
+    checkpoint_path: Path | None
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)
+    initial_loss: float | None = None  # the first step's loss (divergence_factor's reference), kept across a resume
+    elapsed_before: float = 0.0  # seconds of the interrupted run this one resumes
+    last_good_checkpoint: int = 0  # the step of the last checkpoint written or resumed (0: none)
+    # Losses stay on the device between records: one host sync per record, not per step.
+    pending_losses: list[Tensor] = field(default_factory=list)  # one (1 + extra terms,) vector per step
+    pending_first_step: int = 1
+    term_names: list[str] = field(default_factory=list)
+    # Seconds spent in training steps, without evaluations and checkpoints: what a wall-clock comparison counts.
+    train_seconds: float = 0.0
+    start: float = 0.0
+    window_start: float = 0.0  # the training-steps window that steps_per_sec measures
+    window_start_step: int = 0
+    diverged: tuple[int, str] | None = None  # (step, loss and why) of a diverged loss under on_divergence "stop"
+    stop_reason: str = "max_steps"
+    final_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def evaluated_model(self) -> nn.Module:
+        """What evaluate() sees, snapshots copy and train() returns: the moving average when there is one."""
+        return self.ema_model if self.ema_model is not None else self.model
+
+
+def _set_up(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], config: TrainConfig) -> _Run:
+    """Device, seeds, the model (DDP, compiled), data placement, sampler, Adam and the moving average."""
+    rank, world = distributed.rank(), distributed.world_size()
+    fingerprint = fingerprint_parts(config, model, loss_fn, data)  # on the CPU, before anything moves to a device
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", rank if world > 1 else (device.index or 0))
+        allow_tf32()
+    torch.manual_seed(config.seed + rank)  # every rank draws its own noise; rank 0 matches a single process
+    model.to(device)
+    if world > 1 and device.type == "cuda":  # batch statistics of the global batch, as one process would compute them
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    data = place_data(data, device)
+    # The same seed on every rank: one global batch, of which each rank takes its slice.
+    sampler = BatchSampler(len(data[0]), config.batch_size, config.seed, device=data[0].device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    step_model: nn.Module = model
+    if world > 1:
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
+        step_model = torch.compile(step_model)
+    ema_model = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
+    checkpoint_path = Path(config.checkpoint_path) if config.checkpoint_path else None
+    return _Run(config, model, step_model, ema_model, optimizer, sampler, data, device, rank, world, fingerprint, checkpoint_path)
+
+
+def _resume(run: _Run) -> None:
+    """Continue from the checkpoint file when it belongs to this run; a checkpoint of another run is ignored, with why."""
+    name, path = run.config.name, run.checkpoint_path
+    checkpoint = load_checkpoint_or_move_aside(path, name, run.is_main) if path is not None else None
+    if checkpoint is None:
+        return
+    reasons = fingerprint_differences(_stored_fingerprint(checkpoint), run.fingerprint)
+    if reasons:
+        if run.is_main:
+            logger.warning(
+                "%s: ignoring checkpoint %s and starting fresh: it belongs to another run (%s)", name, path, "; ".join(reasons)
+            )
+        return
+    run.model.load_state_dict(checkpoint["model"])
+    if run.ema_model is not None:
+        run.ema_model.load_state_dict(checkpoint["ema_model"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.sampler.load_state_dict(checkpoint["sampler"])
+    saved_states = checkpoint["rng"]  # one per rank of the interrupted run
+    if run.rank < len(saved_states):
+        set_rng_state(saved_states[run.rank], run.device)
+    else:  # more processes than the interrupted run had: this one's noise cannot continue a stream
+        torch.manual_seed(run.config.seed + run.rank + 1_000_003 * int(checkpoint["step"]))
+    run.step = int(checkpoint["step"])
+    run.history = list(checkpoint["history"])
+    run.elapsed_before = float(checkpoint["elapsed"])
+    run.snapshots = dict(checkpoint.get("snapshots") or {})
+    run.initial_loss = checkpoint.get("initial_loss")
+    run.last_good_checkpoint = run.step
+    if run.is_main:
+        logger.info("%s: resuming from checkpoint %s at step %d", name, path, run.step)
+
+
+def _start_clocks(run: _Run) -> None:
+    """Time from here (set-up and resume left out); a resumed run goes on counting its training seconds."""
+    run.train_seconds = float(run.history[-1].get("train_elapsed_s", 0.0)) if run.history else 0.0
+    run.pending_first_step = run.step + 1
+    run.start = run.window_start = time.perf_counter()
+    run.window_start_step = run.step
+
+
+def _take_step(run: _Run, loss_fn: LossFn) -> None:
+    """One optimiser step on the next batch (this rank's slice of it), the moving average and the listed snapshots."""
+    config = run.config
+    run.step += 1
+    local_batch = config.batch_size // run.world
+    indices = run.sampler.next_indices()[run.rank * local_batch : (run.rank + 1) * local_batch]
+    batch = tuple(t[indices].to(run.device, non_blocking=True) for t in run.data)
+    with autocast_context(run.device, config.precision):
+        loss = loss_fn(run.step_model, batch)
+    terms: list[Tensor] = []
+    if isinstance(loss, dict):
+        run.term_names = [key for key in loss if key != "loss"]
+        loss, terms = loss["loss"], [loss[key] for key in run.term_names]
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip is not None:
+        nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+    run.optimizer.step()
+    if run.ema_model is not None:
+        update_ema(run.ema_model, run.model, config.ema_decay, run.step)
+    run.pending_losses.append(torch.stack([value.detach().float() for value in (loss, *terms)]))
+    if run.step in config.snapshot_steps and run.is_main:
+        run.snapshots[run.step] = {k: v.detach().cpu().clone() for k, v in run.evaluated_model.state_dict().items()}
+
+
+def _flush_losses(run: _Run) -> dict[str, float]:
+    """The mean loss (and extra terms) since the last flush, over steps and ranks: train_loss, train_<term>.
+
+    A non-finite (or exploded) loss among them stops the run: NonFiniteLossError, or run.diverged under "stop".
+    """
+    config = run.config
+    if not run.pending_losses:
+        return {"train_loss": float("nan")}
+    stacked = distributed.mean_over_ranks(torch.stack(run.pending_losses)).cpu()  # (steps, 1 + terms), the global batch
+    values = stacked[:, 0]
+    if run.initial_loss is None and run.pending_first_step == 1:
+        run.initial_loss = float(values[0])
+    initial_loss = run.initial_loss
+    exploded = torch.zeros_like(values, dtype=torch.bool)
+    if config.divergence_factor is not None and initial_loss is not None and 0 < initial_loss < math.inf:
+        exploded = values > config.divergence_factor * initial_loss
+    bad = (~torch.isfinite(values) | exploded).nonzero()
+    if len(bad):
+        bad_step, bad_loss = run.pending_first_step + int(bad[0]), float(values[bad[0]])
+        why = f" (above {config.divergence_factor:g} times the first step's {initial_loss:.4g})" if exploded[bad[0]] else ""
+        if config.on_divergence == "stop":
+            run.diverged = (bad_step, f"{bad_loss}{why}")
+        else:
+            kept = (
+                f"; the last good checkpoint (step {run.last_good_checkpoint}) is kept at {run.checkpoint_path}"
+                if run.last_good_checkpoint
+                else ""
+            )
+            key_root = config.params_key or config.name
+            raise NonFiniteLossError(
+                f"{config.name}: the loss became {bad_loss}{why} at step {bad_step}{kept}: "
+                f"lower {key_root}.lr or set {key_root}.grad_clip"
+            )
+    run.pending_losses = []
+    run.pending_first_step = run.step + 1
+    means = stacked.mean(0).tolist()
+    return {"train_loss": means[0], **{f"train_{term}": value for term, value in zip(run.term_names, means[1:], strict=True)}}
+
+
+def _evaluate(run: _Run, evaluate: EvaluateFn | None) -> dict[str, float]:
+    """validation_<metric> of evaluate(model) in eval mode, on the main process only ({} elsewhere or without evaluate)."""
+    if evaluate is None or not run.is_main:
+        return {}
+    evaluated = run.evaluated_model
+    evaluated.eval()
+    with torch.no_grad(), autocast_context(run.device, run.config.precision):
+        metrics = {f"{VALIDATION_PREFIX}{k}": float(v) for k, v in evaluate(evaluated).items()}
+    run.model.train()
+    return metrics
+
+
+def _validation_metrics(record: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
+
+
+def _record(run: _Run, evaluate: EvaluateFn | None, is_last: bool) -> dict[str, float]:
+    """The history record of this step: mean losses, rate, validation metrics when due, seconds; appended to history."""
+    record: dict[str, float] = {"step": run.step, **_flush_losses(run)}
+    now = time.perf_counter()
+    record["steps_per_sec"] = (run.step - run.window_start_step) / max(now - run.window_start, 1e-9)
+    run.train_seconds += now - run.window_start
+    due = run.diverged is None and (run.step % run.config.eval_every == 0 or is_last)
+    # Diverged weights are measured only by a run that diverged before its first evaluation, so that its
+    # metric names match its siblings'; their values never become the run's final metrics.
+    if due or (run.diverged is not None and not last_validation(run.history)):
+        record.update(_evaluate(run, evaluate))
+    record["elapsed_s"] = run.elapsed_before + now - run.start
+    record["train_elapsed_s"] = run.train_seconds
+    if run.diverged is not None:
+        record["diverged_step"] = run.diverged[0]
+    run.history.append(record)
+    return record
+
+
+def _report(run: _Run, record: dict[str, float], log_metrics: MetricsCallback | None) -> None:
+    """The record to the metrics callback (MLflow) and as a progress line, on the main process."""
+    if run.is_main:
+        if log_metrics is not None:
+            log_metrics({k: v for k, v in record.items() if k != "step"}, run.step)
+        _log_progress(run.config.name, record, run.config.max_steps)
+
+
+def _stops_here(run: _Run, record: dict[str, float]) -> bool:
+    """Whether the run ends at this record (a diverged loss, or the validation target reached); sets why and its metrics."""
+    config = run.config
+    if run.diverged is not None:  # every rank sees the same mean loss, so every rank stops here
+        step, loss = run.diverged
+        run.stop_reason = f"diverged: the loss became {loss} at step {step}"
+        # The last evaluation before the loss diverged; NaN under the same names when there was none.
+        run.final_metrics = last_validation(run.history[:-1]) or {k: math.nan for k in last_validation(run.history)}
+        logger.warning("%s %s; on_divergence is stop, so training ends here", config.name, run.stop_reason)
+        return True
+    target_key = f"{VALIDATION_PREFIX}{config.target_metric}"
+    reached = config.target is not None and target_key in record and record[target_key] <= config.target
+    if distributed.any_rank(reached, run.device):  # rank 0 evaluates; every rank stops at the same step
+        run.stop_reason = f"{target_key} {record.get(target_key, float('nan')):.4g} <= target {config.target:g}"
+        run.final_metrics = _validation_metrics(record)
+        return True
+    return False
+
+
+def _checkpoint(run: _Run) -> None:
+    """Write everything an exact resume needs; every rank sends its RNG state, the main process writes."""
+    rng_states = distributed.all_gather_objects(rng_state(run.device))
+    if run.is_main:
+        elapsed = run.elapsed_before + time.perf_counter() - run.start
+        state = checkpoint_state(
+            run.fingerprint,
+            run.step,
+            run.model,
+            run.ema_model,
+            run.optimizer,
+            run.sampler,
+            rng_states,
+            run.history,
+            elapsed,
+            run.snapshots,
+            run.initial_loss,
+        )
+        save_checkpoint(run.checkpoint_path, state)
+    run.last_good_checkpoint = run.step
+
+
+def _finish(run: _Run) -> TrainResult:
+    """The result; the checkpoint of a completed stage is removed, so a re-run starts fresh rather than resuming it."""
+    seconds = run.elapsed_before + time.perf_counter() - run.start
+    if run.is_main:
+        logger.info("%s finished at step %d in %.1f s (%s)", run.config.name, run.step, seconds, run.stop_reason)
+    if run.checkpoint_path is not None and run.checkpoint_path.exists() and run.is_main:
+        run.checkpoint_path.unlink()
+    final_model = run.evaluated_model.eval().cpu()
+    diverged_step = run.diverged[0] if run.diverged is not None else None
+    return TrainResult(
+        final_model, run.history, run.step, seconds, run.stop_reason, run.final_metrics, run.snapshots, diverged_step
+    )
+
+
 def train(
     model: nn.Module,
     loss_fn: LossFn,
@@ -519,214 +793,29 @@ def train(
         raise ValueError(f"training tensors must share their first dimension, got sizes {sorted(sizes)}")
     if config.world_size > 1 and distributed.world_size() == 1:
         return _train_spawned(model, loss_fn, data, config, evaluate, log_metrics)
-    rank, world = distributed.rank(), distributed.world_size()
-    is_main = rank == 0
-    fingerprint = fingerprint_parts(config, model, loss_fn, data)  # on the CPU, before anything moves to a device
-    device = resolve_device(config.device)
-    if device.type == "cuda":
-        device = torch.device("cuda", rank if world > 1 else (device.index or 0))
-        allow_tf32()
-    name = config.name
-    key_root = config.params_key or name
-    torch.manual_seed(config.seed + rank)  # every rank draws its own noise; rank 0 matches a single process
-    model.to(device)
-    if world > 1 and device.type == "cuda":  # batch statistics of the global batch, as one process would compute them
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    data = place_data(data, device)
-    # The same seed on every rank: one global batch, of which each rank takes its slice.
-    sampler = BatchSampler(sizes.pop(), config.batch_size, config.seed, device=data[0].device)
-    local_batch = config.batch_size // world
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    step_model: nn.Module = model
-    if world > 1:
-        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
-        step_model = torch.compile(step_model)
-    ema_model = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
-
-    snapshots: dict[int, dict[str, Tensor]] = {}
-    history: list[dict[str, float]] = []
-    step = 0
-    initial_loss: float | None = None  # the first step's loss (divergence_factor's reference), kept across a resume
-    elapsed_before = 0.0
-    checkpoint_path = Path(config.checkpoint_path) if config.checkpoint_path else None
-    if checkpoint_path is not None:
-        checkpoint = load_checkpoint_or_move_aside(checkpoint_path, name, is_main)
-        reasons = fingerprint_differences(_stored_fingerprint(checkpoint), fingerprint) if checkpoint is not None else []
-        if reasons:
-            if is_main:
-                logger.warning(
-                    "%s: ignoring checkpoint %s and starting fresh: it belongs to another run (%s)",
-                    name,
-                    checkpoint_path,
-                    "; ".join(reasons),
-                )
-        elif checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            if ema_model is not None:
-                ema_model.load_state_dict(checkpoint["ema_model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            sampler.load_state_dict(checkpoint["sampler"])
-            saved_states = checkpoint["rng"]  # one per rank of the interrupted run
-            if rank < len(saved_states):
-                set_rng_state(saved_states[rank], device)
-            else:  # more processes than the interrupted run had: this one's noise cannot continue a stream
-                torch.manual_seed(config.seed + rank + 1_000_003 * int(checkpoint["step"]))
-            step = int(checkpoint["step"])
-            history = list(checkpoint["history"])
-            elapsed_before = float(checkpoint["elapsed"])
-            snapshots = dict(checkpoint.get("snapshots") or {})
-            initial_loss = checkpoint.get("initial_loss")
-            if is_main:
-                logger.info("%s: resuming from checkpoint %s at step %d", name, checkpoint_path, step)
-
-    def run_evaluation() -> dict[str, float]:
-        if evaluate is None or not is_main:
-            return {}
-        evaluated = ema_model if ema_model is not None else model
-        evaluated.eval()
-        with torch.no_grad(), autocast_context(device, config.precision):
-            metrics = {f"{VALIDATION_PREFIX}{k}": float(v) for k, v in evaluate(evaluated).items()}
-        model.train()
-        return metrics
-
-    # Losses stay on the device between log lines: one host sync per log interval, not per step.
-    pending_losses: list[Tensor] = []  # one (1 + extra terms,) vector per step
-    term_names: list[str] = []
-    # Seconds spent in training steps, without evaluations and checkpoints: what a wall-clock comparison counts.
-    train_seconds = float(history[-1].get("train_elapsed_s", 0.0)) if history else 0.0
-    pending_first_step = step + 1
-    start = time.perf_counter()
-    window_start, window_start_step = start, step
-    stop_reason = "max_steps"
-    final_metrics: dict[str, float] = {}
-
-    def flush_losses() -> dict[str, float]:
-        """The mean loss (and extra terms) since the last flush, over steps and ranks: train_loss, train_<term>."""
-        nonlocal pending_losses, pending_first_step, diverged, initial_loss
-        if not pending_losses:
-            return {"train_loss": float("nan")}
-        stacked = distributed.mean_over_ranks(torch.stack(pending_losses)).cpu()  # (steps, 1 + terms), the global batch
-        values = stacked[:, 0]
-        if initial_loss is None and pending_first_step == 1:
-            initial_loss = float(values[0])
-        exploded = torch.zeros_like(values, dtype=torch.bool)
-        if config.divergence_factor is not None and initial_loss is not None and 0 < initial_loss < math.inf:
-            exploded = values > config.divergence_factor * initial_loss
-        bad = (~torch.isfinite(values) | exploded).nonzero()
-        if len(bad):
-            bad_step, bad_loss = pending_first_step + int(bad[0]), float(values[bad[0]])
-            why = f" (above {config.divergence_factor:g} times the first step's {initial_loss:.4g})" if exploded[bad[0]] else ""
-            if config.on_divergence == "stop":
-                diverged = (bad_step, f"{bad_loss}{why}")
-            else:
-                kept = (
-                    f"; the last good checkpoint (step {last_good_checkpoint}) is kept at {checkpoint_path}"
-                    if last_good_checkpoint
-                    else ""
-                )
-                raise NonFiniteLossError(
-                    f"{name}: the loss became {bad_loss}{why} at step {bad_step}{kept}: "
-                    f"lower {key_root}.lr or set {key_root}.grad_clip"
-                )
-        pending_losses = []
-        pending_first_step = step + 1
-        means = stacked.mean(0).tolist()
-        return {"train_loss": means[0], **{f"train_{term}": value for term, value in zip(term_names, means[1:], strict=True)}}
-
-    last_good_checkpoint = step if checkpoint_path is not None and checkpoint_path.exists() and step > 0 else 0
-    diverged: tuple[int, str] | None = None  # (step, loss and why) of a diverged loss under on_divergence "stop"
-    model.train()
-    while step < config.max_steps:
-        step += 1
-        indices = sampler.next_indices()[rank * local_batch : (rank + 1) * local_batch]
-        batch = tuple(t[indices].to(device, non_blocking=True) for t in data)
-        with autocast_context(device, config.precision):
-            loss = loss_fn(step_model, batch)
-        terms: list[Tensor] = []
-        if isinstance(loss, dict):
-            term_names = [key for key in loss if key != "loss"]
-            loss, terms = loss["loss"], [loss[key] for key in term_names]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        if ema_model is not None:
-            update_ema(ema_model, model, config.ema_decay, step)
-        pending_losses.append(torch.stack([value.detach().float() for value in (loss, *terms)]))
-        if step in config.snapshot_steps and is_main:
-            snapshot_of = ema_model if ema_model is not None else model
-            snapshots[step] = {k: v.detach().cpu().clone() for k, v in snapshot_of.state_dict().items()}
+    run = _set_up(model, loss_fn, data, config)
+    _resume(run)
+    _start_clocks(run)
+    run.model.train()
+    while run.step < config.max_steps:
+        _take_step(run, loss_fn)
         if on_step_end is not None:
-            on_step_end(step)
-
-        is_last = step == config.max_steps
+            on_step_end(run.step)
+        is_last = run.step == config.max_steps
         # A record at every log, evaluation and checkpoint step (checkpoint steps only when there is a file to write).
-        checkpoint_due = checkpoint_path is not None and step % config.checkpoint_every == 0
-        if step % config.log_every == 0 or step % config.eval_every == 0 or checkpoint_due or is_last:
-            record: dict[str, float] = {"step": step, **flush_losses()}
-            now = time.perf_counter()
-            rate = (step - window_start_step) / max(now - window_start, 1e-9)
-            train_seconds += now - window_start
-            record["steps_per_sec"] = rate
-            due = diverged is None and (step % config.eval_every == 0 or is_last)
-            # Diverged weights are measured only by a run that diverged before its first evaluation, so that its
-            # metric names match its siblings'; their values never become the run's final metrics.
-            if due or (diverged is not None and not last_validation(history)):
-                record.update(run_evaluation())
-            record["elapsed_s"] = elapsed_before + now - start
-            record["train_elapsed_s"] = train_seconds
-            if diverged is not None:
-                record["diverged_step"] = diverged[0]
-            history.append(record)
-            if is_main:
-                if log_metrics is not None:
-                    log_metrics({k: v for k, v in record.items() if k != "step"}, step)
-                _log_progress(name, record, config.max_steps)
-            if diverged is not None:  # every rank sees the same mean loss, so every rank stops here
-                stop_reason = f"diverged: the loss became {diverged[1]} at step {diverged[0]}"
-                # The last evaluation before the loss diverged; NaN under the same names when there was none.
-                final_metrics = last_validation(history[:-1]) or {k: math.nan for k in last_validation(history)}
-                logger.warning("%s %s; on_divergence is stop, so training ends here", name, stop_reason)
-                break
-            target_key = f"{VALIDATION_PREFIX}{config.target_metric}"
-            reached = config.target is not None and target_key in record and record[target_key] <= config.target
-            if distributed.any_rank(reached, device):  # rank 0 evaluates; every rank stops at the same step
-                stop_reason = f"{target_key} {record.get(target_key, float('nan')):.4g} <= target {config.target:g}"
-                final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
-                break
-            if is_last:
-                final_metrics = {k: v for k, v in record.items() if k.startswith(VALIDATION_PREFIX)}
-            if checkpoint_due and not is_last:
-                rng_states = distributed.all_gather_objects(rng_state(device))  # every rank takes part; rank 0 writes
-                if is_main:
-                    elapsed = elapsed_before + time.perf_counter() - start
-                    state = checkpoint_state(
-                        fingerprint,
-                        step,
-                        model,
-                        ema_model,
-                        optimizer,
-                        sampler,
-                        rng_states,
-                        history,
-                        elapsed,
-                        snapshots,
-                        initial_loss,
-                    )
-                    save_checkpoint(checkpoint_path, state)
-                last_good_checkpoint = step
-            window_start, window_start_step = time.perf_counter(), step  # the rate counts training steps only
-
-    seconds = elapsed_before + time.perf_counter() - start
-    if is_main:
-        logger.info("%s finished at step %d in %.1f s (%s)", name, step, seconds, stop_reason)
-    if checkpoint_path is not None and checkpoint_path.exists() and is_main:
-        checkpoint_path.unlink()  # the stage completed: a re-run starts fresh rather than resuming a finished run
-    final_model = (ema_model if ema_model is not None else model).eval().cpu()
-    diverged_step = diverged[0] if diverged is not None else None
-    return TrainResult(final_model, history, step, seconds, stop_reason, final_metrics, snapshots, diverged_step)
+        checkpoint_due = run.checkpoint_path is not None and run.step % config.checkpoint_every == 0
+        if not (run.step % config.log_every == 0 or run.step % config.eval_every == 0 or checkpoint_due or is_last):
+            continue
+        record = _record(run, evaluate, is_last)
+        _report(run, record, log_metrics)
+        if _stops_here(run, record):
+            break
+        if is_last:
+            run.final_metrics = _validation_metrics(record)
+        if checkpoint_due and not is_last:
+            _checkpoint(run)
+        run.window_start, run.window_start_step = time.perf_counter(), run.step  # the rate counts training steps only
+    return _finish(run)
 
 
 def _train_in_process_group(model, loss_fn, data, config, evaluate, log_metrics) -> dict[str, Any]:

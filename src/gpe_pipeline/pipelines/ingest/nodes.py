@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpe_pipeline.core.data import load_dataset
+from gpe_pipeline.core.data import DatasetSettings, load_dataset
 
 
 def ingest_dataset(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -13,7 +13,7 @@ def ingest_dataset(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     Each split is {"x": tensor (N, ...) (uint8 images or float32 in model scale), "labels": int64 (N,) or None}.
     The validation split serves early stopping; only the evaluate stage reads the held-out split.
     """
-    splits = load_dataset(**params)
+    splits = load_dataset(DatasetSettings(**params))
     train = {"x": splits.train, "labels": splits.train_labels}
     validation = {"x": splits.validation, "labels": splits.validation_labels}
     heldout = {"x": splits.heldout, "labels": splits.heldout_labels}
