@@ -40,6 +40,7 @@ def test_base_parameters_are_valid(params):
         ("cache_latents.batch_size", 0, "cache_latents.batch_size must be an integer >= 1"),
         ("ingest.dataset", "image_folder", "ingest.path must name the image folder"),
         ("ingest.image_dtype", "float16", "ingest.image_dtype must be one of"),
+        ("ingest.max_trian", 10, r"unknown key\(s\) \['max_trian'\] in ingest: the known keys are"),
         ("train_encoder.augment.crop_scale", 1.5, "train_encoder.augment takes hflip"),
         ("train_flow.training.lr", -1, "train_flow.training.lr must be a positive number"),
         ("train_flow.architecture", "unet", "train_flow: unknown architecture 'unet' for role 'velocity'"),

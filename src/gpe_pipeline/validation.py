@@ -9,11 +9,12 @@ never drift from what the stages accept.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import torch
 
-from gpe_pipeline.core.data import IMAGE_DTYPES, check_fraction, data_shape, data_value_range
+from gpe_pipeline.core.data import IMAGE_DTYPES, DatasetSettings, check_fraction, data_shape, data_value_range
 from gpe_pipeline.core.distributed import resolve_backend
 from gpe_pipeline.core.losses import ENCODER_LOSSES
 from gpe_pipeline.core.sampling import check_solver
@@ -156,6 +157,10 @@ def _validate(params: dict[str, Any], sections: set[str]) -> None:
 
 
 def _check_ingest(ingest: dict[str, Any]) -> None:
+    known = {setting.name for setting in fields(DatasetSettings)}
+    unknown = sorted(set(ingest) - known)
+    if unknown:
+        raise ParameterError(f"unknown key(s) {unknown} in ingest: the known keys are {sorted(known)}")
     if ingest.get("dataset") == "image_folder" and not ingest.get("path"):
         raise ParameterError("ingest.path must name the image folder when ingest.dataset is image_folder")
     for key in ("heldout_fraction", "validation_fraction"):
