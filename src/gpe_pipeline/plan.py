@@ -122,7 +122,7 @@ class Plan:
 
 def plan_settings(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The `plan` section checked: device_table (null or a device name), warmup_steps >= 1, timed_steps >= 1."""
-    settings = {"device_table": None, "warmup_steps": 2, "timed_steps": 3, **(parameters.get(PLAN_KEY) or {})}
+    settings = {"device_table": None, "warmup_steps": 2, "timed_steps": 5, **(parameters.get(PLAN_KEY) or {})}
     unknown = sorted(set(settings) - {"device_table", "warmup_steps", "timed_steps"})
     if unknown:
         raise ParameterError(f"{PLAN_KEY}.{unknown[0]} is not a plan setting: use device_table, warmup_steps, timed_steps")
@@ -401,7 +401,7 @@ def quiet_training_log():
         training_logger.setLevel(level)
 
 
-def measure_step_ms(network: Mapping[str, Any], warmup_steps: int = 2, timed_steps: int = 3) -> float:
+def measure_step_ms(network: Mapping[str, Any], warmup_steps: int = 2, timed_steps: int = 5) -> float:
     """Milliseconds per optimiser step of a network: the median of timed_steps steps after warmup_steps untimed ones.
 
     The steps run through core.training.train (the run's device, precision, compile, clipping and moving average)
