@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import time
@@ -37,8 +38,6 @@ def pipeline_trainings(name: str, parameters: dict):
     from kedro.framework.project import configure_project
 
     configure_project("gpe_pipeline")
-    import importlib
-
     pipeline = importlib.import_module(f"gpe_pipeline.pipelines.{name}.pipeline").create_pipeline()
     resolved = run_parameters(parameters, pipeline_namespaces(pipeline))
     return plan_trainings(parameters, resolved, nodes_by_namespace(pipeline))
