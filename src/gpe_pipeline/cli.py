@@ -26,6 +26,7 @@ from kedro.framework.cli.utils import CONTEXT_SETTINGS
 from kedro.framework.project import LOGGING, configure_logging
 
 from gpe_pipeline.core.errors import UserError
+from gpe_pipeline.plan_command import PLAN_OPTIONS, show_plan
 
 TRACEBACK_VARIABLE = "GPE_TRACEBACK"
 
@@ -94,3 +95,5 @@ run = RunCommand(
     context_settings=kedro_run.context_settings,
 )
 cli.add_command(run)
+# `kedro plan`: what `kedro run` with the same options would train, and for how long at most (gpe_pipeline.plan_command).
+cli.add_command(RunCommand(name="plan", params=PLAN_OPTIONS, callback=show_plan, help=show_plan.__doc__))

@@ -6,6 +6,7 @@ kedro-mlflow opens one MLflow run per `kedro run` (`ProjectMlflowHook`, its hook
 calls it first). `MlflowRunsHook` then completes that run: the commit, the dataset, the full command, a readable
 name, which earlier runs produced its inputs, and only the parameters the run reads; and it gives every variant
 namespace (compare.vae, ...) a child run that holds the variant's merged parameters, its metrics, models and figures.
+`PlanHook` logs and writes the plan of a run with variants before its first training (gpe_pipeline.plan).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gpe_pipeline.lineage import read_lineage, record_lineage
 from gpe_pipeline.machine import describe_machine
 from gpe_pipeline.params import architectures_by_path, used_parameters
 from gpe_pipeline.pipelines.variant_stages import RUNTIME_PARAMETERS_TAG, RUNTIME_SECTION
+from gpe_pipeline.plan import estimate, plan_log_lines, plan_markdown, plan_settings, plan_trainings, write_plan
 from gpe_pipeline.validation import pipeline_namespaces, validate_run
 from gpe_pipeline.variants import METHODS_KEY, STAGE_SECTIONS, method_label, run_parameters
 
@@ -65,6 +67,48 @@ class RunParametersHook:
             for section, value in sections.items():
                 if f"params:{namespace}.{section}" in inputs:
                     catalog[f"params:{namespace}.{section}"] = value
+
+
+def nodes_by_namespace(pipeline: Pipeline) -> dict[str, set[str]]:
+    """{namespace ('' outside any): the names of its nodes there, without the namespace}: the plan's view of a pipeline."""
+    nodes: dict[str, set[str]] = {}
+    for node in pipeline.nodes:
+        namespace = node.namespace or ""
+        nodes.setdefault(namespace, set()).add(node.name.removeprefix(f"{namespace}.") if namespace else node.name)
+    return nodes
+
+
+def run_plan(
+    project: Path, parameters: dict[str, Any], resolved: dict[str, dict[str, Any]], pipeline: Pipeline, command: str
+) -> str:
+    """The run's plan (gpe_pipeline.plan) with its step times, logged as one block and written to
+    data/08_reporting/plan.md; its markdown. resolved: the run's merged variant sections (variants.run_parameters)."""
+    settings = plan_settings(parameters)
+    plan = estimate(plan_trainings(parameters, resolved, nodes_by_namespace(pipeline)), settings, project)
+    text = plan_markdown(plan, command)
+    path = write_plan(project, text)
+    for line in [*plan_log_lines(plan), f"Plan: every training is listed in {path}"]:
+        logger.info(line)
+    return text
+
+
+class PlanHook:
+    """Before the first node of a run with variants (compare, an experiment, paper_report): the plan of its trainings,
+    their optimiser steps at most and the time they take at most, logged and written (`kedro plan` shows it alone).
+
+    parameters: the run's RunParametersHook, whose merged and checked sections the plan reads.
+    """
+
+    def __init__(self, parameters: RunParametersHook) -> None:
+        self.parameters = parameters
+
+    @hook_impl(trylast=True)  # after RunParametersHook has merged and checked the sections
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        resolved = self.parameters.resolved
+        if not any("train_encoder" in sections for sections in resolved.values()):  # no variant: a stage run
+            return
+        project = Path(run_params.get("project_path") or Path.cwd())
+        run_plan(project, catalog.load("parameters"), resolved, pipeline, command_line())
 
 
 class ProjectMlflowHook(MlflowHook):
