@@ -30,6 +30,13 @@ TIMING_NAME = re.compile(r"second|elapsed|_s$|_s_|per_sec|s_per_iter|_ms$|_ms_|m
 # In text: a number with a unit of time, a date-time, a commit hash.
 TIMING_TEXT = re.compile(r"\d[\d,]*(\.\d+)?\s?(s|ms|min|sec)\b|\d{4}-\d\d-\d\dT[\d:+]+|\b[0-9a-f]{40}\b|\b\d+ min \d+ s\b")
 MASK = "<t>"
+# Readings computed from seconds (E5: the lowest loss each method had reached by a time; a ratio of seconds per step).
+FROM_TIMINGS = re.compile(r"(within the first <t>)[^|\"\n]*|ratio \d+(\.\d+)?")
+
+
+def mask_text(text: str) -> str:
+    """Timings, and the readings computed from them, replaced by MASK."""
+    return FROM_TIMINGS.sub(lambda m: (m.group(1) or "ratio") + " " + MASK, TIMING_TEXT.sub(MASK, text))
 
 
 def masked(value: Any, name: str = "") -> Any:
@@ -41,7 +48,7 @@ def masked(value: Any, name: str = "") -> Any:
     if isinstance(value, list):
         return [masked(item, name) for item in value]
     if isinstance(value, str):
-        return TIMING_TEXT.sub(MASK, value)
+        return mask_text(value)
     return value
 
 
@@ -56,7 +63,7 @@ def masked_markdown(text: str) -> str:
             headers = [cell.strip() for cell in cells]
         elif len(cells) == len(headers) and not set(line) <= set("|-: "):
             lines[index] = "|".join(MASK if TIMING_NAME.search(h) else c for h, c in zip(headers, cells, strict=True))
-        lines[index] = TIMING_TEXT.sub(MASK, lines[index])
+        lines[index] = mask_text(lines[index])
     return "\n".join(lines) + "\n"
 
 
@@ -86,7 +93,7 @@ def normalised_file(path: Path) -> str | None:
             if TIMING_NAME.search(str(column)):
                 table[column] = MASK
             elif table[column].dtype == object:
-                table[column] = table[column].map(lambda v: TIMING_TEXT.sub(MASK, v) if isinstance(v, str) else v)
+                table[column] = table[column].map(lambda v: mask_text(v) if isinstance(v, str) else v)
         return table.to_csv(index=False, float_format="%.10g")
     if path.suffix in (".md", ".txt"):
         return masked_markdown(path.read_text())
