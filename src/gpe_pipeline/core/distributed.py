@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, record
 from torch.distributed.elastic.rendezvous.api import RendezvousClosedError, RendezvousTimeoutError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -294,12 +295,15 @@ class _StageBoard:
     The store lives as long as the head's process and the elastic rendezvous of every stage shares it (torch's
     c10d rendezvous opens its store multi-tenant): a worker machine reads stage n's settings (run id, machines,
     processes per machine, restarts, timeout) under STAGE_KEY, joins that stage's rendezvous, and reads "done"
-    under the next number when the head's process exits.
+    under the next number when the head's process exits (which waits up to GOODBYE_SECONDS for every connected
+    worker to have read it).
     """
 
     STAGE_KEY = "gpe_pipeline/stage/{}"
     LATEST_KEY = "gpe_pipeline/latest_stage"
     DONE = "done"
+    WORKERS_KEY, LEFT_KEY = "gpe_pipeline/workers", "gpe_pipeline/workers_left"  # counts of connected and departed
+    GOODBYE_SECONDS = 10
     _open: dict[str, _StageBoard] = {}
 
     def __init__(self, store: dist.TCPStore):
@@ -334,14 +338,19 @@ class _StageBoard:
         return int(self.store.add(f"{run_id}/joined", 0))
 
     def close(self) -> None:
+        """Say the run ended, and keep the store up until every connected worker has read it (at most 10 s)."""
         self.store.set(self.STAGE_KEY.format(self.count + 1), self.DONE)
+        deadline = time.monotonic() + self.GOODBYE_SECONDS
+        while self.store.add(self.LEFT_KEY, 0) < self.store.add(self.WORKERS_KEY, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def serve_stages(endpoint: str, wait_seconds: int = 600) -> int:
     """A worker machine: join every stage the head at `endpoint` announces, until its run ends; the exit status.
 
     Waits up to wait_seconds for the head's store to accept connections. Returns 0 when the head's process said
-    it ended and every stage this machine joined finished; 1 otherwise.
+    it ended and every stage this machine joined finished; 1 otherwise (a stage failed here, the head's process
+    vanished without saying so, or a SIGTERM, e.g. from scancel, stopped this machine).
     """
     host, port = split_endpoint(endpoint)
     deadline = time.monotonic() + wait_seconds
@@ -350,32 +359,52 @@ def serve_stages(endpoint: str, wait_seconds: int = 600) -> int:
             raise UserError(f"no head machine answered at {endpoint} within {wait_seconds} s: start its kedro run first")
         time.sleep(1)
     board = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=wait_seconds))
+    board.add(_StageBoard.WORKERS_KEY, 1)
     number = int(board.get(_StageBoard.LATEST_KEY)) if board.check([_StageBoard.LATEST_KEY]) else 1
     failures = 0
-    while True:
-        key = _StageBoard.STAGE_KEY.format(number)
-        try:
-            board.wait([key], timedelta(days=365))
-            text = board.get(key).decode()
-        except dist.DistError:
-            logger.error("the head machine's store at %s closed before it announced its end: its run was stopped", endpoint)
-            return 1
-        if text == _StageBoard.DONE:
-            logger.info("the head machine's run ended: %d stage(s) failed on this machine", failures)
-            return 1 if failures else 0
-        stage = json.loads(text)
-        board.add(f"{stage['run_id']}/joined", 1)
-        logger.info("joining stage %s (%d processes here)", stage["run_id"], stage["nproc_per_node"])
-        try:
-            with _fresh_store_every_attempt():
-                elastic_launch(_launch_config(stage, endpoint, is_host=False), _elastic_rank)(None, None)
-            logger.info("stage %s finished", stage["run_id"])
-        except RendezvousClosedError:
-            logger.info("stage %s had ended before this machine joined it", stage["run_id"])
-        except Exception as err:  # this stage failed here; the head reports why, and its next stage may still run
-            failures += 1
-            logger.error("stage %s failed on this machine: %s", stage["run_id"], _first_line(err))
-        number += 1
+    try:
+        while (text := _announcement(board, _StageBoard.STAGE_KEY.format(number))) != _StageBoard.DONE:
+            if text is None:
+                logger.error("the head machine's store at %s closed before it announced its end: its run was stopped", endpoint)
+                return 1
+            if not _serve_stage(json.loads(text), endpoint, board):
+                failures += 1
+            number += 1
+    except SignalException as stop:  # torch's agent turns SIGTERM into this, from the first stage on
+        logger.warning("leaving: %s", stop)
+        return 1
+    board.add(_StageBoard.LEFT_KEY, 1)
+    logger.info("the head machine's run ended: %d stage(s) failed on this machine", failures)
+    return 1 if failures else 0
+
+
+def _announcement(board: dist.TCPStore, key: str) -> str | None:
+    """What the head published under key, once it has; None when its store went away first."""
+    try:
+        while not board.check([key]):  # polled: a blocking wait would hold off SIGTERM and Ctrl-C
+            time.sleep(1)
+        return board.get(key).decode()
+    except dist.DistError:
+        return None
+
+
+def _serve_stage(stage: dict[str, Any], endpoint: str, board: dist.TCPStore) -> bool:
+    """Join one announced stage with this machine's processes; whether it went well here."""
+    board.add(f"{stage['run_id']}/joined", 1)
+    logger.info("joining stage %s (%d processes here)", stage["run_id"], stage["nproc_per_node"])
+    try:
+        with _fresh_store_every_attempt():
+            elastic_launch(_launch_config(stage, endpoint, is_host=False), _elastic_rank)(None, None)
+    except RendezvousClosedError:
+        logger.info("stage %s had ended before this machine joined it", stage["run_id"])
+    except SignalException:
+        raise
+    except Exception as err:  # this stage failed here; the head reports why, and its next stage may still run
+        logger.error("stage %s failed on this machine: %s", stage["run_id"], _first_line(err))
+        return False
+    else:
+        logger.info("stage %s finished", stage["run_id"])
+    return True
 
 
 def _accepts_connections(host: str, port: int) -> bool:
@@ -398,6 +427,8 @@ def _elastic_rank(payload: tuple | None, folder: str | None) -> None:
     # module and so may configure logging anew (Kedro's `rich` handler, which wraps every line at 80 columns).
     level = logging.INFO if int(os.environ["LOCAL_RANK"]) == 0 else logging.WARNING
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stdout, force=True)
+    if "OMP_NUM_THREADS" not in os.environ:  # the machine's cores shared out (torchrun sets 1): not all cores each
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["LOCAL_WORLD_SIZE"])))
     store, elastic_rank, world = next(dist.rendezvous("env://"))  # torch's agent set RANK, MASTER_ADDR ... for it
     rank, payload, prefix, _restarts = _take_places(store, elastic_rank, world, payload)
     function, args, main_only, backend = payload
