@@ -126,6 +126,42 @@ def test_distributed_settings_are_checked(params):
     validate_parameters(with_value(two, "train_encoder.loss", "mds2"), STAGES)  # every pairwise loss gathers across ranks
 
 
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"world_size": 2, "nodes": 2}, "train_encoder.training.rendezvous must be HOST:PORT of this machine when nodes > 1"),
+        ({"world_size": 2, "nodes": 2, "rendezvous": "head-host"}, "train_encoder.training.rendezvous must be null or HOST:PORT"),
+        (
+            {"world_size": 2, "nodes": 2, "rendezvous": "head:99999"},
+            "train_encoder.training.rendezvous must be null or HOST:PORT",
+        ),
+        (
+            {"world_size": 4, "nodes": 3, "rendezvous": "head:29400"},
+            "train_encoder.training.nodes must divide world_size \\(4\\)",
+        ),
+        (
+            {"world_size": 1, "nodes": 2, "rendezvous": "head:29400"},
+            "train_encoder.training.nodes must be an integer in 1..world",
+        ),
+        ({"max_restarts": -1}, "train_encoder.training.max_restarts must be an integer >= 0"),
+        ({"rendezvous_timeout": 2.5}, "train_encoder.training.rendezvous_timeout must be a whole number of seconds >= 1"),
+    ],
+)
+def test_settings_for_many_machines_are_checked(params, settings, message):
+    changed = params
+    for key, value in settings.items():
+        changed = with_value(changed, f"train_encoder.training.{key}", value)
+    with pytest.raises(ParameterError, match=message):
+        validate_parameters(changed, STAGES)
+
+
+def test_two_machines_of_two_processes_are_valid(params):
+    changed = params
+    for key, value in {"world_size": 4, "nodes": 2, "rendezvous": "[::1]:29400", "max_restarts": 3}.items():
+        changed = with_value(changed, f"train_encoder.training.{key}", value)
+    validate_parameters(changed, STAGES)
+
+
 def test_only_the_stages_being_run_are_checked(params):
     broken = with_value(params, "train_encoder.training.lr", -1)
     validate_parameters(broken, {"cache_latents", "train_decoder"})
@@ -148,6 +184,14 @@ def test_more_nccl_processes_than_gpus_are_refused_before_training(params, monke
     with pytest.raises(ParameterError, match="train_decoder.training.world_size is 2, but NCCL needs one GPU per process and 1"):
         validate_parameters(two, STAGES)
     validate_parameters(with_value(two, "train_decoder.training.backend", "gloo"), STAGES)
+    # Over two machines each runs one process, which one GPU serves; three processes each is too many.
+    two_machines = with_value(
+        with_value(two, "train_decoder.training.nodes", 2), "train_decoder.training.rendezvous", "head:29400"
+    )
+    validate_parameters(two_machines, STAGES)
+    six = with_value(two_machines, "train_decoder.training.world_size", 6)
+    with pytest.raises(ParameterError, match=r"world_size is 6 over 2 machines \(3 each\), but NCCL needs one GPU per process"):
+        validate_parameters(with_value(six, "train_decoder.training.batch_size", 120), STAGES)
 
 
 @pytest.mark.parametrize("env", ["mnist", "cifar10", "celeba", "celebahq"])

@@ -17,6 +17,9 @@ from torch import Tensor, nn
 from gpe_pipeline.core.training import EvaluateFn, LossFn, TrainConfig, TrainResult, train
 
 MLFLOW_BATCH_LIMIT = 1000  # metrics per log_batch request (MLflow's limit)
+# Logged whatever a logger's `only` list says: events of the run rather than curves to compare (how often torch's
+# elastic agent restarted a stage's processes, training.max_restarts).
+ALWAYS_LOGGED = frozenset({"restarts"})
 
 # Set inside mlflow_logging_paused(): trainings there are not the run's own (e.g. a learning-rate probe).
 _PAUSED: ContextVar[bool] = ContextVar("mlflow_logging_paused", default=False)
@@ -45,7 +48,8 @@ class MlflowMetricsLogger:
 
     It holds the run id and tracking URI rather than relying on the active run,
     so it pickles into spawned DDP ranks and rank 0 logs into the same run.
-    only: log just these names (None: all), so runs of different methods can share one set of metric names.
+    only: log just these names (None: all), so runs of different methods can share one set of metric names;
+    ALWAYS_LOGGED's names pass regardless.
     """
 
     def __init__(self, prefix: str, only: Collection[str] | None = None):
@@ -67,7 +71,7 @@ class MlflowMetricsLogger:
             Metric(f"{self.prefix}/{k}", float(v), timestamp, step)
             for metrics, step in records
             for k, v in metrics.items()
-            if self.only is None or k in self.only
+            if self.only is None or k in self.only or k in ALWAYS_LOGGED
         ]
         client = MlflowClient(self.tracking_uri)
         for start in range(0, len(batch), MLFLOW_BATCH_LIMIT):

@@ -79,9 +79,12 @@ def _check_training(section: str, params: dict[str, Any], min_batch_size: int = 
     except (ValueError, TypeError) as err:
         raise ParameterError(str(err)) from err
     # NCCL puts one process on each GPU: refuse more processes than GPUs now rather than when the stage starts.
-    if config.world_size > 1 and resolve_backend(config.backend) == "nccl" and torch.cuda.device_count() < config.world_size:
+    # This machine's share is checked (with nodes > 1 every machine runs world_size / nodes processes).
+    per_machine = config.world_size // config.nodes
+    if config.world_size > 1 and resolve_backend(config.backend) == "nccl" and torch.cuda.device_count() < per_machine:
+        shared = f" over {config.nodes} machines ({per_machine} each)" if config.nodes > 1 else ""
         raise ParameterError(
-            f"{section}.training.world_size is {config.world_size}, but NCCL needs one GPU per process and "
+            f"{section}.training.world_size is {config.world_size}{shared}, but NCCL needs one GPU per process and "
             f"{torch.cuda.device_count()} are visible: lower it, or set {section}.training.backend to gloo"
         )
 

@@ -9,7 +9,7 @@ import torch
 from gpe_pipeline.core.distributed import distributed_pairwise_loss
 from gpe_pipeline.core.losses import PAIRWISE_RESIDUALS, gme_residual, mds1_loss, mds2_loss, mds_regulariser, reconstruction_loss
 from gpe_pipeline.core.models import build_model
-from gpe_pipeline.core.training import BatchSampler, TrainConfig, load_checkpoint, train
+from gpe_pipeline.core.training import BatchSampler, NonFiniteLossError, TrainConfig, load_checkpoint, train
 
 
 def encoder_loss(model, batch):
@@ -170,3 +170,25 @@ def test_an_interrupted_two_process_run_resumes_exactly(images, tmp_path):
     assert resumed.history[-1]["step"] == 12 and resumed.history[0]["step"] == 4  # the history of steps 4 and 8 came back
     for key, value in reference.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+class LossThatBecomesNaN:
+    """MSE, then NaN from call `nan_at` on (on every rank alike): a user error, not a lost process."""
+
+    def __init__(self, nan_at):
+        self.nan_at, self.calls = nan_at, 0
+
+    def __call__(self, model, batch):
+        self.calls += 1
+        loss = decoder_loss(model, batch)
+        return loss * float("nan") if self.calls >= self.nan_at else loss
+
+
+def test_a_user_error_in_the_processes_is_raised_as_it_is_and_not_retried(images, capfd):
+    latents = torch.randn(40, 4, generator=torch.Generator().manual_seed(2))
+    decoder = build_model("decoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[16])
+    with pytest.raises(NonFiniteLossError, match="ddp: the loss became nan at step 3"):
+        one_step(decoder, LossThatBecomesNaN(nan_at=3), [latents, images], world_size=2, max_steps=5, max_restarts=2)
+    output = capfd.readouterr()  # the launched processes write to the same descriptors
+    assert "ddp step 2/5" in output.out, "rank 0's progress lines are captured here"
+    assert "restarted the processes" not in output.out + output.err

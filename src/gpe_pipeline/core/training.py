@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -80,8 +80,12 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: str = "auto"  # torch.compile the model: auto (on CUDA only) | on | off
-    world_size: int = 1  # > 1: data-parallel over this many spawned processes (DDP); the batch is the global batch
+    world_size: int = 1  # > 1: data-parallel over this many processes (DDP), on all machines together; the global batch
     backend: str = "auto"  # process-group backend: auto (nccl on CUDA, gloo on CPU) | gloo | nccl
+    nodes: int = 1  # machines the world_size processes share evenly (> 1: the others run `python -m gpe_pipeline worker`)
+    rendezvous: str | None = None  # HOST:PORT of this (the head) machine, where the others join; needed with nodes > 1
+    max_restarts: int = 0  # times torch's elastic agent restarts every process after one fails (they resume from checkpoint)
+    rendezvous_timeout: int = 600  # seconds the head waits for every machine to join a stage
     min_batch_size: int = 1
     name: str = "train"
     params_key: str | None = None  # where these settings live in the parameters, for error messages; default: name
@@ -134,6 +138,26 @@ class TrainConfig:
         )
         need(self.backend in ("auto", "gloo", "nccl"), "backend", "must be auto, gloo or nccl")
         need(
+            is_int(self.nodes) and 1 <= self.nodes <= self.world_size,
+            "nodes",
+            f"must be an integer in 1..world_size ({self.world_size})",
+        )
+        need(
+            self.world_size % self.nodes == 0,
+            "nodes",
+            f"must divide world_size ({self.world_size}): every machine runs the same number of processes",
+        )
+        need(self.rendezvous is not None or self.nodes == 1, "rendezvous", "must be HOST:PORT of this machine when nodes > 1")
+        need(
+            self.rendezvous is None or valid_endpoint(self.rendezvous), "rendezvous", "must be null or HOST:PORT (port 1..65535)"
+        )
+        need(is_int(self.max_restarts) and self.max_restarts >= 0, "max_restarts", "must be an integer >= 0")
+        need(
+            is_int(self.rendezvous_timeout) and self.rendezvous_timeout >= 1,
+            "rendezvous_timeout",
+            "must be a whole number of seconds >= 1",
+        )
+        need(
             self.batch_size % self.world_size == 0,
             "batch_size",
             f"must be divisible by world_size ({self.world_size}): every process takes an equal share of the global batch",
@@ -164,6 +188,15 @@ class TrainResult:
 def valid_device(device: Any) -> bool:
     """Whether resolve_device accepts the name: auto, cpu, cuda or cuda:N."""
     return isinstance(device, str) and (device == "auto" or device.split(":")[0] in ("cpu", "cuda"))
+
+
+def valid_endpoint(endpoint: Any) -> bool:
+    """Whether a rendezvous endpoint is HOST:PORT."""
+    try:
+        distributed.split_endpoint(endpoint)
+    except (ValueError, AttributeError):
+        return False
+    return True
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -277,6 +310,10 @@ FINGERPRINT_IGNORED_SETTINGS = (
     "device",
     "world_size",
     "backend",
+    "nodes",
+    "rendezvous",
+    "max_restarts",
+    "rendezvous_timeout",
     "compile",
     "on_divergence",
     "divergence_factor",
@@ -547,7 +584,7 @@ def _set_up(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], config: T
     fingerprint = fingerprint_parts(config, model, loss_fn, data)  # on the CPU, before anything moves to a device
     device = resolve_device(config.device)
     if device.type == "cuda":
-        device = torch.device("cuda", rank if world > 1 else (device.index or 0))
+        device = torch.device("cuda", distributed.local_rank() if world > 1 else (device.index or 0))
         allow_tf32()
     torch.manual_seed(config.seed + rank)  # every rank draws its own noise; rank 0 matches a single process
     model.to(device)
@@ -818,11 +855,26 @@ def train(
     return _finish(run)
 
 
-def _train_in_process_group(model, loss_fn, data, config, evaluate, log_metrics) -> dict[str, Any]:
-    """What one spawned rank runs: the ordinary loop (it sees the process group), returning plain values."""
-    # torch.multiprocessing hands every rank the parent's CPU weights in one shared-memory storage: without a private
-    # copy, on the CPU every rank's optimiser would update the same tensors and each step would be applied world times.
+def _train_in_process_group(model, loss_fn, data, config, evaluate=None, log_metrics=None) -> dict[str, Any]:
+    """What every launched rank runs: the ordinary loop (it sees the process group), returning plain values.
+
+    evaluate and log_metrics reach rank 0 only (distributed.launch), so no other process measures or logs.
+    """
+    # The head machine's ranks receive the parent's CPU weights in one shared-memory storage: without a private copy,
+    # on the CPU every rank's optimiser would update the same tensors and each step would be applied world times.
     model = copy.deepcopy(model)
+    if distributed.restarts() and distributed.is_main_process():
+        logger.warning(
+            "%s: torch's elastic agent restarted the processes (restart %d of at most %d): %s",
+            config.name,
+            distributed.restarts(),
+            config.max_restarts,
+            "resuming from the last checkpoint" if config.checkpoint_path else "starting over, since no checkpoint_path is set",
+        )
+        if log_metrics is not None:
+            log_metrics({"restarts": distributed.restarts()}, 0)
+    if config.nodes > 1 and config.checkpoint_path:
+        _check_checkpoint_folder_is_shared(config)
     result = train(model, loss_fn, data, config, evaluate, log_metrics)
     return {
         "model": result.model.state_dict(),
@@ -836,21 +888,52 @@ def _train_in_process_group(model, loss_fn, data, config, evaluate, log_metrics)
     }
 
 
+def _check_checkpoint_folder_is_shared(config: TrainConfig) -> None:
+    """UserError on every rank unless every machine sees the file rank 0 writes in the checkpoint folder.
+
+    Every rank reads the checkpoint on resume: a machine that cannot see it would start over while the others
+    resume, so this is found out at the start of the stage rather than after the first restart.
+    """
+    folder = Path(config.checkpoint_path).parent
+    marker = folder / f".shared-check-{distributed.all_gather_objects(os.getpid())[0]}"
+    if distributed.is_main_process():
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    distributed.all_gather_objects(None)  # the marker exists before anyone looks
+    blind = [rank for rank, seen in enumerate(distributed.all_gather_objects(marker.exists())) if not seen]
+    if distributed.is_main_process():
+        marker.unlink()
+    if blind:
+        key_root = config.params_key or config.name
+        raise UserError(
+            f"{config.name}: the checkpoint folder {folder} is not shared by every machine (rank(s) {blind} cannot see "
+            f"a file rank 0 wrote there): set {key_root}.checkpoint_path to the same path on a filesystem all machines mount"
+        )
+
+
 def _train_spawned(model, loss_fn, data, config, evaluate, log_metrics) -> TrainResult:
-    """Run the loop in config.world_size spawned processes under DDP; rank 0's model comes back into `model`."""
+    """Run the loop in config.world_size processes on config.nodes machines under DDP; rank 0's model comes back into `model`."""
     logger.info(
-        "%s: training on %d processes (DDP, %s)", config.name, config.world_size, distributed.resolve_backend(config.backend)
-    )
-    payload = distributed.spawn(
+        "%s: training on %d processes%s (DDP, %s)",
+        config.name,
         config.world_size,
-        config.backend,
-        _train_in_process_group,
-        model.cpu(),
-        loss_fn,
-        list(data),
-        config,
-        evaluate,
-        log_metrics,
+        f" over {config.nodes} machines, rendezvous at {config.rendezvous}" if config.nodes > 1 else "",
+        distributed.resolve_backend(config.backend),
+    )
+    if config.nodes > 1 and config.checkpoint_path:  # the other machines' processes run elsewhere: no relative path
+        config = replace(config, checkpoint_path=str(Path(config.checkpoint_path).resolve()))
+    plan = distributed.Launch(
+        name=config.name,
+        world_size=config.world_size,
+        nodes=config.nodes,
+        backend=config.backend,
+        rendezvous=config.rendezvous,
+        max_restarts=config.max_restarts,
+        rendezvous_timeout=config.rendezvous_timeout,
+        key_root=config.params_key or config.name,
+    )
+    payload = distributed.launch(
+        plan, _train_in_process_group, model.cpu(), loss_fn, list(data), config, evaluate=evaluate, log_metrics=log_metrics
     )
     model.load_state_dict(payload.pop("model"))
     return TrainResult(model.eval(), **payload)
