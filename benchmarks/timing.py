@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from gpe_pipeline.core.files import write_text_atomically
 from gpe_pipeline.machine import describe_machine
 from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 
@@ -161,9 +162,4 @@ def results_path(machine_name: str, prefix: str = "", suffix: str = "") -> Path:
     return RESULTS / f"{prefix}{slug}-{datetime.date.today().isoformat()}{suffix}.md"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file, so a run stopped mid-write leaves the previous report whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+write_atomically = write_text_atomically  # a run stopped mid-write leaves the previous report whole

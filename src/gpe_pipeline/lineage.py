@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
+
+from gpe_pipeline.core.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,5 @@ def read_lineage(project: Path) -> dict[str, str]:
 
 def record_lineage(project: Path, saved: dict[str, str]) -> None:
     """Add {entry: run id} to the project's lineage, replacing the file atomically (temp file + rename)."""
-    path = project / LINEAGE_FILE
     lineage = {**read_lineage(project), **saved}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(lineage, indent=1, sort_keys=True))
-    os.replace(temporary, path)
+    write_text_atomically(project / LINEAGE_FILE, json.dumps(lineage, indent=1, sort_keys=True))

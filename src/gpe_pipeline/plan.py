@@ -18,7 +18,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import re
 import statistics
 import time
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 
 from gpe_pipeline.core.data import data_shape
+from gpe_pipeline.core.files import write_text_atomically
 from gpe_pipeline.core.models import JointAutoencoder
 from gpe_pipeline.core.step_losses import (
     classifier_step_loss,
@@ -632,8 +632,5 @@ def plan_log_lines(plan: Plan) -> list[str]:
 def write_plan(project: Path, text: str) -> Path:
     """Write the plan to <project>/data/08_reporting/plan.md atomically (temporary file + rename); its path."""
     path = project / PLAN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    write_text_atomically(path, text)
     return path
