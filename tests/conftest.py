@@ -74,6 +74,15 @@ def environment_config(env: str, key: str = "parameters") -> dict:
     return loader[key]
 
 
+@pytest.fixture(autouse=True)
+def fresh_build_parameters():
+    """Each test builds pipelines from its own parameters: none recorded by an earlier test (build_parameters.record)."""
+    from gpe_pipeline.pipelines import build_parameters
+
+    yield
+    build_parameters._recorded = None
+
+
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
     """A project copy on which the four core stages ran once with the tiny test settings."""

@@ -253,7 +253,8 @@ def test_convergence_verdicts():
 def test_iterations_to_threshold_table_has_table1s_columns(tmp_path_factory):
     project = run_experiment(tmp_path_factory, E4)
     table, findings = outputs(project, E4)
-    assert list(table.columns[:7]) == [
+    assert list(table.columns[:8]) == [
+        "seed",
         "method",
         "latent_size",
         "D_over_d",
@@ -275,7 +276,7 @@ def test_iterations_to_threshold_table_has_table1s_columns(tmp_path_factory):
     assert all(d == decoders[0] for d in decoders), "same decoder architecture, learning rate, batch and seed"
     assert decoders[0]["train_decoder.fresh_decoder"] == "True" and decoders[0]["train_decoder.training.target"] == "0.3"
     assert runs["vae"].data.params["train_encoder.method"] == "vae"
-    vae_decoder = pd.read_csv(project / "data" / "08_reporting" / f"{E4}.vae" / "decoder_history.csv")
+    vae_decoder = pd.read_csv(project / "data" / "08_reporting" / f"{E4}.seed_0.vae" / "decoder_history.csv")
     assert "trained_jointly" not in vae_decoder, "the VAE's joint decoder was discarded for a fresh one"
 
 

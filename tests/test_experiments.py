@@ -183,11 +183,13 @@ def test_the_paper_report_reads_every_experiments_findings(project):
         findings = json.loads((project / "data" / "08_reporting" / name / "findings.json").read_text())
         assert f"## {findings['experiment']}: {findings['title']}" in report
         assert f"![{findings['experiment']}]({name}/figure.png)" in report
+        assert findings["seeds"] == 1  # conf/test (tests/test_seeds.py runs two)
         for item in findings["claims"]:
             assert (
-                f"| {findings['experiment']} | {item['claim']} | {item['paper']} | {item['measured']} | **{item['verdict']}**"
-                in report
+                f"| {findings['experiment']} | {item['claim']} | {item['paper']} | **{item['verdict']}** | "
+                f"{', '.join(item['seed_verdicts'])} | {item['reason']} |" in report
             )
+            assert f"- {item['claim']}: seed 0 ({item['seed_verdicts'][0]}): {item['seed_measured'][0]}" in report
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     parent = mlflow.search_runs(experiment_names=["gpe_pipeline"], filter_string="tags.mlflow.runName LIKE 'paper_report%'")
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(parent.run_id.iloc[0], "paper_report")} == {

@@ -19,7 +19,7 @@ def test_the_checks_follow_the_sections_each_namespace_reads():
     read = sections_read(compare())
     assert read[""] == {"ingest", "evaluate"} and read["compare.vae"] == STAGES - {"ingest"}
     # An encoder-only study reads train_decoder too: a baseline's encoder trains jointly with the decoder it names.
-    assert sections_read(stability())["exp_encoder_stability.gme_lr_low"] == {"train_encoder", "train_decoder"}
+    assert sections_read(stability())["exp_encoder_stability.seed_0.gme_lr_low"] == {"train_encoder", "train_decoder"}
 
 
 def test_base_parameters_are_valid(params):

@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ from mlflow.entities import Param, RunStatus
 from gpe_pipeline.lineage import read_lineage, record_lineage
 from gpe_pipeline.machine import describe_machine
 from gpe_pipeline.params import architectures_by_path, used_parameters
+from gpe_pipeline.pipelines.build_parameters import record
 from gpe_pipeline.pipelines.variant_stages import RUNTIME_PARAMETERS_TAG, RUNTIME_SECTION
 from gpe_pipeline.plan import estimate, plan_log_lines, plan_markdown, plan_settings, plan_trainings, write_plan
 from gpe_pipeline.validation import pipeline_namespaces, validate_run
-from gpe_pipeline.variants import METHODS_KEY, STAGE_SECTIONS, method_label, run_parameters
+from gpe_pipeline.variants import METHODS_KEY, STAGE_SECTIONS, method_label, run_parameters, seed_of
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,15 @@ logger = logging.getLogger(__name__)
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
 MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a parameter value
+
+
+class BuildParametersHook:
+    """Record the context's parameters (conf, --env and --params) before anything builds the pipelines, whose shape
+    (each experiment's seeds) they set (gpe_pipeline.pipelines.build_parameters)."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        record(context.config_loader["parameters"])
 
 
 class RunParametersHook:
@@ -173,6 +184,8 @@ class MlflowRunsHook:
 
     def _reset(self) -> None:
         self.children: dict[str, str] = {}  # namespace -> child run id
+        self.pending_completions: Counter[str] = Counter()  # namespace -> its run-time sections' nodes not yet run
+        self.completed_sections: dict[str, dict[str, Any]] = {}  # namespace -> the sections those nodes completed
         self.unsaved_outputs: dict[str, set[str]] = {}  # node name -> outputs not saved yet, while its child is active
         self.saved: dict[str, str] = {}  # persisted dataset -> run id that wrote it
         self.catalog: DataCatalog | None = None
@@ -201,7 +214,9 @@ class MlflowRunsHook:
             tags["mlflow.runName"] = f"{'+'.join(pipelines)} · {dataset}"
         mlflow.set_tags(tags)
         self._log_parameters(client, run.info.run_id, run_parameter_view(parameters, resolved, pipeline))
-        completed_at_run_time = {node.namespace for node in pipeline.nodes if RUNTIME_PARAMETERS_TAG in node.tags}
+        completers = [node.namespace for node in pipeline.nodes if RUNTIME_PARAMETERS_TAG in node.tags]
+        completed_at_run_time = set(completers)
+        self.pending_completions = Counter(completers)
         for namespace, sections in resolved.items():
             if "train_encoder" not in sections:  # an experiment's own dataset, not a variant
                 continue
@@ -242,6 +257,7 @@ class MlflowRunsHook:
             "mlflow.runName": f"{variant} · {dataset}",
             "variant": variant,
             "variant_group": group,
+            **({"seed": str(seed_of(namespace))} if seed_of(namespace) is not None else {}),
             "method": method_label(sections["train_encoder"]),
         }
         return client.create_run(parent.info.experiment_id, tags=tags).info.run_id
@@ -254,13 +270,17 @@ class MlflowRunsHook:
 
     @hook_impl
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
-        """A variant whose sections a node completed at run time: log them now on its child."""
+        """A variant whose sections nodes complete at run time: log them on its child once the last of those ran."""
         child = self.children.get(node.namespace or "")
         if child is None or RUNTIME_PARAMETERS_TAG not in node.tags or mlflow.active_run() is None:
             return
-        sections = {**self.parameters.resolved[node.namespace]}
         suffix = RUNTIME_SECTION.format("")
-        sections.update({name.rsplit(".", 1)[-1].removesuffix(suffix): value for name, value in outputs.items()})
+        completed = self.completed_sections.setdefault(node.namespace, {})
+        completed.update({name.rsplit(".", 1)[-1].removesuffix(suffix): value for name, value in outputs.items()})
+        self.pending_completions[node.namespace] -= 1
+        if self.pending_completions[node.namespace]:
+            return
+        sections = {**self.parameters.resolved[node.namespace], **completed}
         sections.setdefault("ingest", self.catalog.load("parameters").get("ingest") or {})
         self._log_parameters(MlflowClient(), child, variant_parameter_view(sections))
 

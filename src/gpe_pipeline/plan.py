@@ -41,7 +41,7 @@ from gpe_pipeline.core.step_losses import (
 )
 from gpe_pipeline.core.training import TrainConfig, resolve_device, train
 from gpe_pipeline.params import ParameterError, model_from_params
-from gpe_pipeline.variants import RECIPES, STAGE_SECTIONS, WALLCLOCK, method_label, nested_get
+from gpe_pipeline.variants import RECIPES, STAGE_SECTIONS, WALLCLOCK, method_label, nested_get, split_seeded
 
 PLAN_KEY = "plan"
 PLAN_FILE = Path("data") / "08_reporting" / "plan.md"
@@ -55,6 +55,7 @@ EXPERIMENT_IDS = {
     "exp_gmm_latents": "E1",
     "exp_encoder_stability": "E2",
     "exp_decoder_vs_gme": "E3",
+    "gme_levels": "E3+E4",  # the GME-level study both read (variants.LEVELS)
     "exp_iterations_to_threshold": "E4",
     "exp_wallclock": "E5",
     "exp_generation_budget": "E6",
@@ -151,9 +152,11 @@ def plan_order(namespace: str) -> tuple[int, int, str]:
     groups = [*EXPERIMENT_IDS, "compare", SHARED]
     group = group_of(namespace)
     recipes = list(RECIPES)
+    seeded = split_seeded(namespace)
+    base = f"{seeded[0]}.{seeded[2]}" if seeded else namespace
     return (
         groups.index(group) if group in groups else len(groups) - 1,
-        recipes.index(namespace) if namespace in recipes else -1,
+        recipes.index(base) if base in recipes else -1,
         namespace,
     )
 
@@ -276,8 +279,9 @@ def probe_trainings(
 ) -> None:
     """E5's learning-rate probe of one method (exp_wallclock.nodes.probe_learning_rates), as it trains today.
 
-    GPE: probe.steps steps per rate on its encoder, the encoder once more at the chosen rate with the stage's own
-    settings, then probe.steps per rate on the decoder; a baseline: probe.steps per rate on its joint training.
+    GPE: probe.steps steps per rate on its encoder, then (probe_decoder_rates, on the latents of the encoder its stage
+    trained at the chosen rate) probe.steps per rate on its decoder; a baseline: probe.steps per rate on its joint
+    training.
     """
     probe = nested_get(parameters, f"{WALLCLOCK}.probe") or {}
     rates, steps = len(probe.get("learning_rates") or []), int(probe.get("steps") or 0)
@@ -287,7 +291,6 @@ def probe_trainings(
         return
     encoder = encoder_network(sections, data)
     add("probe", f"encoder learning-rate probe ({grid})", rates, rates * steps, encoder)
-    add("probe", "encoder at the chosen rate, for the decoder probe's latents", 1, max_steps(sections["train_encoder"]), encoder)
     add("probe", f"decoder learning-rate probe ({grid})", rates, rates * steps, decoder_network(sections, data))
 
 

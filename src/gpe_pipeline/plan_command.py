@@ -20,6 +20,7 @@ from kedro.pipeline import Pipeline
 
 from gpe_pipeline.core.errors import UserError
 from gpe_pipeline.hooks import command_line, run_plan
+from gpe_pipeline.pipelines.build_parameters import record
 from gpe_pipeline.validation import pipeline_namespaces, validate_run
 from gpe_pipeline.variants import run_parameters
 
@@ -40,6 +41,7 @@ def show_plan(
         **settings.CONFIG_LOADER_ARGS,
     )
     parameters = loader["parameters"]
+    record(parameters)  # before the pipelines are built: their seeds come from these parameters
     names = [pipeline] if pipeline else list(pipelines) or ["__default__"]
     missing = [name for name in names if registered_pipelines.get(name) is None]
     if missing:

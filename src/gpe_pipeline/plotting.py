@@ -207,3 +207,36 @@ def threshold_curves_axis(axis, curves: dict[str, pd.DataFrame], column: str, th
         axis.annotate(f"{threshold:g}", (1.0, threshold), xycoords=("axes fraction", "data"), fontsize=8, ha="right", va="bottom")
     axis.set_yscale("log")
     axis.legend(fontsize=8)
+
+
+def overlay_seeds(figures: list[plt.Figure]) -> plt.Figure:
+    """The first seed's figure with every other seed's lines drawn faintly on the same axes (the spread over seeds).
+
+    figures: one per seed, drawn by the same function (same axes in the same order). Lines (curves, markers,
+    threshold lines) are copied with their colour and style; scatter clouds and bands stay the first seed's only.
+    """
+    base = figures[0]
+    for other in figures[1:]:
+        for axis, other_axis in zip(base.axes, other.axes, strict=False):
+            for line in other_axis.get_lines():
+                axis.plot(
+                    line.get_xdata(),
+                    line.get_ydata(),
+                    color=line.get_color(),
+                    linestyle=line.get_linestyle(),
+                    linewidth=line.get_linewidth(),
+                    marker=line.get_marker(),
+                    markersize=line.get_markersize(),
+                    fillstyle=line.get_fillstyle(),
+                    alpha=0.35,
+                    label="_nolegend_",
+                )
+            axis.relim()
+            axis.autoscale_view()
+        plt.close(other)
+    if len(figures) > 1:
+        title = base._suptitle.get_text() if base._suptitle is not None else ""
+        others = "seed 1" if len(figures) == 2 else f"seeds 1-{len(figures) - 1}"
+        base.suptitle(f"{title}\nseed 0 in full; {others} as faint lines ({len(figures)} seeds)")
+        base.tight_layout()
+    return base

@@ -4,7 +4,7 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 
 import warnings
 
-from gpe_pipeline.hooks import MlflowRunsHook, PlanHook, ProjectMlflowHook, RunContextHook, RunParametersHook
+from gpe_pipeline.hooks import BuildParametersHook, MlflowRunsHook, PlanHook, ProjectMlflowHook, RunContextHook, RunParametersHook
 
 # Third-party deprecation chatter that says nothing about this project's run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
@@ -14,7 +14,7 @@ warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` me
 # (ProjectMlflowHook is kedro-mlflow's hook without its per-node parameter logging, so its own registration is off).
 # PlanHook and MlflowRunsHook run last (trylast), the plan first: both read RunParametersHook's merged sections.
 RUN_PARAMETERS = RunParametersHook()
-HOOKS = (RUN_PARAMETERS, MlflowRunsHook(RUN_PARAMETERS), PlanHook(RUN_PARAMETERS), RunContextHook(), ProjectMlflowHook())
+HOOKS = (BuildParametersHook(), RUN_PARAMETERS, MlflowRunsHook(RUN_PARAMETERS), PlanHook(RUN_PARAMETERS), RunContextHook(), ProjectMlflowHook())
 
 # Installed plugins for which to disable hook auto-registration.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")  # its metadata spells it kedro_mlflow

@@ -19,7 +19,7 @@ from gpe_pipeline.core.metrics import bilipschitz_p95, gme_heldout, local_distor
 from gpe_pipeline.core.models import JointAutoencoder, NoModel
 from gpe_pipeline.core.step_losses import decoder_step_loss, encoder_step_loss, joint_step_loss
 from gpe_pipeline.params import check_decoder_covers_data, joint_min_batch_size, model_from_params
-from gpe_pipeline.tracking import train_and_log
+from gpe_pipeline.tracking import train_and_log, train_and_log_result
 
 # What every method's encoder stage logs to MLflow, so the variants' runs share their metric names. A baseline's
 # own terms (train_reconstruction, train_kl, train_mds, validation_mse) stay in its encoder_history; its validation
@@ -70,20 +70,20 @@ def joint_validation(model: JointAutoencoder, points: Tensor, geometry: bool = F
 
 def train_encoder_model(
     train_x: Tensor, validation_x: Tensor, metadata: dict[str, Any], params: dict[str, Any], decoder_params: dict[str, Any]
-) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
+) -> tuple[nn.Module, pd.DataFrame, nn.Module, dict[float, dict[str, Any]]]:
     """The encoder of train_encoder.method: GPE's (GME or an MDS loss, alone), or a VAE/AE baseline's mean encoder.
 
     train_x, validation_x: the splits' examples (N, ...); metadata: the dataset's (its shape); params, decoder_params:
     the train_encoder and train_decoder sections. Returns the deterministic encoder, its training history and, for a
     baseline, the decoder trained jointly with it (NoModel for GPE, whose decoder the decoder stage trains on the
-    cached latents).
+    cached latents), and its weights at each level of training.snapshot_at it reached (train_encoder_stage).
     """
     if params.get("method", "gpe") != "gpe":
         return train_jointly(train_x, validation_x, metadata, params, decoder_params)
     encoder = model_from_params("encoder", "train_encoder", params, data_shape=metadata["shape"], latent_dim=params["latent_dim"])
     step_loss = partial(encoder_step_loss, loss_name=params.get("loss", "gme"), augment=dict(params.get("augment") or {}))
-    encoder, history = train_encoder_stage(encoder, step_loss, train_x, validation_x, params, params["training"], "gme")
-    return encoder, history, NoModel()
+    encoder, history, snapshots = train_encoder_stage(encoder, step_loss, train_x, validation_x, params, params["training"], "gme")
+    return encoder, history, NoModel(), snapshots
 
 
 def train_encoder_stage(
@@ -96,12 +96,13 @@ def train_encoder_stage(
     target_metric: str,
     min_batch_size: int = 2,
     params_key: str | None = None,
-) -> tuple[nn.Module, pd.DataFrame]:
+) -> tuple[nn.Module, pd.DataFrame, dict[float, dict[str, Any]]]:
     """The encoder stage's training, whatever the method: logged as train_encoder with ENCODER_STAGE_METRICS,
     evaluated on the first train_encoder.eval_samples validation points (validation_geometry, or joint_validation
-    for a JointAutoencoder)."""
+    for a JointAutoencoder). Returns the model, its history and its weights at each level of training.snapshot_at
+    it reached ({level: {"step", "value", "weights"}})."""
     validation = joint_validation if isinstance(model, JointAutoencoder) else validation_geometry
-    return train_and_log(
+    result = train_and_log_result(
         "train_encoder",
         model,
         step_loss,
@@ -115,11 +116,12 @@ def train_encoder_stage(
         mlflow_metrics=ENCODER_STAGE_METRICS,
         params_key=params_key,
     )
+    return result.model, pd.DataFrame(result.history), result.level_snapshots
 
 
 def train_jointly(
     train_x: Tensor, validation_x: Tensor, metadata: dict[str, Any], params: dict[str, Any], decoder_params: dict[str, Any]
-) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
+) -> tuple[nn.Module, pd.DataFrame, nn.Module, dict[float, dict[str, Any]]]:
     """A VAE (method vae: z = mu + sigma eps, KL weight beta) or AE (method ae: z = mu) with R_MDS weight mds_weight.
 
     The encoder is a Gaussian encoder on train_encoder's architecture; the decoder is the one the decoder stage
@@ -136,7 +138,7 @@ def train_jointly(
     # beta weighs the KL term, which the AE family (no log-variance head) does not have.
     step_loss = partial(joint_step_loss, beta=float(params.get("beta", 0.0)), mds_weight=float(params.get("mds_weight", 0.0)))
     training = {**decoder_params["training"], "checkpoint_path": params["training"].get("checkpoint_path")}
-    model, history = train_encoder_stage(
+    model, history, snapshots = train_encoder_stage(
         JointAutoencoder(encoder, decoder),
         step_loss,
         train_x,
@@ -147,7 +149,7 @@ def train_jointly(
         joint_min_batch_size(params),
         params_key="train_decoder.training",  # the settings it trains with: errors name the key to change
     )
-    return model.encoder, history, model.decoder
+    return model.encoder, history, model.decoder, snapshots
 
 
 def validation_mse(model: nn.Module, latents: Tensor, data: Tensor) -> dict[str, float]:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -76,6 +77,66 @@ def namespaced_checkpoint(path: str | None, namespace: str) -> str | None:
     return str(posix.parent / namespace / posix.name)
 
 
+# --- seeds ------------------------------------------------------------------------------------------------------------
+# Every experiment runs each of its variants once per seed: <experiment>.seed_<k>.<variant>, k = 0 .. seeds - 1.
+# Seed k adds k to every random seed of the variant's stages: initial weights, batch order and noise of the encoder,
+# decoder and flow, and evaluate's subsampling and sampling noise. The data (ingest, an experiment's own dataset) and
+# the shared feature classifier, the measuring instrument, stay the same: no claim of the paper is about the split.
+SEEDS_KEY = "seeds"
+REPORT_KEY = "paper_report"
+SEEDED_KEYS = (
+    "train_encoder.training.seed",
+    "train_decoder.training.seed",
+    "train_flow.training.seed",
+    "evaluate.seed",
+    "evaluate.sampling.seed",
+)
+SEED_GROUP = re.compile(r"seed_(\d+)")
+LEVEL_NAME = re.compile(r"level_(\d+)")
+
+
+def seeded_namespace(experiment: str, seed: int, name: str = "") -> str:
+    """exp_decoder_vs_gme.seed_1.gme_high (a variant's run for seed 1), or exp_decoder_vs_gme.seed_1 without a name."""
+    group = f"{experiment}.seed_{seed}"
+    return f"{group}.{name}" if name else group
+
+
+def split_seeded(namespace: str) -> tuple[str, int, str] | None:
+    """(experiment, seed, rest) of <experiment>.seed_<k>[.<rest>]; None for a namespace without a seed."""
+    parts = namespace.split(".")
+    if len(parts) < 2 or not SEED_GROUP.fullmatch(parts[1]):
+        return None
+    return parts[0], int(parts[1].removeprefix("seed_")), ".".join(parts[2:])
+
+
+def seed_of(namespace: str) -> int | None:
+    """The seed of a seeded namespace, None for another (compare.vae, the shared nodes)."""
+    seeded = split_seeded(namespace)
+    return seeded[1] if seeded else None
+
+
+def shift_seeds(sections: dict[str, dict[str, Any]], seed: int) -> dict[str, dict[str, Any]]:
+    """The sections with `seed` added to each of SEEDED_KEYS that they have (in place; seed 0 changes nothing)."""
+    for dotted in SEEDED_KEYS if seed else ():
+        *path, key = dotted.split(".")
+        holder = nested_get(sections, ".".join(path))
+        if isinstance(holder, dict) and isinstance(holder.get(key), int):
+            holder[key] += seed
+    return sections
+
+
+def seed_count(parameters: Mapping[str, Any], experiment: str) -> int:
+    """How many seeds an experiment runs: <experiment>.seeds, else paper_report.seeds, else 1; checked."""
+    own = nested_get(parameters, f"{experiment}.{SEEDS_KEY}")
+    key = f"{experiment}.{SEEDS_KEY}" if own is not None else f"{REPORT_KEY}.{SEEDS_KEY}"
+    value = own if own is not None else nested_get(parameters, f"{REPORT_KEY}.{SEEDS_KEY}")
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise parameter_error(key, "must be an integer >= 1 (the number of seeds each variant runs with)", value)
+    return value
+
+
 def method(parameters: Mapping[str, Any], name: str) -> dict[str, Any]:
     """One method's overrides of the stage sections, as conf/base/parameters_methods.yml defines it."""
     definition = nested_get(parameters, f"{METHODS_KEY}.{name}")
@@ -94,24 +155,32 @@ class Variant:
     namespace: str
     layers: Layers
     data_from: str | None = None
+    seed: int = 0  # added to every random seed of the sections (SEEDED_KEYS)
+    overrides_key: str | None = None  # where the user's own overrides live; default: the namespace
+
+    def with_seed(self, seed: int) -> Variant:
+        """This variant's run for one seed: namespace <experiment>.seed_<k>.<name>, the same user overrides."""
+        experiment, _, name = self.namespace.partition(".")
+        return replace(self, namespace=seeded_namespace(experiment, seed, name), seed=seed, overrides_key=self.namespace)
 
     def sections(self, parameters: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """{section: merged dict} for every stage section; the user's own `<namespace>.<section>` keys merge last."""
-        own = nested_get(parameters, self.namespace) or {}
+        where = self.overrides_key or self.namespace
+        own = {k: v for k, v in (nested_get(parameters, where) or {}).items() if k != SEEDS_KEY}
         overrides = combine(*self.layers(parameters), own)
         unknown = sorted(set(overrides) - set(STAGE_SECTIONS))
         if unknown:
             raise ParameterError(
-                f"{self.namespace}.{unknown[0]} is not a stage section a variant can override: use {list(STAGE_SECTIONS)}"
+                f"{where}.{unknown[0]} is not a stage section a variant can override: use {list(STAGE_SECTIONS)}"
             )
         resolved = {}
         for section in STAGE_SECTIONS:
-            merged = merge_overrides(parameters[section], overrides.get(section) or {}, f"{self.namespace}.{section}")
+            merged = merge_overrides(parameters[section], overrides.get(section) or {}, f"{where}.{section}")
             training = merged.get("training")
             if isinstance(training, dict) and "checkpoint_path" in training:
                 training["checkpoint_path"] = namespaced_checkpoint(training["checkpoint_path"], self.namespace)
             resolved[section] = merged
-        return resolved
+        return shift_seeds(resolved, self.seed)
 
 
 @dataclass(frozen=True)
@@ -189,21 +258,6 @@ def decoder_threshold(value: Any) -> float:
     return positive_number(value, f"{DECODER_VS_GME}.threshold", "must be a positive number (a validation MSE)")
 
 
-def decoder_vs_gme_variant(slot: str) -> Variant:
-    """E3: the shared settings, a GPE encoder stopped at the level, a decoder stopped at the threshold."""
-
-    def layers(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
-        level = decoder_levels(nested_get(parameters, f"{DECODER_VS_GME}.gme_levels"))[slot]
-        threshold = decoder_threshold(nested_get(parameters, f"{DECODER_VS_GME}.threshold"))
-        return [
-            nested_get(parameters, f"{DECODER_VS_GME}.shared"),
-            method(parameters, "gpe"),
-            {"train_encoder": {"training": {"target": level}}, "train_decoder": {"training": {"target": threshold}}},
-        ]
-
-    return Variant(f"{DECODER_VS_GME}.{decoder_level_name(slot)}", layers)
-
-
 ITERATIONS = "exp_iterations_to_threshold"
 ITERATIONS_LEVEL_SLOTS = ("high", "low")  # Table 1's two GPE rows, by GME level (highest first)
 
@@ -229,20 +283,75 @@ def iterations_thresholds(values: Any) -> list[float]:
     )
 
 
-def iterations_variant(method_name: str, slot: str | None) -> Variant:
-    """E4: the shared settings, then a GPE encoder stopped at its level or the VAE; every decoder runs to the lowest
-    threshold (the VAE's joint training too: it runs on the decoder stage's settings), read on the way down."""
+def iterations_vae_variant() -> Variant:
+    """E4's VAE row: the shared settings, the VAE, its joint training run to the lowest threshold (it runs on the
+    decoder stage's settings), then a fresh decoder on its frozen mean encoder, also to the lowest threshold. Its GPE
+    rows are the gme_levels study's."""
 
     def layers(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
         lowest = iterations_thresholds(nested_get(parameters, f"{ITERATIONS}.thresholds"))[-1]
-        until_lowest = {"train_decoder": {"training": {"target": lowest}}}
         shared = nested_get(parameters, f"{ITERATIONS}.shared")
-        if slot is None:
-            return [shared, method(parameters, method_name), until_lowest]
-        level = iterations_levels(nested_get(parameters, f"{ITERATIONS}.gme_levels"))[slot]
-        return [shared, method(parameters, method_name), {"train_encoder": {"training": {"target": level}}}, until_lowest]
+        return [shared, method(parameters, "vae"), {"train_decoder": {"training": {"target": lowest}}}]
 
-    return Variant(f"{ITERATIONS}.{iterations_row_name(method_name, slot)}", layers)
+    return Variant(f"{ITERATIONS}.{iterations_row_name('vae', None)}", layers)
+
+
+# E3 and E4 read their GPE encoders and decoders from one study per seed (gme_levels.seed_<k>): one GPE encoder
+# trained to the lowest level of both experiments' grids, keeping its weights at the first evaluation at or below each
+# level (training.snapshot_at), and on each level's weights one fresh decoder trained to the lowest loss threshold
+# of both experiments. Each experiment reads its levels' encoder histories (cut at the level) and decoder curves.
+LEVELS = "gme_levels"
+LEVEL_ENCODER = "encoder"
+
+
+def level_values(parameters: Mapping[str, Any]) -> list[float]:
+    """Every GME level of E3 and E4, highest first, each once: the levels the shared encoder keeps weights at."""
+    levels = {
+        *decoder_levels(nested_get(parameters, f"{DECODER_VS_GME}.gme_levels")).values(),
+        *iterations_levels(nested_get(parameters, f"{ITERATIONS}.gme_levels")).values(),
+    }
+    return sorted(levels, reverse=True)
+
+
+def level_name(index: int) -> str:
+    """level_0 (the highest level of level_values) ..: the namespace of one level's decoder under gme_levels.seed_<k>."""
+    return f"level_{index}"
+
+
+def level_index(parameters: Mapping[str, Any], level: float) -> int:
+    """Where a level sits in level_values (what an experiment's grid point reads)."""
+    return level_values(parameters).index(level)
+
+
+def lowest_decoder_threshold(parameters: Mapping[str, Any]) -> float:
+    """The lowest validation MSE E3's and E4's decoders are read at: where every level's decoder stops."""
+    return min(decoder_threshold(nested_get(parameters, f"{DECODER_VS_GME}.threshold")), *iterations_thresholds(
+        nested_get(parameters, f"{ITERATIONS}.thresholds")
+    ))
+
+
+def level_settings(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
+    """The settings every encoder and decoder of the study shares: gme_levels.shared, then GPE's definition."""
+    return [nested_get(parameters, f"{LEVELS}.shared"), method(parameters, "gpe")]
+
+
+def level_encoder_variant() -> Variant:
+    """The study's GPE encoder: trained to the lowest level, its weights kept at every level it crosses."""
+
+    def layers(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
+        levels = level_values(parameters)
+        return [*level_settings(parameters), {"train_encoder": {"training": {"target": levels[-1], "snapshot_at": levels}}}]
+
+    return Variant(f"{LEVELS}.{LEVEL_ENCODER}", layers)
+
+
+def level_decoder_variant(index: int) -> Variant:
+    """A fresh decoder on the encoder's weights at one level, trained to the lowest threshold of E3 and E4."""
+
+    def layers(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
+        return [*level_settings(parameters), {"train_decoder": {"training": {"target": lowest_decoder_threshold(parameters)}}}]
+
+    return Variant(f"{LEVELS}.{level_name(index)}", layers)
 
 
 WALLCLOCK = "exp_wallclock"
@@ -326,13 +435,26 @@ RECIPES: dict[str, Variant | OwnDataset] = {
         OwnDataset(GMM_LATENTS),
         *(gmm_latents_variant(name) for name in GMM_METHODS),
         *(encoder_stability_variant(loss, slot) for loss in STABILITY_LOSSES for slot in RATE_SLOTS),
-        *(decoder_vs_gme_variant(slot) for slot in DECODER_LEVEL_SLOTS),
-        *(iterations_variant("gpe", slot) for slot in ITERATIONS_LEVEL_SLOTS),
-        iterations_variant("vae", None),
+        level_encoder_variant(),
+        iterations_vae_variant(),
         *(wallclock_variant(name) for name in WALLCLOCK_METHODS),
         *(generation_budget_variant(name) for name in GENERATION_METHODS),
     )
 }
+
+
+def recipe(namespace: str) -> Variant | OwnDataset | None:
+    """The recipe of a namespace: RECIPES' own, or a variant's run for one seed (<experiment>.seed_<k>.<variant>)."""
+    if namespace in RECIPES:
+        return RECIPES[namespace]
+    seeded = split_seeded(namespace)
+    if seeded is None or not seeded[2]:
+        return None
+    group, seed, name = seeded
+    if group == LEVELS and LEVEL_NAME.fullmatch(name):
+        return level_decoder_variant(int(name.removeprefix("level_"))).with_seed(seed)
+    base = RECIPES.get(f"{group}.{name}")
+    return base.with_seed(seed) if isinstance(base, Variant) else None
 
 
 def variant_names(group: str) -> list[str]:
@@ -355,6 +477,24 @@ def check_variant_names(parameters: Mapping[str, Any]) -> None:
             )
 
 
+def check_seed_counts(parameters: Mapping[str, Any], namespaces: set[str]) -> None:
+    """Refuse a run whose pipeline holds another number of seeds than its parameters ask for (a pipeline built
+    before the parameters were known, e.g. by a plugin): ParameterError naming the setting."""
+    built: dict[str, set[int]] = {}
+    for namespace in namespaces:
+        seeded = split_seeded(namespace)
+        if seeded:
+            built.setdefault(seeded[0], set()).add(seeded[1])
+    for experiment, seeds in sorted(built.items()):
+        wanted = seed_count(parameters, experiment)
+        if seeds != set(range(wanted)):
+            raise ParameterError(
+                f"{experiment} asks for {wanted} seeds but its pipeline was built with {len(seeds)}: the pipelines are "
+                f"built from the parameters Kedro's context gives (conf, --env, --params); set {experiment}.seeds or "
+                f"{REPORT_KEY}.seeds there"
+            )
+
+
 def run_parameters(parameters: Mapping[str, Any], namespaces: set[str]) -> dict[str, dict[str, dict[str, Any]]]:
     """Every recipe namespace of a run, {namespace: {section: merged dict}}: the one merge of a run.
 
@@ -362,11 +502,13 @@ def run_parameters(parameters: Mapping[str, Any], namespaces: set[str]) -> dict[
     experiment's own dataset also gets that namespace's ingest section (what its data was made with).
     """
     check_variant_names(parameters)
-    resolved = {ns: RECIPES[ns].sections(parameters) for ns in sorted(namespaces) if ns in RECIPES}
+    check_seed_counts(parameters, namespaces)
+    recipes = {ns: found for ns in sorted(namespaces) if (found := recipe(ns)) is not None}
+    resolved = {ns: found.sections(parameters) for ns, found in recipes.items()}
     for namespace, sections in resolved.items():
-        recipe = RECIPES[namespace]
-        if isinstance(recipe, Variant) and recipe.data_from is not None:
-            sections["ingest"] = RECIPES[recipe.data_from].sections(parameters)["ingest"]
+        found = recipes[namespace]
+        if isinstance(found, Variant) and found.data_from is not None:
+            sections["ingest"] = RECIPES[found.data_from].sections(parameters)["ingest"]
     return resolved
 
 

@@ -5,7 +5,7 @@
 
 from kedro.pipeline import Pipeline
 
-from gpe_pipeline.pipelines.variant_stages import dataset_pipeline, summary_node, variant_pipeline
+from gpe_pipeline.pipelines.variant_stages import dataset_pipeline, seeded_experiment_pipeline, variant_pipeline
 from gpe_pipeline.variants import GMM_LATENTS as EXPERIMENT
 from gpe_pipeline.variants import variant_names
 
@@ -15,22 +15,15 @@ METHODS = variant_names(EXPERIMENT)  # gpe, vae (gpe_pipeline.variants)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    variants = [
-        variant_pipeline(
-            f"{EXPERIMENT}.{method}",
-            stages=("train_encoder", "cache_latents"),
-            data_from=EXPERIMENT,
-        )
-        for method in METHODS
-    ]
-    summary = summary_node(
+    def methods(group: str, seed: int) -> Pipeline:
+        stages = ("train_encoder", "cache_latents")
+        return sum((variant_pipeline(f"{group}.{m}", stages=stages, data_from=EXPERIMENT) for m in METHODS), Pipeline([]))
+
+    return seeded_experiment_pipeline(
+        EXPERIMENT,
+        methods,
         summarise_gmm_latents,
-        inputs={"heldout_data": "heldout_data", **{f"{m}_latents": f"{m}.heldout_latents" for m in METHODS}},
-        outputs=["results_table", "results_figure", "findings"],
-        name="summarise_gmm_latents",
-    )
-    return (
-        dataset_pipeline(EXPERIMENT)
-        + sum(variants, Pipeline([]))
-        + Pipeline([summary], namespace=EXPERIMENT, tags=[EXPERIMENT])
+        {"heldout_data": "heldout_data", **{f"{m}_latents": f"{m}.heldout_latents" for m in METHODS}},
+        shared=dataset_pipeline(EXPERIMENT),
+        shared_entries={"heldout_data": f"{EXPERIMENT}.heldout_data"},
     )

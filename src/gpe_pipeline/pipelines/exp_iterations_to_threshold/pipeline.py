@@ -1,32 +1,49 @@
-"""E4: GPE encoders stopped at two GME levels and a jointly trained VAE, a fresh decoder on each, then Table 1.
+"""E4: fresh decoders on a GPE encoder's weights at two GME levels and on a frozen jointly trained VAE, then Table 1.
 
 `kedro run --pipeline=exp_iterations_to_threshold`; parameters in conf/base/parameters_exp_iterations_to_threshold.yml.
-The rows are gpe_gme_high, gpe_gme_low (levels from exp_iterations_to_threshold.gme_levels) and vae.
+The rows are gpe_gme_high, gpe_gme_low (levels from exp_iterations_to_threshold.gme_levels: the GME-level study's
+encoder and decoders, shared with E3, variants.LEVELS) and vae (its own variant per seed).
 """
 
 from kedro.pipeline import Pipeline
 
-from gpe_pipeline.pipelines.variant_stages import grid_experiment_pipeline
+from gpe_pipeline.pipelines import ingest
+from gpe_pipeline.pipelines.build_parameters import build_parameters
+from gpe_pipeline.pipelines.variant_stages import (
+    level_entries,
+    level_study_pipeline,
+    seeded_experiment_pipeline,
+    variant_pipeline,
+)
 from gpe_pipeline.variants import ITERATIONS as EXPERIMENT
-from gpe_pipeline.variants import variant_names
+from gpe_pipeline.variants import ITERATIONS_LEVEL_SLOTS, iterations_levels, iterations_row_name, level_index, nested_get
 
 from .nodes import summarise_iterations_to_threshold
 
-POINTS = variant_names(EXPERIMENT)  # gpe_gme_high, gpe_gme_low, vae (gpe_pipeline.variants)
-
+GPE_ROWS = [iterations_row_name("gpe", slot) for slot in ITERATIONS_LEVEL_SLOTS]  # gpe_gme_high, gpe_gme_low
+VAE_ROW = iterations_row_name("vae", None)
 ROW_OUTPUTS = {"encoder": "encoder_history", "decoder": "decoder_history", "latent_stats": "latent_stats"}
+STAGES = ("train_encoder", "cache_latents", "train_decoder")
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return grid_experiment_pipeline(
+    parameters = build_parameters()
+    levels = iterations_levels(nested_get(parameters, f"{EXPERIMENT}.gme_levels"))
+    indices = {iterations_row_name("gpe", slot): level_index(parameters, levels[slot]) for slot in ITERATIONS_LEVEL_SLOTS}
+
+    def rows(group: str, seed: int) -> Pipeline:
+        return level_study_pipeline(seed, sorted(set(indices.values()))) + variant_pipeline(f"{group}.{VAE_ROW}", STAGES)
+
+    return seeded_experiment_pipeline(
         EXPERIMENT,
-        ("train_encoder", "cache_latents", "train_decoder"),
-        POINTS,
+        rows,
         summarise_iterations_to_threshold,
         {
             "level_grid": "params:gme_levels",  # params:exp_iterations_to_threshold.gme_levels
             "thresholds": "params:thresholds",
             "metadata": "dataset_metadata",
-            **{f"{variant}__{key}": f"{variant}.{entry}" for variant in POINTS for key, entry in ROW_OUTPUTS.items()},
+            **{f"{row}__{key}": f"{row}.{entry}" for row in [*GPE_ROWS, VAE_ROW] for key, entry in ROW_OUTPUTS.items()},
         },
+        shared=ingest.create_pipeline(),
+        shared_entries=lambda seed: level_entries(seed, indices, tuple(ROW_OUTPUTS.values())),
     )

@@ -12,10 +12,8 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
-from torch import nn
 
 from gpe_pipeline import plotting
-from gpe_pipeline.core.latents import encode
 from gpe_pipeline.core.metrics import reconstruction_mse
 from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
 from gpe_pipeline.readings import by_variant, first_crossing, reconstruction_curve, stage_cost
@@ -24,7 +22,7 @@ from gpe_pipeline.tracking import mlflow_logging_paused
 from gpe_pipeline.variants import PROBE_WINDOWS
 from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
 
-from .probes import encoder_check, probe_rates, same_encoder_run
+from .probes import probe_rates
 
 # The variants (gpe_pipeline.variants.WALLCLOCK_METHODS), and their rows in the paper's Table 2.
 METHODS = {"gpe": "GPE", "vae": "VAE", "vae_mds": "VAE+MDS", "ae": "AE", "ae_mds": "AE+MDS"}
@@ -64,80 +62,86 @@ def probe_learning_rates(
     cache_latents: dict[str, Any],
     train_decoder: dict[str, Any],
 ) -> dict[str, Any]:
-    """The learning-rate probe of one method (a prelude node in its namespace): every rate's outcome and the choice.
+    """The learning-rate probe of one method's first trainer (a prelude node in its namespace): every rate's outcome
+    and the choice.
 
     train_encoder, cache_latents, train_decoder: the variant's sections as configured (before the probe's rates).
-    GPE probes its encoder on the GME loss, trains the encoder at the chosen rate with the stage's own settings
-    (deterministic for fixed settings and seed: the stage then trains the same encoder again) and probes the decoder
-    on that encoder's latents. A baseline probes its joint training (the rate of train_decoder.training).
+    GPE probes its encoder on the GME loss here; its decoder is probed on the stage's cached latents afterwards
+    (probe_decoder_rates), so no encoder is trained twice. A baseline probes its joint training (the rate of
+    train_decoder.training).
     """
-    # A probe never writes (or resumes) the stages' checkpoint files.
-    encoder_params, decoder_params = (
-        {**section, "training": {**section["training"], "checkpoint_path": None}} for section in (train_encoder, train_decoder)
-    )
+    encoder_params, decoder_params = (_without_checkpoint(section) for section in (train_encoder, train_decoder))
     probe = experiment["probe"]
 
-    def run_train_encoder(
-        encoder_training: dict[str, Any], decoder_training: dict[str, Any] = decoder_params["training"]
-    ) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
-        """The encoder stage's trainer with these training settings: (encoder, history, joint decoder or NoModel)."""
+    def run_train_encoder(encoder_training: dict[str, Any], decoder_training: dict[str, Any]) -> pd.DataFrame:
+        """The encoder stage's trainer with these training settings: its history."""
         return train_encoder_model(
             train_data["x"],
             validation_data["x"],
             metadata,
             {**encoder_params, "training": encoder_training},
             {**decoder_params, "training": decoder_training},
-        )
+        )[1]
 
     result: dict[str, Any] = {"method": method, **{key: probe[key] for key in ("learning_rates", "steps", "min_decrease")}}
     with mlflow_logging_paused():  # the probes' curves must not mix with the stages' in the variant's MLflow run
         if method != "gpe":  # the joint training runs on train_decoder.training
+            trainer, section = "joint", decoder_params["training"]
             rows, rate = probe_rates(
-                "joint",
-                probe,
-                lambda lr: run_train_encoder(encoder_params["training"], probe_training(decoder_params["training"], probe, lr))[
-                    1
-                ],
+                trainer, probe, lambda lr: run_train_encoder(encoder_params["training"], probe_training(section, probe, lr))
             )
-            result.update(rows=rows, chosen={PROBED_SECTION["joint"]: rate})
         else:
-            encoder_rows, encoder_rate = probe_rates(
-                "encoder", probe, lambda lr: run_train_encoder(probe_training(encoder_params["training"], probe, lr))[1]
+            trainer, section = "encoder", encoder_params["training"]
+            rows, rate = probe_rates(
+                trainer, probe, lambda lr: run_train_encoder(probe_training(section, probe, lr), decoder_params["training"])
             )
-            # The encoder the train_encoder stage will train: the stage's own settings at the chosen rate.
-            encoder, encoder_history, _ = run_train_encoder({**encoder_params["training"], "lr": encoder_rate})
-            batch_size = cache_latents.get("batch_size", 1024)
-            device = cache_latents.get("device", "auto")
-            train_latents, validation_latents = (
-                encode(encoder, split["x"], batch_size, device) for split in (train_data, validation_data)
-            )
-
-            def decoder_trial(lr: float) -> pd.DataFrame:
-                params = {**decoder_params, "training": probe_training(decoder_params["training"], probe, lr)}
-                return train_decoder_model(
-                    train_latents, validation_latents, train_data["x"], validation_data["x"], metadata, params
-                )[1]
-
-            decoder_rows, decoder_rate = probe_rates("decoder", probe, decoder_trial)
-            result.update(
-                rows=encoder_rows + decoder_rows,
-                chosen={PROBED_SECTION["encoder"]: encoder_rate, PROBED_SECTION["decoder"]: decoder_rate},
-                encoder_check=encoder_check(encoder_history),
-            )
-    result["rows"] = [
-        {key: None if isinstance(v, float) and math.isnan(v) else v for key, v in row.items()} for row in result["rows"]
-    ]
-    return result
+    return {**result, "rows": _without_nan(rows), "chosen": {PROBED_SECTION[trainer]: rate}}
 
 
-def use_probed_rates(
-    probe: dict[str, Any], train_encoder: dict[str, Any], cache_latents: dict[str, Any], train_decoder: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The variant's sections with the learning rates its probe chose (training.lr of each probed section)."""
-    sections = {"train_encoder": train_encoder, "cache_latents": cache_latents, "train_decoder": train_decoder}
+def probe_decoder_rates(
+    train_latents: Any,
+    validation_latents: Any,
+    train_data: dict[str, Any],
+    validation_data: dict[str, Any],
+    metadata: dict[str, Any],
+    experiment: dict[str, Any],
+    train_decoder: dict[str, Any],
+    encoder_probe: dict[str, Any],
+) -> dict[str, Any]:
+    """GPE's decoder probe on the latents its cache_latents stage wrote (the encoder trained at the probed rate), added
+    to the encoder's probe: the method's whole probe record."""
+    probe, decoder_params = experiment["probe"], _without_checkpoint(train_decoder)
+
+    def decoder_trial(lr: float) -> pd.DataFrame:
+        params = {**decoder_params, "training": probe_training(decoder_params["training"], probe, lr)}
+        return train_decoder_model(train_latents, validation_latents, train_data["x"], validation_data["x"], metadata, params)[1]
+
+    with mlflow_logging_paused():
+        rows, rate = probe_rates("decoder", probe, decoder_trial)
+    return {
+        **encoder_probe,
+        "rows": [*encoder_probe["rows"], *_without_nan(rows)],
+        "chosen": {**encoder_probe["chosen"], PROBED_SECTION["decoder"]: rate},
+    }
+
+
+def _without_checkpoint(section: dict[str, Any]) -> dict[str, Any]:
+    """A section whose training writes (and resumes) no checkpoint file: a probe never touches the stages' files."""
+    return {**section, "training": {**section["training"], "checkpoint_path": None}}
+
+
+def _without_nan(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Probe rows with NaN as None (the probe record is JSON)."""
+    return [{key: None if isinstance(v, float) and math.isnan(v) else v for key, v in row.items()} for row in rows]
+
+
+def use_probed_rates(probe: dict[str, Any], **sections: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The given sections (train_encoder, cache_latents, train_decoder: those a probe node completes), in that order,
+    with the learning rates the probe chose (training.lr of each probed section)."""
     for section, rate in probe["chosen"].items():
-        sections[section] = {**sections[section], "training": {**sections[section]["training"], "lr": rate}}
-    return sections["train_encoder"], sections["cache_latents"], sections["train_decoder"]
+        if section in sections:
+            sections[section] = {**sections[section], "training": {**sections[section]["training"], "lr": rate}}
+    return tuple(sections.values())
 
 
 def reached_before(first: float | None, second: float | None) -> bool | None:
@@ -253,8 +257,6 @@ def summarise_wallclock(
     lowest = {method: lowest_by(curves[method], common) for method in METHODS}
     probes = {method: outputs[method]["learning_rate_probe"] for method in METHODS}
     encoder_offset = stage_cost(outputs["gpe"]["encoder_history"])[1]
-    check = probes["gpe"].get("encoder_check") or {}
-    identical = same_encoder_run(check, encoder_check(outputs["gpe"]["encoder_history"]))
     seconds = table.set_index("trainer")["s_per_iter"]
     findings = {
         "experiment": "E5",
@@ -278,21 +280,14 @@ def summarise_wallclock(
             "logging window above the first fifth's mean; for a baseline the same holds for its reconstruction term as "
             "well as its joint loss. When no rate is stable, the smallest is taken.",
             *probe_notes(probes),
-            "GPE's decoder probe trained on the latents of an encoder the probe trained at the chosen rate with the "
-            "stage's settings; the stage then trained that encoder again: "
-            + (
-                f"identical ({check.get('steps')} steps, the same validation GME at every evaluation, to the 12 "
-                "significant digits a CSV history keeps)."
-                if identical
-                else f"NOT identical (probe {check}, stage {encoder_check(outputs['gpe']['encoder_history'])})."
-            ),
+            "GPE's decoder probe trained on the latents its cache_latents stage wrote from the encoder the stage "
+            "trained at the probed rate: no encoder is trained twice.",
         ],
         "threshold": threshold,
         "split": "validation",
         "seconds_to_threshold": times,
         "lowest_validation_mse_by_common_time": {"seconds": common, **lowest},
         "encoder_offset_s": encoder_offset,
-        "encoder_retrained_identically": identical,
         "learning_rate_probe": probe_table(probes).to_dict("records"),
     }
     figure = wallclock_figure(curves, threshold, encoder_offset)

@@ -1,5 +1,5 @@
-"""E5's learning-rate probes read: whether a rate converged stably, the rate chosen, and whether the encoder the
-probe trained at the chosen rate is the one the stage trained again (probe_learning_rates in nodes.py runs them).
+"""E5's learning-rate probes read: whether a rate converged stably and the rate chosen (probe_learning_rates and
+probe_decoder_rates in nodes.py run them).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gpe_pipeline.readings import diverged_step, last_step, stage_cost
+from gpe_pipeline.readings import diverged_step, stage_cost
 
 # Besides its loss, what a probe must decrease for its rate to count as stable: a joint loss can fall through its KL
 # and MDS terms while the reconstruction, which Fig. 10 measures, stays where it started.
@@ -82,18 +82,3 @@ def probe_rates(trainer: str, probe: dict[str, Any], run: Any) -> tuple[list[dic
         row["chosen"] = row["lr"] == chosen
         row["choice"] = how if row["chosen"] else ""
     return rows, chosen
-
-
-def encoder_check(history: pd.DataFrame) -> dict[str, Any]:
-    """What identifies an encoder's training run: its last step and every validation GME it recorded."""
-    return {"steps": last_step(history), "validation_gme": [float(v) for v in history["validation_gme"].dropna()]}
-
-
-def same_encoder_run(probe: dict[str, Any], stage: dict[str, Any]) -> bool:
-    """Whether two encoder_check records match: the same steps and validation GMEs (relative 1e-12: CSV round trip)."""
-    probe_gme, stage_gme = probe.get("validation_gme", []), stage["validation_gme"]
-    return (
-        probe.get("steps") == stage["steps"]
-        and len(probe_gme) == len(stage_gme)
-        and all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(probe_gme, stage_gme, strict=True))
-    )

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from gpe_pipeline.readings import markdown_table
+from gpe_pipeline.seed_summary import COMBINED_RULE, SPREAD, spread_for_report
 
 
 def experiment_seconds(node_seconds: dict[str, float], experiment: str) -> float:
@@ -18,16 +19,17 @@ def experiment_seconds(node_seconds: dict[str, float], experiment: str) -> float
 def write_report(run_context: dict[str, Any], **outputs: Any) -> str:
     """The markdown report: the run, a verdict table of every claim, and one section per experiment.
 
-    outputs: "<experiment>__findings" (the experiment's findings dict) and "<experiment>__table" (its results table),
-    in the paper's order.
+    outputs: "<experiment>__findings" (the experiment's findings combined over its seeds) and "<experiment>__summary"
+    (its table's rows over the seeds, seed_summary.summary_table), in the paper's order.
     """
     experiments = list(dict.fromkeys(key.partition("__")[0] for key in outputs))
     findings = {name: outputs[f"{name}__findings"] for name in experiments}
-    tables = {name: outputs[f"{name}__table"] for name in experiments}
+    summaries = {name: outputs[f"{name}__summary"] for name in experiments}
     seconds = run_context.get("node_seconds", {})
     machine = run_context.get("machine", {})
     claims = [(findings[name]["experiment"], item) for name in experiments for item in findings[name]["claims"]]
     tally = Counter(item["verdict"] for _, item in claims)
+    seed_counts = ", ".join(f"{findings[name]['experiment']} {findings[name].get('seeds', 1)}" for name in experiments)
     per_experiment = ", ".join(
         f"{findings[name]['experiment']} {experiment_seconds(seconds, name):.0f} s" for name in experiments
     )
@@ -47,14 +49,19 @@ def write_report(run_context: dict[str, Any], **outputs: Any) -> str:
         f"| wall-clock | {sum(experiment_seconds(seconds, name) for name in experiments):.0f} s for the experiments "
         f"({per_experiment}) |",
         "",
+        f"| seeds | {seed_counts} |",
+        "",
         "## Verdicts",
         "",
         f"{len(claims)} claims: " + ", ".join(f"{count} {verdict}" for verdict, count in sorted(tally.items())) + ".",
         "",
-        "| | claim | the paper | this run | verdict | rule or reason |",
+        f"A claim's verdict is {COMBINED_RULE}. Each seed's measurements are in its experiment's section below.",
+        "",
+        "| | claim | the paper | verdict | per seed | rule or reason (per seed) |",
         "|---|---|---|---|---|---|",
         *(
-            f"| {experiment} | {item['claim']} | {item['paper']} | {item['measured']} | **{item['verdict']}** | {item['reason']} |"
+            f"| {experiment} | {item['claim']} | {item['paper']} | **{item['verdict']}** | "
+            f"{', '.join(item.get('seed_verdicts', [item['verdict']]))} | {item['reason']} |"
             for experiment, item in claims
         ),
     ]
@@ -64,12 +71,27 @@ def write_report(run_context: dict[str, Any], **outputs: Any) -> str:
             "",
             f"## {found['experiment']}: {found.get('title', name)}",
             "",
-            f"`kedro run --pipeline={name}`; {experiment_seconds(seconds, name):.0f} s of wall-clock in this run. "
-            f"Outputs: data/08_reporting/{name}/ (results.csv, figure.png, findings.json).",
+            f"`kedro run --pipeline={name}`; {experiment_seconds(seconds, name):.0f} s of wall-clock in this run, "
+            f"{found.get('seeds', 1)} seeds. Outputs: data/08_reporting/{name}/ (results.csv: every seed's rows; "
+            "summary.csv; figure.png; findings.json; seed_<k>/ for each seed's own table and findings).",
             "",
             f"![{found['experiment']}]({name}/figure.png)",
             "",
-            markdown_table(table_for_report(tables[name])),
+            f"Each row, {SPREAD}:",
+            "",
+            markdown_table(table_for_report(spread_for_report(summaries[name]))),
+            "",
+            "Measured, per seed:",
+            "",
+            *(
+                f"- {item['claim']}: " + "; ".join(
+                    f"seed {seed} ({verdict}): {measured}"
+                    for seed, (verdict, measured) in enumerate(
+                        zip(item.get("seed_verdicts", [item["verdict"]]), item.get("seed_measured", [item["measured"]]), strict=True)
+                    )
+                )
+                for item in found["claims"]
+            ),
         ]
         lines += [f"\n{note}" for note in found.get("notes", [])]
     return "\n".join(lines) + "\n"

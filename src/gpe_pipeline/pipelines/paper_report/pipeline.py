@@ -30,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         inputs={
             "run_context": "run_context",
             **{f"{name}__findings": f"{name}.findings" for name in EXPERIMENTS},
-            **{f"{name}__table": f"{name}.results_table" for name in EXPERIMENTS},
+            **{f"{name}__summary": f"{name}.results_summary" for name in EXPERIMENTS},
         },
         outputs="paper_report",
         name="write_report",

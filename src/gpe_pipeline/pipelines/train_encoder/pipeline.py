@@ -18,7 +18,7 @@ def create_pipeline(parameters: str = "params:{}", **kwargs) -> Pipeline:
                     parameters.format("train_encoder"),
                     parameters.format("train_decoder"),
                 ],
-                outputs=["encoder", "encoder_history", "joint_decoder"],
+                outputs=["encoder", "encoder_history", "joint_decoder", "encoder_snapshots"],
                 name="train_encoder",
             )
         ],
