@@ -18,7 +18,7 @@ from gpe_pipeline import plotting
 from gpe_pipeline.core.latents import encode
 from gpe_pipeline.core.metrics import reconstruction_mse
 from gpe_pipeline.paper import PAPER_SECONDS_PER_ITERATION, PAPER_TABLE2_DATASETS
-from gpe_pipeline.readings import by_variant, first_crossing, reconstruction_curve, stage_cost
+from gpe_pipeline.readings import by_variant, first_crossing, json_records, reconstruction_curve, stage_cost
 from gpe_pipeline.stage_training import train_decoder_model, train_encoder_model
 from gpe_pipeline.tracking import mlflow_logging_paused
 from gpe_pipeline.variants import PROBE_WINDOWS
@@ -124,9 +124,7 @@ def probe_learning_rates(
                 chosen={PROBED_SECTION["encoder"]: encoder_rate, PROBED_SECTION["decoder"]: decoder_rate},
                 encoder_check=encoder_check(encoder_history),
             )
-    result["rows"] = [
-        {key: None if isinstance(v, float) and math.isnan(v) else v for key, v in row.items()} for row in result["rows"]
-    ]
+    result["rows"] = json_records(result["rows"])
     return result
 
 
