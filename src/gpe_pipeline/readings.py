@@ -110,7 +110,9 @@ def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
 
 def json_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records for a findings JSON file: every NaN value None (JSON's null, which NaN is not)."""
-    return [{key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()} for row in rows]
+    return [
+        {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()} for row in rows
+    ]
 
 
 def markdown_table(table: pd.DataFrame) -> str:

@@ -62,6 +62,13 @@ def create_pipeline(**kwargs) -> Pipeline:
     ]
     summary_inputs = {f"{method}__{entry}": f"{method}.{entry}" for method in METHODS for entry in SUMMARY_INPUTS}
     summary = summary_pipeline(
-        EXPERIMENT, summarise_wallclock, {"threshold": "params:threshold", "heldout_data": "heldout_data", **summary_inputs}
+        EXPERIMENT,
+        summarise_wallclock,
+        {
+            "threshold": "params:threshold",
+            "threshold_grid": "params:threshold_grid",
+            "heldout_data": "heldout_data",
+            **summary_inputs,
+        },
     )
     return ingest.create_pipeline() + sum(variants, Pipeline([])) + summary
