@@ -10,6 +10,7 @@ threshold orders, and how far above it a method that never got there stayed (its
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -131,8 +132,24 @@ def kl_last_margin(threshold: float, times: Times, lowest: dict[str, float]) -> 
     return f"{head}, fastest KL {METHODS[fastest]} {kl_reached[fastest]:.1f} s ({later(kl_reached[fastest] - times[slowest])})"
 
 
-def grid_text(thresholds: list[float]) -> str:
-    return f"{len(thresholds)} thresholds log-spaced from {thresholds[0]:g} down to {thresholds[-1]:g}"
+def grid_reading(
+    times: dict[float, Times],
+    lowest: dict[str, float],
+    outcome: Callable[[Times], bool | None],
+    margin: Callable[[float, Times, dict[str, float]], str],
+    labels: tuple[str, str],
+    heading: str = "",
+) -> tuple[str, str]:
+    """A claim read at every threshold of the grid: its verdict (range_verdict) and the measured text, the tally of
+    the outcomes (labels: what a held and a failed threshold are called) and each threshold's margin."""
+    thresholds = list(times)
+    outcomes = [outcome(times[threshold]) for threshold in thresholds]
+    measured = (
+        f"seconds to validation MSE <= t at {len(thresholds)} thresholds log-spaced from {thresholds[0]:g} down to "
+        f"{thresholds[-1]:g}{heading}: {tally(outcomes, *labels)}; "
+        + "; ".join(margin(threshold, times[threshold], lowest) for threshold in thresholds)
+    )
+    return range_verdict(outcomes), measured
 
 
 def sooner_claim(times: dict[float, Times], lowest: dict[str, float], encoder_offset: float) -> dict[str, str]:
@@ -141,14 +158,8 @@ def sooner_claim(times: dict[float, Times], lowest: dict[str, float], encoder_of
     times: {threshold: {method: seconds or None}} over the grid, highest first; lowest: each method's lowest
     validation MSE over its run; encoder_offset: GPE's encoder training seconds (already in GPE's times).
     """
-    thresholds = list(times)
-    outcomes = [gpe_first(times[threshold]) for threshold in thresholds]
-    verdict = range_verdict(outcomes)
-    measured = (
-        f"seconds to validation MSE <= t at {grid_text(thresholds)} (GPE's include its encoder's {encoder_offset:.1f} s): "
-        f"{tally(outcomes, 'GPE first', 'not first')}; "
-        + "; ".join(gpe_first_margin(threshold, times[threshold], lowest) for threshold in thresholds)
-    )
+    heading = f" (GPE's include its encoder's {encoder_offset:.1f} s)"
+    verdict, measured = grid_reading(times, lowest, gpe_first, gpe_first_margin, ("GPE first", "not first"), heading)
     return claim(
         "GPE reaches a lower reconstruction loss sooner than the four baselines even with the encoder's time added (Fig. 10)",
         "Fig. 10 and section 8.5: 'although the GPE decoder starts after an encoder pretraining phase, ... GPE achieves a "
@@ -165,14 +176,7 @@ def sooner_claim(times: dict[float, Times], lowest: dict[str, float], encoder_of
 
 def kl_slowest_claim(times: dict[float, Times], lowest: dict[str, float]) -> dict[str, str]:
     """VAE and VAE+MDS reach each threshold of the grid strictly later than each of AE, AE+MDS and GPE."""
-    thresholds = list(times)
-    outcomes = [kl_last(times[threshold]) for threshold in thresholds]
-    verdict = range_verdict(outcomes)
-    measured = (
-        f"seconds to validation MSE <= t at {grid_text(thresholds)}: "
-        f"{tally(outcomes, 'the KL methods last', 'not last')}; "
-        + "; ".join(kl_last_margin(threshold, times[threshold], lowest) for threshold in thresholds)
-    )
+    verdict, measured = grid_reading(times, lowest, kl_last, kl_last_margin, ("the KL methods last", "not last"))
     return claim(
         "KL-trained methods converge slowest (Fig. 10)",
         "Fig. 10 and section 8.5: 'across datasets, methods trained with a KL term converge more slowly' (VAE, VAE+MDS)",
