@@ -173,12 +173,12 @@ def paired_difference(
     )
 
 
-def which_lower(low: float, high: float) -> str | None:
-    """From an interval of first - second: "first" when it lies wholly below 0, "second" wholly above, "" when it
-    holds 0, None when there is no interval."""
+def which_lower(low: float, high: float, first: str, second: str) -> str | None:
+    """Which of two sets an interval of d(first) - d(second) says is lower: `first` when it lies wholly below 0,
+    `second` wholly above, "" when it holds 0, None when there is no interval (nan bounds)."""
     if math.isnan(low) or math.isnan(high):
         return None
-    return "first" if high < 0 else "second" if low > 0 else ""
+    return first if high < 0 else second if low > 0 else ""
 
 
 def matched_iterations(
@@ -194,7 +194,6 @@ def matched_iterations(
         difference, low, high = paired_difference(
             claim_sets["gpe", step], claim_sets["vae", step], claim_sets["heldout"], evaluate
         )
-        lower = which_lower(low, high)
         rows.append(
             {
                 "flow_iterations": int(step),
@@ -203,7 +202,7 @@ def matched_iterations(
                 "difference": difference,
                 "difference_ci_low": low,
                 "difference_ci_high": high,
-                "separated": None if lower is None else {"first": "gpe", "second": "vae", "": ""}[lower],
+                "separated": which_lower(low, high, "gpe", "vae"),
             }
         )
     columns = ["flow_iterations", "gpe", "vae", "difference", "difference_ci_low", "difference_ci_high", "separated"]
@@ -280,7 +279,7 @@ def no_flow_claim(
         difference, low, high = paired_difference(claim_sets[NO_FLOW], claim_sets[method, step], claim_sets["heldout"], evaluate)
         best = float(table.loc[(table["variant"] == method) & (table["flow_iterations"] == step), distance].iloc[0])
         record = {"method": method, "best_at": step, "best": best, "difference": difference, "ci_low": low, "ci_high": high}
-        records.append({**record, "lower": which_lower(low, high)})
+        records.append({**record, "separated": which_lower(low, high, NO_FLOW, method)})
     no_flow = float(table.loc[table["variant"] == NO_FLOW, distance].iloc[0])
     confidence = evaluate["bootstrap"]["confidence"]
     measured = f"{DISTANCES[distance]} at N = {points}, the VAE without flow ({no_flow:.3g}) minus each flow's best snapshot" + (
@@ -291,13 +290,14 @@ def no_flow_claim(
             for r in records
         )
     )
-    lower = [r["lower"] for r in records]
-    if None in lower:
+    separated = [r["separated"] for r in records]
+    if None in separated:
         positive = all(r["difference"] > 0 for r in records)
         reason = f"no bootstrap intervals for {distance}: decided on the point estimates, held when both differences are positive"
         verdict = HELD if positive else NOT_HELD
     else:
-        verdict = NOT_HELD if "first" in lower else HELD if all(side == "second" for side in lower) else NOT_MEASURABLE
+        flows_lower = [side == record["method"] for side, record in zip(separated, records, strict=True)]
+        verdict = NOT_HELD if NO_FLOW in separated else HELD if all(flows_lower) else NOT_MEASURABLE
         reason = (
             "rule: for each flow, the paired bootstrap interval of the VAE without flow's distance minus that of the "
             "flow's best snapshot (the lowest point estimate, a choice that favours the flow), on the same resampled "
