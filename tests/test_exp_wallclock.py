@@ -246,6 +246,8 @@ def test_gpe_sooner_claim_over_the_grid_with_its_margins(grid, lowest_mse, verdi
         assert text in item["measured"], text
     assert f"{len(grid)} thresholds log-spaced from {max(grid):g} down to {min(grid):g}" in item["measured"]
     assert "encoder's 0.7 s" in item["measured"] and item["reason"].startswith("rule: at each threshold t of the grid")
+    assert item["measured"].endswith(f"lowest validation MSE over each run: GPE {lowest_mse['gpe']:.4g}, VAE {lowest_mse['vae']:.4g}, "
+                                     f"VAE+MDS {lowest_mse['vae_mds']:.4g}, AE {lowest_mse['ae']:.4g}, AE+MDS {lowest_mse['ae_mds']:.4g}")
 
 
 @pytest.mark.parametrize(

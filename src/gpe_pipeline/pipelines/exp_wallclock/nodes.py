@@ -283,8 +283,6 @@ def summarise_wallclock(
             + ", ".join(
                 f"{METHODS[m]} {v:.4g}" if not math.isnan(v) else f"{METHODS[m]} none yet" for m, v in lowest_by_common.items()
             )
-            + "; over each whole run: "
-            + ", ".join(f"{METHODS[m]} {v:.4g}" for m, v in lowest.items())
             + ".",
             f"Learning rates: for each trainer the largest of {probes['gpe']['learning_rates']} that converged stably in a "
             f"{probes['gpe']['steps']}-step probe. Stable: no non-finite loss, the mean training loss over the last fifth "
