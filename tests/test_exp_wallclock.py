@@ -14,8 +14,9 @@ from torch import nn
 
 from gpe_pipeline import tracking
 from gpe_pipeline.core.models import NoModel
+from gpe_pipeline.experiment_parameters import log_threshold_grid
 from gpe_pipeline.params import ParameterError
-from gpe_pipeline.pipelines.exp_wallclock import nodes
+from gpe_pipeline.pipelines.exp_wallclock import claims, nodes
 from gpe_pipeline.pipelines.exp_wallclock.pipeline import create_pipeline
 from gpe_pipeline.validation import validate_run
 from gpe_pipeline.variants import run_parameters
@@ -60,6 +61,8 @@ def test_the_paper_environments_time_table_1s_threshold_and_validate(env):
     params = environment_config(env)
     validate_run(params, create_pipeline())
     assert params[EXPERIMENT]["threshold"] == params["train_decoder"]["training"]["target"], "Table 1's second threshold"
+    grid = log_threshold_grid(params[EXPERIMENT]["threshold"], params[EXPERIMENT]["threshold_grid"], "grid")
+    assert [grid[0], grid[-1]] == params["exp_iterations_to_threshold"]["thresholds"], "from Table 1's two thresholds"
     assert params[EXPERIMENT]["probe"]["learning_rates"] == [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "conf/base's keys are kept"
 
 
@@ -170,42 +173,134 @@ def test_a_baseline_probes_its_joint_training_on_the_decoder_stages_settings(par
 
 
 def test_reached_before_orders_methods_that_missed_the_threshold_last():
-    assert nodes.reached_before(1.0, 2.0) and not nodes.reached_before(2.0, 2.0)
-    assert nodes.reached_before(1.0, None) and nodes.reached_before(None, 1.0) is False
-    assert nodes.reached_before(None, None) is None
+    assert claims.reached_before(1.0, 2.0) and not claims.reached_before(2.0, 2.0)
+    assert claims.reached_before(1.0, None) and claims.reached_before(None, 1.0) is False
+    assert claims.reached_before(None, None) is None
+
+
+def test_the_threshold_grid_is_log_spaced_between_its_bounds_and_rounded_as_printed():
+    assert log_threshold_grid(0.022, {"highest": 0.1, "points": 8}, "k") == [
+        0.1, 0.0805, 0.0649, 0.0523, 0.0421, 0.0339, 0.0273, 0.022
+    ]  # 0.1 * (0.22 ** (i / 7)) to 3 significant digits
+    assert log_threshold_grid(0.2, {"highest": 0.4, "points": 2}, "k") == [0.4, 0.2]
+    for grid in ({"highest": 0.02, "points": 3}, {"highest": 0.1, "points": 1}, {"highest": 0.1}, {"highest": 0.1, "points": 2.0},
+                 {"highest": 0.0221, "points": 5}):  # the last: 5 values between 0.0221 and 0.022 repeat at 3 digits
+        with pytest.raises(ParameterError, match=r"^exp_wallclock.threshold_grid must map highest to a number above"):
+            log_threshold_grid(0.022, grid, "exp_wallclock.threshold_grid")
+
+
+def seconds(**by_method: float | None) -> dict[str, float | None]:
+    """Seconds to one threshold by method, None (not within its budget) for every method not given."""
+    return {method: by_method.get(method) for method in METHODS}
+
+
+def lowest(**by_method: float) -> dict[str, float]:
+    """Each method's lowest validation MSE over its run: 0.005 (below every threshold used) unless given."""
+    return {method: by_method.get(method, 0.005) for method in METHODS}
 
 
 @pytest.mark.parametrize(
-    "times, verdict",
+    "grid, lowest_mse, verdict, texts",
     [
-        ({"gpe": 1.0, "vae": 2.0, "vae_mds": None, "ae": 1.5, "ae_mds": 3.0}, HELD),
-        ({"gpe": 1.0, "vae": 2.0, "vae_mds": None, "ae": 0.5, "ae_mds": 3.0}, NOT_HELD),
-        ({"gpe": None, "vae": None, "vae_mds": None, "ae": 0.5, "ae_mds": None}, NOT_HELD),
-        ({method: None for method in METHODS}, NOT_MEASURABLE),
+        (  # GPE first wherever a method got there; no method got to the lowest threshold
+            {0.1: seconds(gpe=1.0, vae=2.0, ae=1.5, ae_mds=3.0), 0.02: seconds(gpe=4.0), 0.01: seconds()},
+            lowest(gpe=0.015, vae=0.05, vae_mds=0.2, ae=0.025, ae_mds=0.021),
+            HELD,
+            [
+                "GPE first at 2 of 3 thresholds, not first at 0, undecided at 1",
+                "0.1: GPE 1.0 s, AE 1.5 s (GPE 0.5 s earlier)",
+                "0.02: GPE 4.0 s, no baseline (nearest AE+MDS: lowest 0.021, 0.001 above)",
+                "0.01: no method (GPE lowest 0.015, 0.005 above; AE+MDS lowest 0.021, 0.011 above)",
+            ],
+        ),
+        (  # a baseline first at the higher threshold, GPE alone at the lower one
+            {0.1: seconds(gpe=3.0, vae=2.0, ae=0.5), 0.02: seconds(gpe=4.0)},
+            lowest(vae=0.05, vae_mds=0.2, ae=0.03, ae_mds=0.2),
+            NOT_HELD,
+            ["GPE first at 1 of 2 thresholds, not first at 1, undecided at 0", "0.1: GPE 3.0 s, AE 0.5 s (GPE 2.5 s later)"],
+        ),
+        (  # a tie is not first
+            {0.1: seconds(gpe=2.0, ae=2.0)},
+            lowest(vae=0.2, vae_mds=0.2, ae_mds=0.2),
+            NOT_HELD,
+            ["0.1: GPE 2.0 s, AE 2.0 s (GPE at the same time)"],
+        ),
+        (  # GPE never got there, a baseline did
+            {0.02: seconds(ae_mds=5.0)},
+            lowest(gpe=0.025, vae=0.05, vae_mds=0.05, ae=0.03),
+            NOT_HELD,
+            ["0.02: AE+MDS 5.0 s, GPE never (lowest 0.025, 0.005 above)"],
+        ),
+        (
+            {0.02: seconds(), 0.01: seconds()},
+            lowest(gpe=0.03, vae=0.05, vae_mds=0.05, ae=0.04, ae_mds=0.04),
+            NOT_MEASURABLE,
+            ["GPE first at 0 of 2 thresholds, not first at 0, undecided at 2"],
+        ),
     ],
 )
-def test_gpe_sooner_claim(times, verdict):
-    lowest = {method: 0.1 for method in METHODS}
-    assert nodes.sooner_claim(times, lowest, 0.02, 5.0)["verdict"] == verdict
+def test_gpe_sooner_claim_over_the_grid_with_its_margins(grid, lowest_mse, verdict, texts):
+    item = claims.sooner_claim(grid, lowest_mse, 0.7)
+    assert item["verdict"] == verdict
+    for text in texts:
+        assert text in item["measured"], text
+    assert f"{len(grid)} thresholds log-spaced from {max(grid):g} down to {min(grid):g}" in item["measured"]
+    assert "encoder's 0.7 s" in item["measured"] and item["reason"].startswith("rule: at each threshold t of the grid")
+    assert item["measured"].endswith(f"lowest validation MSE over each run: GPE {lowest_mse['gpe']:.4g}, VAE {lowest_mse['vae']:.4g}, "
+                                     f"VAE+MDS {lowest_mse['vae_mds']:.4g}, AE {lowest_mse['ae']:.4g}, AE+MDS {lowest_mse['ae_mds']:.4g}")
 
 
 @pytest.mark.parametrize(
-    "times, verdict",
+    "grid, lowest_mse, verdict, texts",
     [
-        ({"gpe": 1.0, "vae": 4.0, "vae_mds": None, "ae": 1.5, "ae_mds": 3.0}, HELD),
-        ({"gpe": 1.0, "vae": 2.0, "vae_mds": None, "ae": 1.5, "ae_mds": 3.0}, NOT_HELD),
-        ({"gpe": 1.0, "vae": 4.0, "vae_mds": None, "ae": None, "ae_mds": 3.0}, NOT_HELD),  # VAE got there, AE did not
-        ({"gpe": 1.0, "vae": None, "vae_mds": None, "ae": None, "ae_mds": 3.0}, NOT_MEASURABLE),
-        ({method: None for method in METHODS}, NOT_MEASURABLE),
+        (
+            {0.1: seconds(gpe=1.0, vae=4.0, ae=1.5, ae_mds=3.0), 0.02: seconds(gpe=2.0, ae=3.0, ae_mds=5.0)},
+            lowest(vae=0.05, vae_mds=0.045),
+            HELD,
+            [
+                "the KL methods last at 2 of 2 thresholds, not last at 0, undecided at 0",
+                "0.1: slowest without KL AE+MDS 3.0 s, fastest KL VAE 4.0 s (1.0 s later)",
+                "0.02: slowest without KL AE+MDS 5.0 s, no KL method (nearest VAE+MDS: lowest 0.045, 0.025 above)",
+            ],
+        ),
+        (
+            {0.1: seconds(gpe=1.0, vae=2.0, ae=1.5, ae_mds=3.0)},
+            lowest(vae_mds=0.2),
+            NOT_HELD,
+            ["0.1: VAE 2.0 s, AE+MDS 3.0 s (the KL method 1.0 s earlier)"],
+        ),
+        (  # VAE got there, AE did not
+            {0.1: seconds(gpe=1.0, vae=4.0, ae_mds=3.0), 0.02: seconds(gpe=2.0)},
+            lowest(vae=0.05, vae_mds=0.15, ae=0.12, ae_mds=0.05),
+            NOT_HELD,
+            ["0.1: VAE 4.0 s, AE never (lowest 0.12, 0.02 above)", "0.02: VAE, VAE+MDS, AE, AE+MDS never"],
+        ),
+        (
+            {0.1: seconds(gpe=1.0, ae_mds=3.0), 0.02: seconds()},
+            lowest(gpe=0.05, vae=0.2, vae_mds=0.2, ae=0.2, ae_mds=0.05),
+            NOT_MEASURABLE,
+            ["not last at 0, undecided at 2", "0.1: VAE, VAE+MDS, AE never (a KL method and one without both missed it)"],
+        ),
     ],
 )
-def test_kl_methods_slowest_claim(times, verdict):
-    assert nodes.kl_slowest_claim(times, 0.02)["verdict"] == verdict
+def test_kl_methods_slowest_claim_over_the_grid_with_its_margins(grid, lowest_mse, verdict, texts):
+    item = claims.kl_slowest_claim(grid, lowest_mse)
+    assert item["verdict"] == verdict
+    for text in texts:
+        assert text in item["measured"], text
+    assert item["reason"].startswith("rule: at each threshold t of the grid, the KL methods last")
 
 
-def test_iteration_cost_claim():
-    assert nodes.iteration_cost_claim(0.001, 0.002)["verdict"] == HELD
-    assert nodes.iteration_cost_claim(0.002, 0.002)["verdict"] == NOT_HELD
+def test_iteration_cost_claim_is_decided_on_the_papers_networks_only():
+    paper = {"GPE decoder": "paper_mnist", "VAE decoder": "paper_mnist"}
+    assert claims.iteration_cost_claim(0.001, 0.002, paper)["verdict"] == HELD
+    assert claims.iteration_cost_claim(0.002, 0.002, paper)["verdict"] == NOT_HELD
+    light = claims.iteration_cost_claim(0.001, 0.002, {"GPE decoder": "mlp", "VAE decoder": "mlp"})
+    assert light["verdict"] == NOT_MEASURABLE and light["reason"].startswith("the paper's claim is about its architectures")
+    assert "GPE decoder 1.000 ms/iter, VAE 2.000 ms/iter (ratio 0.50; the VAE 1.000 ms/iter more)" in light["measured"]
+    assert "networks: GPE decoder mlp, VAE decoder mlp" in light["measured"]
+    mixed = {"GPE decoder": "paper_mnist", "VAE decoder": "conv32"}
+    assert claims.iteration_cost_claim(0.001, 0.002, mixed)["verdict"] == NOT_MEASURABLE
 
 
 def hand_made_outputs() -> dict:
@@ -229,7 +324,6 @@ def hand_made_outputs() -> dict:
             "min_decrease": 0.1,
             "chosen": chosen,
             "rows": [{"trainer": "joint" if method != "gpe" else "encoder", "lr": 1e-3, "outcome": "stable", "detail": ""}],
-            **({"encoder_check": {"steps": 100, "validation_gme": [0.01, 0.005]}} if method == "gpe" else {}),
         }
         probe["rows"] = [{**row, "chosen": True, "choice": "the largest stable rate"} for row in probe["rows"]]
         for entry, value in (
@@ -245,23 +339,33 @@ def hand_made_outputs() -> dict:
 
 def test_the_summary_shifts_gpe_by_its_encoder_and_reads_table_2_and_the_claims(params):
     heldout = {"x": torch.zeros(5, 1, 8, 8)}
-    table, figure, findings = nodes.summarise_wallclock(0.02, heldout, **hand_made_outputs())
+    grid = {"highest": 0.025, "points": 2}
+    table, figure, findings = nodes.summarise_wallclock(0.02, grid, heldout, **hand_made_outputs())
     rows = table.set_index("trainer")
     assert list(rows.index) == ["GPE encoder", "GPE decoder", "VAE", "VAE+MDS", "AE", "AE+MDS"]
     assert rows.loc["GPE encoder", "s_per_iter"] == pytest.approx(0.1) and rows.loc["GPE decoder", "s_per_iter"] == 0.01
-    assert rows.loc["GPE decoder", "seconds_to_threshold"] == 12.0, "the decoder's 2 s after the encoder's 10 s"
-    assert math.isnan(rows.loc["GPE encoder", "seconds_to_threshold"]), "the method's readings sit on its last trainer"
-    assert rows.loc["AE", "seconds_to_threshold"] == 4.0 and math.isnan(rows.loc["VAE", "seconds_to_threshold"])
+    assert rows.loc["GPE decoder", "s_to_0.02"] == 12.0, "the decoder's 2 s after the encoder's 10 s"
+    assert rows.loc["GPE decoder", "s_to_0.025"] == 12.0 and rows.loc["AE+MDS", "s_to_0.025"] != rows.loc["AE+MDS", "s_to_0.025"]
+    assert math.isnan(rows.loc["GPE encoder", "s_to_0.02"]), "the method's readings sit on its last trainer"
+    assert rows.loc["AE", "s_to_0.02"] == 4.0 and math.isnan(rows.loc["VAE", "s_to_0.02"])
     assert rows.loc["GPE encoder", "learning_rate"] == 1e-2 and rows.loc["GPE decoder", "learning_rate"] == 3e-3
     assert rows.loc["VAE", "paper_celebahq_s_per_iter"] == 0.705 and rows.loc["GPE decoder", "paper_mnist_s_per_iter"] == 0.022
     assert rows.loc["AE", "heldout_recon_mse"] >= 0
     verdicts = [c["verdict"] for c in findings["claims"]]
-    assert verdicts == [NOT_HELD, NOT_MEASURABLE, HELD], "AE got there first; KL methods and AE+MDS missed it; 0.01 < 0.04"
-    assert findings["seconds_to_threshold"]["gpe"] == 12.0
+    # AE got to both thresholds first; the KL methods and AE+MDS missed both; the hand-made decoders have no
+    # architecture name, so not the paper's networks.
+    assert verdicts == [NOT_HELD, NOT_MEASURABLE, NOT_MEASURABLE]
+    assert findings["thresholds"] == [0.025, 0.02] and findings["threshold"] == 0.02
+    assert findings["seconds_to_threshold"]["0.02"]["gpe"] == 12.0
+    assert findings["lowest_validation_mse"]["ae"] == 0.015 and findings["networks"]["VAE decoder"] == "unknown"
+    assert [n for n in findings["notes"] if n.startswith("Table 2 on the paper's networks, not this run: benchmarks/")]
     assert findings["lowest_validation_mse_by_common_time"]["seconds"] == 4.0, "AE's 4 s are the shortest training"
     assert math.isnan(findings["lowest_validation_mse_by_common_time"]["gpe"]), "GPE's decoder has not started by then"
     assert "GPE encoder (GME): 0.001 stable -> lr 0.001 (the largest stable rate)" in findings["notes"]
     assert figure.axes[0].get_xlabel() == "training seconds (evaluation excluded)"
+    assert figure.axes[1].get_xlabel() == "validation MSE threshold"
+    gpe_line = figure.axes[1].get_lines()[0]
+    assert list(gpe_line.get_xdata()) == [0.025, 0.02] and list(gpe_line.get_ydata()) == [12.0, 12.0]
 
 
 # --- a tiny real run ---------------------------------------------------------------------------------------------
@@ -279,6 +383,7 @@ def test_the_run_writes_table_figure_and_findings_with_the_probe(wallclock_run):
     table = pd.read_csv(folder / "results.csv")
     assert list(table["trainer"]) == ["GPE encoder", "GPE decoder", "VAE", "VAE+MDS", "AE", "AE+MDS"]
     assert (table["s_per_iter"] > 0).all() and table["best_validation_mse"].notna().sum() == 5
+    assert [c for c in table.columns if c.startswith("s_to_")] == ["s_to_0.4", "s_to_0.283", "s_to_0.2"]
     assert (folder / "figure.png").stat().st_size > 10_000
     findings = json.loads((folder / "findings.json").read_text())
     assert findings["experiment"] == "E5" and len(findings["claims"]) == 3

@@ -66,3 +66,28 @@ def grid_values(values: Any, slots: tuple[str, ...], key: str, increasing: bool)
     if not positive_and_ordered([values[slot] for slot in slots], order):
         raise parameter_error(key, rule, dict(values))
     return {slot: float(values[slot]) for slot in slots}
+
+
+def log_threshold_grid(lowest: Any, grid: Any, key: str) -> list[float]:
+    """grid["points"] thresholds log-spaced from grid["highest"] down to `lowest`, highest first, each rounded to the 3
+    significant digits a table prints (so a threshold shown is the one used); checked before any run.
+
+    key: the grid's dotted name (e.g. exp_wallclock.threshold_grid), for the one-line error; `lowest` is the
+    threshold its own key's check accepted.
+    """
+    rule = (
+        f"must map highest to a number above the lowest threshold ({lowest!r}) and points to an integer >= 2 whose "
+        "log-spaced values stay distinct at 3 significant digits"
+    )
+    if not isinstance(grid, Mapping) or sorted(grid) != ["highest", "points"]:
+        raise parameter_error(key, rule, grid)
+    highest, points = grid["highest"], grid["points"]
+    if not (is_number(lowest) and lowest > 0 and is_number(highest) and highest > lowest):
+        raise parameter_error(key, rule, dict(grid))
+    if not isinstance(points, int) or isinstance(points, bool) or points < 2:
+        raise parameter_error(key, rule, dict(grid))
+    ratio = (lowest / highest) ** (1 / (points - 1))
+    values = [float(f"{highest * ratio**i:.3g}") for i in range(points - 1)] + [float(f"{lowest:.3g}")]
+    if not positive_and_ordered(values, "decreasing"):
+        raise parameter_error(key, rule, dict(grid))
+    return values

@@ -144,13 +144,18 @@ def loss_curves_figure(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     return figure
 
 
-def curves_against_seconds_figure(curves: dict[str, pd.DataFrame], ylabel: str, title: str) -> plt.Figure:
+def plot_curves_against_seconds(axis, curves: dict[str, pd.DataFrame]) -> None:
     """One line per variant of a metric (column `value`) against training seconds (column `seconds`), log scale."""
-    figure, axis = plt.subplots(figsize=(6.5, 4.2))
     for name, curve in curves.items():
         axis.plot(curve["seconds"], curve["value"], marker="o", markersize=2.5, label=name)
     axis.set_yscale("log")
     axis.set_xlabel("training seconds (evaluation excluded)")
+
+
+def curves_against_seconds_figure(curves: dict[str, pd.DataFrame], ylabel: str, title: str) -> plt.Figure:
+    """plot_curves_against_seconds on a figure of its own, with its labels and a legend."""
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    plot_curves_against_seconds(axis, curves)
     axis.set_ylabel(ylabel)
     axis.set_title(title)
     axis.legend(fontsize=8)

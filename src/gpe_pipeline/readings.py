@@ -108,6 +108,13 @@ def reconstruction_curve(outputs: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame({"seconds": seconds, "value": history["validation_mse"].to_numpy()})
 
 
+def json_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records for a findings JSON file: every NaN value None (JSON's null, which NaN is not)."""
+    return [
+        {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()} for row in rows
+    ]
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """A markdown table of a DataFrame, numbers to 4 significant digits."""
 

@@ -25,7 +25,14 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
-from gpe_pipeline.experiment_parameters import grid_values, is_number, parameter_error, positive_number, positive_numbers
+from gpe_pipeline.experiment_parameters import (
+    grid_values,
+    is_number,
+    log_threshold_grid,
+    parameter_error,
+    positive_number,
+    positive_numbers,
+)
 from gpe_pipeline.params import ParameterError
 
 # The sections a variant's stages read.
@@ -368,6 +375,7 @@ def check_wallclock(experiment: Mapping[str, Any]) -> None:
 
     rule = "must be a positive number (a validation reconstruction MSE)"
     positive_number(experiment.get("threshold"), f"{WALLCLOCK}.threshold", rule)
+    log_threshold_grid(experiment.get("threshold"), experiment.get("threshold_grid"), f"{WALLCLOCK}.threshold_grid")
     probe = experiment.get("probe") or {}
     positive_numbers(
         probe.get("learning_rates"), f"{WALLCLOCK}.probe.learning_rates", "must be a non-empty list of positive numbers"

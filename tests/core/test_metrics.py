@@ -24,6 +24,7 @@ from gpe_pipeline.core.metrics import (
     inception_weights_path,
     kernel_distance,
     local_distortion,
+    paired_bootstrap_difference,
     polynomial_kernel,
     polynomial_mmd2_unbiased,
     round_to_8bit,
@@ -261,6 +262,47 @@ def test_bootstrap_interval_refuses_bad_settings():
         bootstrap_interval(frechet_distance, a, a, resamples=0)
     with pytest.raises(ValueError, match=r"confidence in \(0, 1\)"):
         bootstrap_interval(frechet_distance, a, a, confidence=1.0)
+
+
+def test_paired_bootstrap_difference_matches_a_hand_written_resample_loop():
+    generator = torch.Generator().manual_seed(21)
+    first, second = (torch.randn(60, 4, generator=generator, dtype=torch.float64) + shift for shift in (0.0, 1.0))
+    reference = torch.randn(50, 4, generator=generator, dtype=torch.float64)
+    estimate, low, high = paired_bootstrap_difference(frechet_distance, first, second, reference, 40, 0.8, seed=5)
+    assert estimate == frechet_distance(first, reference) - frechet_distance(second, reference)
+    draws = torch.Generator().manual_seed(5)
+    values = []
+    for _ in range(40):  # one index draw for the pair, then one for the reference, shared by both terms
+        rows, reference_rows = torch.randint(60, (60,), generator=draws), torch.randint(50, (50,), generator=draws)
+        values.append(
+            frechet_distance(first[rows], reference[reference_rows]) - frechet_distance(second[rows], reference[reference_rows])
+        )
+    values = torch.tensor(values, dtype=torch.float64)
+    shift = float(values.mean()) - estimate
+    expected = [float(torch.quantile(values, q)) - shift for q in (0.1, 0.9)]
+    assert (low, high) == pytest.approx(expected, rel=1e-12)
+    assert high < 0, "second lies 1 further from the reference in every coordinate: its distance is larger"
+
+
+def test_paired_bootstrap_difference_cancels_what_both_sets_share():
+    generator = torch.Generator().manual_seed(22)
+    first = torch.randn(80, 3, generator=generator, dtype=torch.float64)
+    reference = torch.randn(80, 3, generator=generator, dtype=torch.float64)
+    assert paired_bootstrap_difference(frechet_distance, first, first.clone(), reference, 30) == (0.0, 0.0, 0.0)
+    # Two sets differing by a small shift: the paired interval is far narrower than either distance's own interval,
+    # which moves with the reference rows drawn as much as with the sets.
+    second = first + 0.05
+    _, low, high = paired_bootstrap_difference(frechet_distance, first, second, reference, 100, 0.9, seed=1)
+    _, own_low, own_high = bootstrap_interval(frechet_distance, first, reference, 100, 0.9, seed=1)
+    assert high - low < (own_high - own_low) / 3
+
+
+def test_paired_bootstrap_difference_needs_pairs_and_good_settings():
+    a = torch.randn(10, 2)
+    with pytest.raises(ValueError, match="the same N"):
+        paired_bootstrap_difference(frechet_distance, a, a[:9], a)
+    with pytest.raises(ValueError, match="resamples >= 1"):
+        paired_bootstrap_difference(frechet_distance, a, a, a, resamples=0)
 
 
 # ---------------------------------------------------------------- kernel (Inception) distance

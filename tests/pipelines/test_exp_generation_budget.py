@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from gpe_pipeline import evaluation
+from gpe_pipeline.core.metrics import frechet_distance
 from gpe_pipeline.core.models import NoModel, build_model
 from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines.exp_generation_budget.nodes import (
@@ -20,8 +21,10 @@ from gpe_pipeline.pipelines.exp_generation_budget.nodes import (
     NO_FLOW,
     generation_verdict,
     matched_iterations,
+    no_flow_claim,
     snapshot_velocity,
     summarise_generation_budget,
+    which_lower,
 )
 from gpe_pipeline.pipelines.exp_generation_budget.pipeline import EXPERIMENT, create_pipeline
 from gpe_pipeline.validation import validate_run
@@ -78,8 +81,12 @@ def test_the_run_writes_distances_against_flow_iterations_with_the_baseline_and_
     findings = json.loads((folder / "findings.json").read_text())
     assert findings["experiment"] == "E6" and findings["distance"] == "fd_classifier" and findings["points"] == 50
     assert findings["fid_status"].startswith("skipped: pt_inception") and "evaluate: FID skipped" in output
-    assert len(findings["claims"]) == 1 and findings["claims"][0]["reason"]  # its verdict's rule: the test below
+    assert len(findings["claims"]) == 2 and all(c["reason"] for c in findings["claims"])  # the rules: the tests below
     assert [row["flow_iterations"] for row in findings["matched"]] == SNAPSHOTS
+    for row in findings["matched"]:  # the paired difference's estimate is the difference of the table's distances
+        assert row["difference"] == pytest.approx(row["gpe"] - row["vae"], abs=1e-9)
+        assert row["difference_ci_low"] <= row["difference"] <= row["difference_ci_high"]
+    assert [record["method"] for record in findings["no_flow"]] == ["gpe", "vae"]
     assert findings["budget"]["gpe"]["flow_steps"] == findings["budget"]["vae"]["flow_steps"] == 60
     assert any("24 h" in note for note in findings["notes"])
 
@@ -134,46 +141,127 @@ def test_snapshot_steps_past_the_flows_budget_fail_before_any_node(params):
         validate_run(params, create_pipeline())
 
 
-def curves(gpe: list[tuple[float, float, float]], vae: list[tuple[float, float, float]], intervals: bool = True) -> pd.DataFrame:
-    """A results table: (estimate, ci_low, ci_high) of each method at iterations 100, 200, ..."""
-    rows = [
-        {
-            "variant": method,
-            "flow_iterations": 100 * (i + 1),
-            "fd_classifier": value,
-            "fd_classifier_ci_low": low,
-            "fd_classifier_ci_high": high,
-        }
-        for method, points in (("gpe", gpe), ("vae", vae))
-        for i, (value, low, high) in enumerate(points)
-    ]
-    table = pd.DataFrame(rows)
-    return table if intervals else table.drop(columns=["fd_classifier_ci_low", "fd_classifier_ci_high"])
+def matched(differences: list[tuple[float, float, float]]) -> pd.DataFrame:
+    """A matched_iterations table from (GPE - VAE, ci_low, ci_high) at iterations 100, 200, ... (nan bounds: none)."""
+    rows = []
+    for i, (difference, low, high) in enumerate(differences):
+        rows.append(
+            {
+                "flow_iterations": 100 * (i + 1),
+                "gpe": 10.0 + difference,
+                "vae": 10.0,
+                "difference": difference,
+                "difference_ci_low": low,
+                "difference_ci_high": high,
+                "separated": which_lower(low, high, "gpe", "vae"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_which_lower_reads_the_interval_of_a_difference():
+    assert which_lower(-2.0, -0.1, "gpe", "vae") == "gpe" and which_lower(0.1, 2.0, "gpe", "vae") == "vae"
+    assert which_lower(-1.0, 1.0, "gpe", "vae") == "" and which_lower(0.0, 0.0, "gpe", "vae") == ""
+    assert which_lower(math.nan, math.nan, "gpe", "vae") is None
 
 
 @pytest.mark.parametrize(
-    "gpe, vae, expected",
+    "differences, expected, counts",
     [
-        ([(5, 3, 7), (4, 2, 6), (3, 1, 5)], [(6, 4, 8), (5, 3, 7), (4, 2, 6)], NOT_MEASURABLE),  # overlapping everywhere
-        ([(2, 1, 3), (4, 2, 6), (3, 1, 5)], [(6, 4, 8), (5, 3, 7), (2.5, 2, 6)], HELD),  # separated once, lower at 2 of 3
-        ([(2, 1, 3), (4, 2, 6), (3, 1, 5)], [(6, 4, 8), (3, 2.5, 3.5), (2, 0.5, 2.5)], NOT_HELD),  # the VAE separated once
-        ([(2, 1, 3), (7, 6, 8), (6, 5, 7)], [(6, 4, 8), (6, 4, 8), (5, 4, 8)], NOT_HELD),  # separated once, lower at 1 of 3
+        ([(-2, -3, -1), (-1, -2, -0.5), (-1, -2, 0.5)], HELD, "GPE lower at 2, the VAE lower at 0, neither at 1 of 3"),
+        ([(-2, -3, -1), (-1, -2, 0.5), (-1, -2, 0.5)], NOT_MEASURABLE, "GPE lower at 1, the VAE lower at 0, neither at 2"),
+        ([(-2, -3, -1), (-2, -3, -1), (1, 0.2, 2)], NOT_HELD, "GPE lower at 2, the VAE lower at 1, neither at 0"),
+        ([(0.5, -1, 1), (-0.5, -1, 1), (0.1, -1, 1)], NOT_MEASURABLE, "neither at 3 of 3"),
     ],
 )
-def test_the_verdict_follows_the_stated_rule(gpe, vae, expected):
-    matched = matched_iterations(curves(gpe, vae), "fd_classifier")
-    verdict, measured, reason = generation_verdict(matched, "fd_classifier", 90)
-    assert verdict == expected and "N = 90" in measured and reason
+def test_the_generation_verdict_follows_the_stated_rule_with_the_margins_in_the_text(differences, expected, counts):
+    verdict, measured, reason = generation_verdict(matched(differences), "fd_classifier", 90, 0.95)
+    assert verdict == expected and counts in measured and "N = 90" in measured and "paired 95% bootstrap interval" in measured
+    assert "100: -2 [-3, -1]" in measured or "100: +0.5 [-1, +1]" in measured, "each snapshot's difference and interval"
+    assert reason.startswith("rule: at each snapshot the paired bootstrap interval")
     if expected == NOT_MEASURABLE:
-        assert "overlap at all 3 snapshots" in reason
+        assert reason.endswith(f"the interval holds 0 at {counts.split('neither at ')[1].split(' of')[0]} of 3 snapshots")
 
 
 def test_without_intervals_the_point_estimates_decide_and_say_so():
-    table = curves([(2, 0, 0), (3, 0, 0)], [(4, 0, 0), (2, 0, 0)], intervals=False)
-    matched = matched_iterations(table, "fd_classifier")
-    assert matched["separated"].isna().all() and list(matched["gpe_lower"]) == [True, False]
-    verdict, _, reason = generation_verdict(matched, "fd_classifier", 10)
+    nan = math.nan
+    verdict, measured, reason = generation_verdict(matched([(-1, nan, nan), (2, nan, nan)]), "fd_classifier", 10, 0.95)
     assert verdict == NOT_HELD and "no bootstrap intervals" in reason  # lower at 1 of 2 is not more than half
+    assert "(GPE lower at 1 of 2)" in measured and "100: -1 (no interval)" in measured
+    verdict, _, _ = generation_verdict(matched([(-1, nan, nan), (-2, nan, nan), (1, nan, nan)]), "fd_classifier", 10, 0.95)
+    assert verdict == HELD
+
+
+EVALUATE = {"bootstrap": {"resamples": 50, "confidence": 0.9, "max_features": 4096}, "seed": 0}
+
+
+def feature_sets(**shifts: float) -> dict:
+    """Claim features (60, 3) of the held-out set and of sets shifted from it by the given means, by name."""
+    generator = torch.Generator().manual_seed(4)
+    base = torch.randn(60, 3, generator=generator, dtype=torch.float64)
+    noise = torch.randn(60, 3, generator=generator, dtype=torch.float64)
+    return {"heldout": base, **{name: noise + shift for name, shift in shifts.items()}}
+
+
+def test_matched_iterations_pair_the_two_methods_snapshots_on_the_same_resamples():
+    sets = feature_sets(near=0.0, far=2.0)
+    claim_sets = {"heldout": sets["heldout"], ("gpe", 100): sets["near"], ("vae", 100): sets["far"]}
+    claim_sets |= {("gpe", 200): sets["far"], ("vae", 200): sets["far"].clone(), ("gpe", 300): sets["far"]}
+    fd = {name: frechet_distance(sets[name], sets["heldout"]) for name in ("near", "far")}
+    table = pd.DataFrame(
+        [
+            {"variant": "gpe", "flow_iterations": 100, "fd_classifier": fd["near"]},
+            {"variant": "vae", "flow_iterations": 100, "fd_classifier": fd["far"]},
+            {"variant": "gpe", "flow_iterations": 200, "fd_classifier": fd["far"]},
+            {"variant": "vae", "flow_iterations": 200, "fd_classifier": fd["far"]},
+            {"variant": "gpe", "flow_iterations": 300, "fd_classifier": fd["far"]},  # the VAE has no snapshot there
+        ]
+    )
+    rows = matched_iterations(table, claim_sets, "fd_classifier", EVALUATE).set_index("flow_iterations")
+    assert list(rows.index) == [100, 200]
+    assert rows.loc[100, "difference"] == pytest.approx(fd["near"] - fd["far"], rel=1e-12)
+    assert rows.loc[100, "difference_ci_high"] < 0 and rows.loc[100, "separated"] == "gpe"
+    assert (rows.loc[200, "difference"], rows.loc[200, "difference_ci_low"], rows.loc[200, "separated"]) == (0.0, 0.0, "")
+    narrow = {**EVALUATE, "bootstrap": {**EVALUATE["bootstrap"], "max_features": 2}}
+    wide = matched_iterations(table, claim_sets, "fd_classifier", narrow)
+    assert wide["separated"].isna().all() and wide["difference_ci_low"].isna().all(), "features wider than max_features"
+
+
+def no_flow_inputs(no_flow: str, gpe_best: str) -> tuple[pd.DataFrame, dict]:
+    """E6's table and claim features: the VAE without flow's set, GPE's snapshots (its best one named) and the VAE's."""
+    sets = feature_sets(near=0.0, mid=1.0, far=3.0)
+    claim_sets = {"heldout": sets["heldout"], NO_FLOW: sets[no_flow], ("gpe", 100): sets["far"], ("gpe", 200): sets[gpe_best]}
+    claim_sets |= {("vae", 100): sets["near"], ("vae", 200): sets["mid"]}
+    table = pd.DataFrame(
+        [
+            {"variant": variant, "flow_iterations": step, "fd_classifier": frechet_distance(claim_sets[key], sets["heldout"])}
+            for key in claim_sets
+            if key != "heldout"
+            for variant, step in [key if isinstance(key, tuple) else (NO_FLOW, 0)]
+        ]
+    )
+    return table, claim_sets
+
+
+@pytest.mark.parametrize(
+    "no_flow, gpe_best, expected",
+    [
+        ("far", "near", HELD),  # the VAE without flow lies furthest from the held-out set
+        ("mid", "mid", NOT_MEASURABLE),  # as far as GPE's best snapshot: that difference is 0 at every resample
+        ("near", "mid", NOT_HELD),  # nearer than GPE's best snapshot
+    ],
+)
+def test_the_no_flow_claim_compares_the_vae_without_flow_with_each_flows_best_snapshot(no_flow, gpe_best, expected):
+    table, claim_sets = no_flow_inputs(no_flow, gpe_best)
+    item, records = no_flow_claim(table, claim_sets, "fd_classifier", 60, EVALUATE)
+    assert item["verdict"] == expected and item["claim"] == "The VAE decoder without a flow scores worst (Fig. 11)"
+    assert [(r["method"], r["best_at"]) for r in records] == [("gpe", 200), ("vae", 100)], "each flow's lowest snapshot"
+    fd = table.set_index(["variant", "flow_iterations"])["fd_classifier"]
+    assert records[0]["difference"] == pytest.approx(fd[NO_FLOW, 0] - fd["gpe", 200], rel=1e-12)
+    assert "GPE latents + flow (best at 200 iterations" in item["measured"] and "paired 90% bootstrap interval" in item["measured"]
+    assert item["reason"].startswith("rule: for each flow, the paired bootstrap interval")
+    expected_sides = {HELD: ["gpe", "vae"], NOT_MEASURABLE: ["", "vae"], NOT_HELD: [NO_FLOW, ""]}[expected]  # near is the VAE's best too
+    assert [r["separated"] for r in records] == expected_sides
 
 
 def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
@@ -218,12 +306,13 @@ def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
             f"{method}__decoder_history": history,
             f"{method}__flow_history": history,
             f"{method}__evaluation_metrics": metrics,
+            f"{method}__generated_samples": torch.rand(20, 1, 4, 4, generator=generator) * 2 - 1,
         }
     metadata = {"num_heldout": 20, "num_train": 40}
     table, figure, findings = summarise_generation_budget(train, heldout, metadata, NoModel(), params, [5, 10, 15], **outputs)
     assert findings["distance"] == "fid" and findings["fid_status"] == "computed" and len(builds) == 1
     assert {"fid", "fid_ci_low", "kid", "kid_std", "fd_pixel"} <= set(table.columns) and "fd_classifier" not in table
-    assert len(figure.axes) == 3  # FID, KID and the pixel Frechet distance
+    assert len(figure.axes) == 4  # FID, KID, the pixel Frechet distance, and FID's paired GPE - VAE
     assert list(table["flow_iterations"][:2]) == [5, 10] and math.isnan(table["flow_iterations"].iloc[-1])
     rows = {(row.variant, row.flow_iterations): row for row in table.itertuples() if not math.isnan(row.flow_iterations)}
     floor = table[table["variant"] == FLOOR].iloc[0]
@@ -233,7 +322,8 @@ def test_the_summary_uses_fid_when_the_inception_weights_exist(monkeypatch):
     assert rows["gpe", 5].fid != rows["vae", 5].fid
     assert [n for n in findings["notes"] if "(99 function evaluations" in n], "the final flow's sampling, as evaluate ran it"
     assert [n for n in findings["notes"] if "no snapshot at [15]" in n], "a requested snapshot that is missing is reported"
-    assert [n for n in findings["notes"] if n.startswith("pixel Frechet distance (not used for the verdict)")]
+    assert [n for n in findings["notes"] if n.startswith("pixel Frechet distance (not used for the verdicts")]
+    assert [c["verdict"] for c in findings["claims"]] and findings["matched"][0]["difference_ci_low"] is not None
     assert [n for n in findings["notes"] if n.startswith("FID (Inception): VAE without flow")]
 
 

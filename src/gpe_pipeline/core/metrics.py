@@ -275,6 +275,24 @@ def kernel_distance(
     return float(values.mean()), float(values.std(correction=0))
 
 
+def _check_bootstrap(name: str, resamples: int, confidence: float) -> None:
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"{name} needs resamples >= 1 and confidence in (0, 1), got {resamples} and {confidence}")
+
+
+def _resampled(features: Tensor, rows: Tensor) -> Tensor:
+    """The rows of a resample (indices drawn on the CPU generator) on the features' device."""
+    return features[rows.to(features.device)]
+
+
+def _centred_interval(values: Tensor, estimate: float, confidence: float) -> tuple[float, float]:
+    """The (1 - confidence) / 2 and (1 + confidence) / 2 quantiles of resampled values, shifted by their mean's
+    distance from the estimate (bootstrap_interval says why)."""
+    shift = float(values.mean()) - estimate
+    low, high = (_quantile(values, fraction) - shift for fraction in ((1 - confidence) / 2, (1 + confidence) / 2))
+    return low, high
+
+
 def bootstrap_interval(
     statistic: Callable[[Tensor, Tensor], float],
     features_a: Tensor,
@@ -294,23 +312,63 @@ def bootstrap_interval(
     above the estimate. The interval measures how much the statistic moves with the
     points drawn at this sample size, not its distance from the N -> infinity value.
     """
-    if resamples < 1 or not 0 < confidence < 1:
-        raise ValueError(f"bootstrap_interval needs resamples >= 1 and confidence in (0, 1), got {resamples} and {confidence}")
+    _check_bootstrap("bootstrap_interval", resamples, confidence)
     estimate = statistic(features_a, features_b)
     generator = torch.Generator().manual_seed(seed)
     values = torch.tensor(
         [
             statistic(
-                features_a[torch.randint(len(features_a), (len(features_a),), generator=generator).to(features_a.device)],
-                features_b[torch.randint(len(features_b), (len(features_b),), generator=generator).to(features_b.device)],
+                _resampled(features_a, torch.randint(len(features_a), (len(features_a),), generator=generator)),
+                _resampled(features_b, torch.randint(len(features_b), (len(features_b),), generator=generator)),
             )
             for _ in range(resamples)
         ],
         dtype=torch.float64,
     )
-    shift = float(values.mean()) - estimate
-    low, high = (_quantile(values, fraction) - shift for fraction in ((1 - confidence) / 2, (1 + confidence) / 2))
-    return estimate, low, high
+    return (estimate, *_centred_interval(values, estimate, confidence))
+
+
+def paired_bootstrap_difference(
+    statistic: Callable[[Tensor, Tensor], float],
+    first: Tensor,
+    second: Tensor,
+    reference: Tensor,
+    resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """statistic(first, reference) - statistic(second, reference) and its paired bootstrap interval: (estimate, low, high).
+
+    first, second: (N, F) sets whose row i is one pair (e.g. two models' samples from the same starting noise);
+    reference: (M, F), the set both are compared with. Each resample draws N row indices with replacement, used for
+    both first and second, and M rows of reference, shared by both terms (a seeded generator), so the difference
+    moves only with what differs between the two sets, not with which reference rows were drawn. The interval is
+    bootstrap_interval's: the quantiles of the resampled differences, centred on the estimate.
+    """
+    _check_bootstrap("paired_bootstrap_difference", resamples, confidence)
+    if len(first) != len(second):
+        raise ValueError(
+            f"paired_bootstrap_difference needs two sets of the same N (row i a pair), got {len(first)} and {len(second)}"
+        )
+
+    def difference(pair_rows: Tensor | None, reference_rows: Tensor | None) -> float:
+        a, b = (x if pair_rows is None else _resampled(x, pair_rows) for x in (first, second))
+        ref = reference if reference_rows is None else _resampled(reference, reference_rows)
+        return statistic(a, ref) - statistic(b, ref)
+
+    estimate = difference(None, None)
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.tensor(
+        [
+            difference(
+                torch.randint(len(first), (len(first),), generator=generator),
+                torch.randint(len(reference), (len(reference),), generator=generator),
+            )
+            for _ in range(resamples)
+        ],
+        dtype=torch.float64,
+    )
+    return (estimate, *_centred_interval(values, estimate, confidence))
 
 
 def round_to_8bit(images: Tensor) -> Tensor:

@@ -113,6 +113,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         EXPERIMENT,
         methods,
         summarise_wallclock,
-        {"threshold": "params:threshold", "heldout_data": "heldout_data", **summary_inputs},
+        {
+            "threshold": "params:threshold",
+            "threshold_grid": "params:threshold_grid",
+            "heldout_data": "heldout_data",
+            **summary_inputs,
+        },
         shared=ingest.create_pipeline(),
     )
