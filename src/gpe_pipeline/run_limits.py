@@ -96,9 +96,7 @@ def seeds_line(parameters: Mapping[str, Any]) -> str:
     """How many seeds the verdicts rest on: paper_report.seeds (else 1), and any experiment's own seeds."""
 
     def count(key: str, seeds: Any) -> str:
-        """'3 (<key> [0, 1, 2])' for a list of seeds, '3 (<key>)' for a number of them."""
-        if isinstance(seeds, (list, tuple)):
-            return f"{len(seeds)} ({key} {list(seeds)})"
+        """'3 (<key>)': a number of seeds (variants.seed_count checks it)."""
         return f"{seeds} ({key})"
 
     report = (parameters.get("paper_report") or {}).get("seeds")
@@ -108,7 +106,11 @@ def seeds_line(parameters: Mapping[str, Any]) -> str:
         for name in sorted(parameters)
         if name.startswith("exp_") and isinstance(parameters[name], Mapping) and "seeds" in parameters[name]
     ]
-    return text + (f"; an experiment's own: {', '.join(own)}" if own else "") + "."
+    varied = (
+        " Seed k adds k to every training's seed (initial weights, batch order, noise) and to evaluate's sampling "
+        "seeds; the data split and the feature classifier are the same in every seed."
+    )
+    return text + (f"; an experiment's own: {', '.join(own)}" if own else "") + "." + varied
 
 
 def generation_points(parameters: Mapping[str, Any], metadata: Mapping[str, Any]) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from gpe_pipeline.readings import markdown_table
+from gpe_pipeline.run_limits import limits_of_run
 from gpe_pipeline.seed_summary import COMBINED_RULE, SPREAD, spread_for_report
 
 
@@ -16,8 +17,10 @@ def experiment_seconds(node_seconds: dict[str, float], experiment: str) -> float
     return sum(seconds for node, seconds in node_seconds.items() if node == experiment or node.startswith(f"{experiment}."))
 
 
-def write_report(run_context: dict[str, Any], **outputs: Any) -> str:
-    """The markdown report: the run, a verdict table of every claim, and one section per experiment.
+def write_report(run_context: dict[str, Any], parameters: dict[str, Any], metadata: dict[str, Any], **outputs: Any) -> str:
+    """The markdown report: the run, a verdict table of every claim, the limits of the run, one section per experiment.
+
+    parameters: the run's (every section); metadata: the shared dataset's (for "Limits of this run").
 
     outputs: "<experiment>__findings" (the experiment's findings combined over its seeds) and "<experiment>__summary"
     (its table's rows over the seeds, seed_summary.summary_table), in the paper's order.
@@ -65,6 +68,7 @@ def write_report(run_context: dict[str, Any], **outputs: Any) -> str:
             for experiment, item in claims
         ),
     ]
+    lines += ["", "## Limits of this run", "", *(f"- {line}" for line in limits_of_run(parameters, metadata))]
     for name in experiments:
         found = findings[name]
         lines += [

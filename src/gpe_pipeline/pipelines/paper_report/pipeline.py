@@ -29,6 +29,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         write_report,
         inputs={
             "run_context": "run_context",
+            "parameters": "parameters",
+            "metadata": "dataset_metadata",
             **{f"{name}__findings": f"{name}.findings" for name in EXPERIMENTS},
             **{f"{name}__summary": f"{name}.results_summary" for name in EXPERIMENTS},
         },
