@@ -112,8 +112,19 @@ def with_value(params: dict, dotted: str, value) -> dict:
     return changed
 
 
+def interrupted_step(checkpoint: Path) -> int:
+    """The step of the resumable checkpoint at `checkpoint`; 0 when there is none or it is a finished training's."""
+    if not checkpoint.exists():
+        return 0
+    state = torch.load(checkpoint, weights_only=True)
+    return 0 if state.get("finished") else int(state["step"])
+
+
 def run_until_checkpoint(project: Path, args: list[str], checkpoint: Path, step: int, timeout: float = 180) -> int:
-    """Start `kedro <args>`, kill it (SIGKILL: no clean-up runs) once `checkpoint` holds a step >= step; that step."""
+    """Start `kedro <args>`, kill it (SIGKILL: no clean-up runs) once `checkpoint` holds a step >= step; that step.
+
+    A finished training's checkpoint (of an earlier run, kept for reuse) does not count: the run trains afresh.
+    """
     process = subprocess.Popen(
         [KEDRO, *args],
         cwd=project,
@@ -124,7 +135,7 @@ def run_until_checkpoint(project: Path, args: list[str], checkpoint: Path, step:
     )
     try:
         deadline = time.time() + timeout
-        while time.time() < deadline and not (checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= step):
+        while time.time() < deadline and interrupted_step(checkpoint) < step:
             time.sleep(0.2)
     finally:
         os.killpg(process.pid, signal.SIGKILL)

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
+from gpe_pipeline.core.training import is_finished, load_checkpoint
+
 from .conftest import kedro, make_project_copy, run_until_checkpoint
 
 STAGES = ["ingest", "train_encoder", "cache_latents", "train_decoder", "train_flow", "evaluate"]
@@ -68,7 +70,11 @@ def test_full_run_writes_every_catalog_entry(trained_project):
     assert metrics["fid_status"].startswith(("skipped: pt_inception", "computed"))
     figures = {p.name for p in (data / "08_reporting" / "figures").iterdir()}
     assert figures == {"reconstructions.png", "samples.png", "interpolation.png", "latent_scatter.png", "loss_curves.png"}
-    assert not list((data / "06_models").rglob("checkpoints/*.pt")), "finished stages leave no checkpoint"
+    checkpoints = sorted(p.name for p in (data / "06_models" / "checkpoints").iterdir())
+    assert checkpoints == ["decoder.pt", "encoder.pt", "feature_classifier.pt", "flow.pt"], "no temporary file is left"
+    assert all(is_finished(load_checkpoint(data / "06_models" / "checkpoints" / name)) for name in checkpoints), (
+        "each finished stage leaves its finished training for a re-run to reuse"
+    )
 
 
 def test_one_mlflow_run_holds_parameters_histories_and_models(trained_project):

@@ -192,3 +192,44 @@ def test_a_user_error_in_the_processes_is_raised_as_it_is_and_not_retried(images
     output = capfd.readouterr()  # the launched processes write to the same descriptors
     assert "ddp step 2/5" in output.out, "rank 0's progress lines are captured here"
     assert "restarted the processes" not in output.out + output.err
+
+
+def decoder_validation(model, latents, images):
+    return {"mse": float(reconstruction_loss(model(latents), images))}
+
+
+def test_a_finished_two_process_training_is_reused_alike_by_the_parent_and_by_every_rank(images, tmp_path, monkeypatch):
+    from gpe_pipeline.core import distributed, training
+
+    latents = torch.randn(40, 4, generator=torch.Generator().manual_seed(2))
+    evaluate = partial(decoder_validation, latents=latents[:8], images=images[:8])
+    path = tmp_path / "decoder.pt"
+    settings = dict(max_steps=8, log_every=4, eval_every=4, checkpoint_every=4, checkpoint_path=str(path), world_size=2)
+    config = TrainConfig(
+        name="ddp", batch_size=16, lr=1e-2, device="cpu", backend="gloo", target_metric="mse", snapshot_at=[1e6], **settings
+    )
+
+    def decoder():
+        torch.manual_seed(1)
+        return build_model("decoder", "mlp", data_shape=[1, 8, 8], latent_dim=4, hidden=[16])
+
+    first = train(decoder(), NoisyLossThatCrashes(), [latents, images], config, evaluate=evaluate)
+    assert first.level_snapshots[1e6]["step"] == 4, "rank 0's level snapshots come back from the processes"
+    stored = path.read_bytes()
+
+    def no_processes(*args, **kwargs):
+        raise AssertionError("a reused training starts no processes")
+
+    monkeypatch.setattr(training, "_train_spawned", no_processes)
+    reused = train(decoder(), NoisyLossThatCrashes(), [latents, images], config, evaluate=evaluate)
+    # Inside the processes (after a restart by the elastic agent, say) only rank 0 has evaluate, part of the
+    # fingerprint: every rank must follow its decision. A loss that crashes at its first call: no rank takes a step.
+    plan = distributed.Launch(name="ddp", world_size=2, backend="gloo")
+    ranks = distributed.launch(
+        plan, training._train_in_process_group, decoder(), NoisyLossThatCrashes(1), [latents, images], config, evaluate=evaluate
+    )
+    assert path.read_bytes() == stored, "nothing trained, so nothing was written"
+    assert reused.history == ranks["history"] == first.history and reused.steps == ranks["steps"] == 8
+    assert reused.level_snapshots[1e6]["step"] == ranks["level_snapshots"][1e6]["step"] == 4
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(value, reused.model.state_dict()[key]) and torch.equal(value, ranks["model"][key]), key

@@ -67,6 +67,9 @@ class TrainConfig:
     eval_every: int = 500
     checkpoint_every: int = 1000
     checkpoint_path: str | None = None
+    # A training that finished leaves its result in checkpoint_path; a re-run with the same fingerprint returns it
+    # without a step (false: always train).
+    reuse_finished: bool = True
     target_metric: str | None = None
     target: float | None = None  # stop once validation_<target_metric> is at or below it
     # A NaN or infinite loss: "raise" stops the stage with an error; "stop" ends this training and records the step
@@ -76,6 +79,9 @@ class TrainConfig:
     # Adam's bounded steps let a quadratic loss explode by orders of magnitude without ever overflowing.
     divergence_factor: float | None = None
     snapshot_steps: tuple[int, ...] = ()  # keep a copy of the (moving-average) weights after these steps
+    # Levels of validation_<target_metric>: keep a copy of the evaluated weights at the first evaluation at or below
+    # each, so one run that trains to the lowest level serves every level (what a run with target=<level> returns).
+    snapshot_at: tuple[float, ...] = ()
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -101,6 +107,9 @@ class TrainConfig:
         def is_int(value: Any) -> bool:
             return isinstance(value, int) and not isinstance(value, bool)
 
+        def is_number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
         need(is_int(self.max_steps) and self.max_steps >= 1, "max_steps", "must be an integer >= 1")
         need(
             is_int(self.batch_size) and self.batch_size >= self.min_batch_size,
@@ -120,12 +129,7 @@ class TrainConfig:
         need(is_int(self.world_size) and self.world_size >= 1, "world_size", "must be an integer >= 1")
         need(self.on_divergence in DIVERGENCE_RULES, "on_divergence", f"must be one of {list(DIVERGENCE_RULES)}")
         need(
-            self.divergence_factor is None
-            or (
-                isinstance(self.divergence_factor, (int, float))
-                and not isinstance(self.divergence_factor, bool)
-                and self.divergence_factor > 1
-            ),
+            self.divergence_factor is None or (is_number(self.divergence_factor) and self.divergence_factor > 1),
             "divergence_factor",
             "must be null or a number > 1",
         )
@@ -136,6 +140,19 @@ class TrainConfig:
             "snapshot_steps",
             f"must not exceed max_steps ({self.max_steps}), since a later snapshot is never taken",
         )
+        levels = () if self.snapshot_at is None else self.snapshot_at
+        need(
+            isinstance(levels, (list, tuple)) and all(is_number(v) and 0 < v < math.inf for v in levels),
+            "snapshot_at",
+            "must be a list of positive numbers (levels of the validation metric)",
+        )
+        self.snapshot_at = tuple(float(v) for v in levels)
+        need(
+            self.target_metric is not None or not self.snapshot_at,
+            "snapshot_at",
+            "needs a trainer with a target metric (its levels are values of validation_<target_metric>)",
+        )
+        need(isinstance(self.reuse_finished, bool), "reuse_finished", "must be true or false")
         need(self.backend in ("auto", "gloo", "nccl"), "backend", "must be auto, gloo or nccl")
         need(
             is_int(self.nodes) and 1 <= self.nodes <= self.world_size,
@@ -183,6 +200,8 @@ class TrainResult:
     snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)  # step -> weights (config.snapshot_steps)
     # The step whose loss was not finite (or above divergence_factor times the first step's), under on_divergence "stop".
     diverged_step: int | None = None
+    # level -> {"step", "value", "weights"} at the first evaluation at or below it (config.snapshot_at); unreached: absent
+    level_snapshots: dict[float, dict[str, Any]] = field(default_factory=dict)
 
 
 def valid_device(device: Any) -> bool:
@@ -204,6 +223,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def compiles(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the loop torch.compiles the model: compile on, or auto on CUDA."""
+    return config.compile == "on" or (config.compile == "auto" and device.type == "cuda")
 
 
 def allow_tf32() -> None:
@@ -318,6 +342,23 @@ FINGERPRINT_IGNORED_SETTINGS = (
     "on_divergence",
     "divergence_factor",
     "snapshot_steps",
+    "snapshot_at",  # a level reached before the checkpoint without a snapshot refuses the resume instead (_resume)
+    "reuse_finished",
+)
+# What else shapes a finished training's result (its weights, history, metrics and snapshots): a finished
+# checkpoint is reused only when these match too. nodes, rendezvous and the restart settings change nothing.
+RESULT_SETTINGS = (
+    "max_steps",
+    "target",
+    "target_metric",
+    "snapshot_steps",
+    "snapshot_at",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",  # a checkpoint step adds a history record
+    "on_divergence",
+    "divergence_factor",
+    "world_size",  # each rank draws its own noise
 )
 FINGERPRINT_PART_NAMES = {
     "settings": "training settings",
@@ -325,6 +366,8 @@ FINGERPRINT_PART_NAMES = {
     "model_layers": "model layers",
     "loss": "loss",
     "data": "training data",
+    "result_settings": "stop and record settings",
+    "evaluation": "validation function",
 }
 
 
@@ -332,8 +375,11 @@ def describe_callable(function: Any) -> Any:
     """A plain, process-independent description of a loss function: its qualified name and bound options.
 
     functools.partial is unwrapped (its keywords are the loss's options, e.g. loss_name, augment, weights);
-    callables inside become their qualified names, so the description is the same in every process.
+    callables inside become their qualified names, so the description is the same in every process; tensors (an
+    evaluation's validation points) become their summary.
     """
+    if isinstance(function, Tensor):
+        return tensor_summary(function)
     if isinstance(function, partial):
         inner = describe_callable(function.func)
         description = inner if isinstance(inner, dict) else {"function": inner}
@@ -348,6 +394,15 @@ def describe_callable(function: Any) -> Any:
     if callable(function) and hasattr(function, "__qualname__"):
         return f"{getattr(function, '__module__', '')}.{function.__qualname__}"
     return f"{type(function).__module__}.{type(function).__qualname__}"
+
+
+def tensor_summary(tensor: Tensor) -> dict[str, Any]:
+    """Shape, dtype and the float64 sum of the first 256 rows: what tells one data set from another, cheaply."""
+    return {
+        "shape": list(tensor.shape),
+        "dtype": str(tensor.dtype),
+        "first_rows_sum": float(tensor[: min(len(tensor), 256)].double().sum()),
+    }
 
 
 def fingerprint_parts(config: TrainConfig, model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor]) -> dict[str, Any]:
@@ -369,12 +424,27 @@ def fingerprint_parts(config: TrainConfig, model: nn.Module, loss_fn: LossFn, da
         ),
         "model_layers": {"modules": repr(model), "parameters": {n: list(p.shape) for n, p in model.state_dict().items()}},
         "loss": loss if isinstance(loss, dict) else {"function": loss},
-        "data": [
-            {"shape": list(t.shape), "dtype": str(t.dtype), "first_rows_sum": float(t[: min(len(t), 256)].double().sum())}
-            for t in data
-        ],
+        "data": [tensor_summary(t) for t in data],
     }
-    return json.loads(json.dumps(parts, sort_keys=True, default=str))  # tuples -> lists: compares equal after a reload
+    return _plain(parts)
+
+
+def _plain(value: Any) -> Any:
+    """JSON values only: tuples become lists, so a fingerprint compares equal to itself after a reload."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def finished_fingerprint(
+    parts: dict[str, Any], config: TrainConfig, evaluate: EvaluateFn | None, device: torch.device
+) -> dict[str, Any]:
+    """What a finished training's checkpoint must match to be reused: `parts` (fingerprint_parts) and what else
+    shapes its result: the stop and record settings, where it computes, and the validation function with its inputs."""
+    result_settings = {
+        **{k: getattr(config, k) for k in RESULT_SETTINGS},
+        "device_type": device.type,
+        "compiled": compiles(config, device),
+    }
+    return {**parts, **_plain({"result_settings": result_settings, "evaluation": describe_callable(evaluate)})}
 
 
 def _changes(old: Any, new: Any, path: str = "") -> list[str]:
@@ -422,12 +492,14 @@ def checkpoint_state(
     elapsed: float,
     snapshots: dict[int, dict[str, Tensor]] | None = None,
     initial_loss: float | None = None,
+    level_snapshots: dict[float, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Everything a resumed run needs: weights, optimiser, sampler position, every rank's RNG state, history, seconds.
 
     rng_states: one entry per rank, in rank order (distributed.all_gather_objects of each rank's rng_state).
     snapshots: the weight snapshots taken so far (TrainConfig.snapshot_steps).
     initial_loss: the first step's loss, the reference of TrainConfig.divergence_factor.
+    level_snapshots: the snapshots of the levels reached so far (TrainConfig.snapshot_at).
     """
     return {
         "fingerprint": json.dumps(fingerprint, sort_keys=True),  # a string: weights_only loading takes it as it is
@@ -441,7 +513,44 @@ def checkpoint_state(
         "elapsed": elapsed,
         "snapshots": snapshots or {},
         "initial_loss": initial_loss,
+        "level_snapshots": level_snapshots or {},
     }
+
+
+def finished_checkpoint_state(fingerprint: dict[str, Any], result: TrainResult) -> dict[str, Any]:
+    """A finished training: everything its TrainResult holds (the returned model's weights) and finished_fingerprint.
+
+    No optimiser or sampler state: it is never resumed, only handed back whole (reused_training).
+    """
+    return {
+        "fingerprint": json.dumps(fingerprint, sort_keys=True),
+        "finished": True,
+        "step": result.steps,
+        "model": result.model.state_dict(),
+        "history": result.history,
+        "seconds": result.seconds,
+        "stop_reason": result.stop_reason,
+        "final_metrics": result.final_metrics,
+        "snapshots": result.snapshots,
+        "level_snapshots": result.level_snapshots,
+        "diverged_step": result.diverged_step,
+    }
+
+
+def finished_result(checkpoint: dict[str, Any], model: nn.Module) -> TrainResult:
+    """The TrainResult a finished checkpoint holds, its weights loaded into `model` (on the CPU, in eval mode)."""
+    model.cpu().load_state_dict(checkpoint["model"])
+    return TrainResult(
+        model.eval(),
+        list(checkpoint["history"]),
+        int(checkpoint["step"]),
+        float(checkpoint["seconds"]),
+        checkpoint["stop_reason"],
+        dict(checkpoint["final_metrics"]),
+        dict(checkpoint["snapshots"]),
+        checkpoint["diverged_step"],
+        dict(checkpoint["level_snapshots"]),
+    )
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -461,6 +570,24 @@ def _stored_fingerprint(checkpoint: dict[str, Any]) -> Any:
 
 
 CHECKPOINT_KEYS = ("fingerprint", "step", "model", "optimizer", "sampler", "rng", "history", "elapsed")
+FINISHED_CHECKPOINT_KEYS = (
+    "fingerprint",
+    "finished",
+    "step",
+    "model",
+    "history",
+    "seconds",
+    "stop_reason",
+    "final_metrics",
+    "snapshots",
+    "level_snapshots",
+    "diverged_step",
+)
+
+
+def is_finished(checkpoint: Any) -> bool:
+    """Whether a loaded checkpoint is a finished training's (finished_checkpoint_state) rather than a resumable one."""
+    return isinstance(checkpoint, dict) and checkpoint.get("finished") is True
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -469,7 +596,8 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
         checkpoint = read_torch_file(path)
     except FileNotFoundError:  # none, or another rank moved a damaged one aside meanwhile
         return None
-    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
+    keys = FINISHED_CHECKPOINT_KEYS if is_finished(checkpoint) else CHECKPOINT_KEYS
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in keys):
         raise UnreadableFileError("not a training checkpoint: its keys are not those train() writes")
     return checkpoint
 
@@ -548,10 +676,12 @@ class _Run:
     rank: int
     world: int
     fingerprint: dict[str, Any]
+    finished_fingerprint: dict[str, Any]  # what the finished checkpoint stores (the main process's: it has evaluate)
     checkpoint_path: Path | None
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)
+    level_snapshots: dict[float, dict[str, Any]] = field(default_factory=dict)
     initial_loss: float | None = None  # the first step's loss (divergence_factor's reference), kept across a resume
     elapsed_before: float = 0.0  # seconds of the interrupted run this one resumes
     last_good_checkpoint: int = 0  # the step of the last checkpoint written or resumed (0: none)
@@ -578,10 +708,14 @@ class _Run:
         return self.ema_model if self.ema_model is not None else self.model
 
 
-def _set_up(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], config: TrainConfig) -> _Run:
-    """Device, seeds, the model (DDP, compiled), data placement, sampler, Adam and the moving average."""
+def _set_up(
+    model: nn.Module, data: Sequence[Tensor], config: TrainConfig, fingerprint: dict[str, Any], finished: dict[str, Any]
+) -> _Run:
+    """Device, seeds, the model (DDP, compiled), data placement, sampler, Adam and the moving average.
+
+    fingerprint, finished: fingerprint_parts and finished_fingerprint of this run.
+    """
     rank, world = distributed.rank(), distributed.world_size()
-    fingerprint = fingerprint_parts(config, model, loss_fn, data)  # on the CPU, before anything moves to a device
     device = resolve_device(config.device)
     if device.type == "cuda":
         device = torch.device("cuda", distributed.local_rank() if world > 1 else (device.index or 0))
@@ -597,24 +731,102 @@ def _set_up(model: nn.Module, loss_fn: LossFn, data: Sequence[Tensor], config: T
     step_model: nn.Module = model
     if world > 1:
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile == "on" or (config.compile == "auto" and device.type == "cuda"):
+    if compiles(config, device):
         step_model = torch.compile(step_model)
     ema_model = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else None
     checkpoint_path = Path(config.checkpoint_path) if config.checkpoint_path else None
-    return _Run(config, model, step_model, ema_model, optimizer, sampler, data, device, rank, world, fingerprint, checkpoint_path)
+    return _Run(
+        config,
+        model,
+        step_model,
+        ema_model,
+        optimizer,
+        sampler,
+        data,
+        device,
+        rank,
+        world,
+        fingerprint,
+        finished,
+        checkpoint_path,
+    )
 
 
-def _resume(run: _Run) -> None:
-    """Continue from the checkpoint file when it belongs to this run; a checkpoint of another run is ignored, with why."""
+def _read_checkpoint(config: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint at config.checkpoint_path (interrupted or finished); None without one or when it cannot be read."""
+    if config.checkpoint_path is None:
+        return None
+    return load_checkpoint_or_move_aside(Path(config.checkpoint_path), config.name, distributed.is_main_process())
+
+
+def _warn_starting_fresh(name: str, path: Any, why: str | list[str]) -> None:
+    """The warning of a checkpoint not used; why: a reason, or the fingerprint differences of another run's checkpoint."""
+    reason = f"it belongs to another run ({'; '.join(why)})" if isinstance(why, list) else why
+    logger.warning("%s: ignoring checkpoint %s and starting fresh: %s", name, path, reason)
+
+
+def _reuses(config: TrainConfig, checkpoint: dict[str, Any] | None, fingerprint: dict[str, Any]) -> bool:
+    """Whether `checkpoint` is a finished training with this fingerprint (finished_fingerprint) to hand back; says why not."""
+    if not is_finished(checkpoint):
+        return False
+    if not config.reuse_finished:
+        logger.info(
+            "%s: reuse_finished is false, so the finished training in %s is trained again", config.name, config.checkpoint_path
+        )
+        return False
+    reasons = fingerprint_differences(_stored_fingerprint(checkpoint), fingerprint)
+    if reasons:
+        _warn_starting_fresh(config.name, config.checkpoint_path, reasons)
+    return not reasons
+
+
+def reused_training(
+    model: nn.Module,
+    config: TrainConfig,
+    checkpoint: dict[str, Any] | None,
+    fingerprint: dict[str, Any],
+    log_metrics: MetricsCallback | None,
+) -> TrainResult | None:
+    """The finished training in `checkpoint` when it is this very one (same finished_fingerprint), else None.
+
+    The main process decides for every rank (only it has the evaluation, part of the fingerprint). Its history is
+    replayed through log_metrics, so the logged curves are those of the training it stands for.
+    """
+    decided = distributed.is_main_process() and _reuses(config, checkpoint, fingerprint)
+    if not distributed.all_gather_objects(decided)[0]:
+        return None
+    result = finished_result(checkpoint, model)
+    if distributed.is_main_process():
+        logger.info(
+            "%s: reusing the finished training in %s (same fingerprint): %s steps, 0 trained now",
+            config.name,
+            config.checkpoint_path,
+            f"{result.steps:,}",
+        )
+        if log_metrics is not None:
+            for record in result.history:
+                log_metrics(_logged(record), int(record["step"]))
+    return result
+
+
+def _resume(run: _Run, checkpoint: dict[str, Any] | None) -> None:
+    """Continue from an interrupted run's checkpoint when it belongs to this run; one of another run is ignored, with why.
+
+    A finished checkpoint is not resumed (reused_training handled it).
+    """
     name, path = run.config.name, run.checkpoint_path
-    checkpoint = load_checkpoint_or_move_aside(path, name, run.is_main) if path is not None else None
-    if checkpoint is None:
+    if checkpoint is None or is_finished(checkpoint):
         return
     reasons = fingerprint_differences(_stored_fingerprint(checkpoint), run.fingerprint)
     if reasons:
         if run.is_main:
-            logger.warning(
-                "%s: ignoring checkpoint %s and starting fresh: it belongs to another run (%s)", name, path, "; ".join(reasons)
+            _warn_starting_fresh(name, path, reasons)
+        return
+    missed = _levels_reached_without_snapshot(run.config, checkpoint)
+    if missed:
+        if run.is_main:
+            _warn_starting_fresh(
+                name, path, f"snapshot_at levels {missed} were reached before its step {checkpoint['step']} with no snapshot kept"
             )
         return
     run.model.load_state_dict(checkpoint["model"])
@@ -631,10 +843,20 @@ def _resume(run: _Run) -> None:
     run.history = list(checkpoint["history"])
     run.elapsed_before = float(checkpoint["elapsed"])
     run.snapshots = dict(checkpoint.get("snapshots") or {})
+    kept_levels = checkpoint.get("level_snapshots") or {}
+    run.level_snapshots = {level: kept_levels[level] for level in run.config.snapshot_at if level in kept_levels}
     run.initial_loss = checkpoint.get("initial_loss")
     run.last_good_checkpoint = run.step
     if run.is_main:
         logger.info("%s: resuming from checkpoint %s at step %d", name, path, run.step)
+
+
+def _levels_reached_without_snapshot(config: TrainConfig, checkpoint: dict[str, Any]) -> list[float]:
+    """The snapshot_at levels an interrupted run's history already reached but it kept no snapshot of (asked for later)."""
+    key = f"{VALIDATION_PREFIX}{config.target_metric}"
+    kept = checkpoint.get("level_snapshots") or {}
+    reached = [record[key] for record in checkpoint["history"] if key in record]
+    return [level for level in config.snapshot_at if level not in kept and any(value <= level for value in reached)]
 
 
 def _start_clocks(run: _Run) -> None:
@@ -667,7 +889,25 @@ def _take_step(run: _Run, loss_fn: LossFn) -> None:
         update_ema(run.ema_model, run.model, config.ema_decay, run.step)
     run.pending_losses.append(torch.stack([value.detach().float() for value in (loss, *terms)]))
     if run.step in config.snapshot_steps and run.is_main:
-        run.snapshots[run.step] = {k: v.detach().cpu().clone() for k, v in run.evaluated_model.state_dict().items()}
+        run.snapshots[run.step] = _evaluated_weights(run)
+
+
+def _evaluated_weights(run: _Run) -> dict[str, Tensor]:
+    """A CPU copy of the weights evaluate() sees (the moving average when there is one)."""
+    return {k: v.detach().cpu().clone() for k, v in run.evaluated_model.state_dict().items()}
+
+
+def _snapshot_levels(run: _Run, record: dict[str, float]) -> None:
+    """Keep the evaluated weights for every snapshot_at level this record's validation_<target_metric> first reaches.
+
+    Diverged weights never count (a run with that target would not stop on them either).
+    """
+    key = f"{VALIDATION_PREFIX}{run.config.target_metric}"
+    if run.diverged is not None or key not in record:
+        return
+    for level in run.config.snapshot_at:
+        if level not in run.level_snapshots and record[key] <= level:
+            run.level_snapshots[level] = {"step": run.step, "value": record[key], "weights": _evaluated_weights(run)}
 
 
 def _flush_losses(run: _Run) -> dict[str, float]:
@@ -748,8 +988,13 @@ def _report(run: _Run, record: dict[str, float], log_metrics: MetricsCallback | 
     """The record to the metrics callback (MLflow) and as a progress line, on the main process."""
     if run.is_main:
         if log_metrics is not None:
-            log_metrics({k: v for k, v in record.items() if k != "step"}, run.step)
+            log_metrics(_logged(record), run.step)
         _log_progress(run.config.name, record, run.config.max_steps)
+
+
+def _logged(record: dict[str, float]) -> dict[str, float]:
+    """What the metrics callback receives of a history record (its step goes as the step)."""
+    return {k: v for k, v in record.items() if k != "step"}
 
 
 def _stops_here(run: _Run, record: dict[str, float]) -> bool:
@@ -788,23 +1033,31 @@ def _checkpoint(run: _Run) -> None:
             elapsed,
             run.snapshots,
             run.initial_loss,
+            run.level_snapshots,
         )
         save_checkpoint(run.checkpoint_path, state)
     run.last_good_checkpoint = run.step
 
 
 def _finish(run: _Run) -> TrainResult:
-    """The result; the checkpoint of a completed stage is removed, so a re-run starts fresh rather than resuming it."""
+    """The result; with a checkpoint_path the main process replaces the checkpoint by the finished one, for a re-run."""
     seconds = run.elapsed_before + time.perf_counter() - run.start
     if run.is_main:
         logger.info("%s finished at step %d in %.1f s (%s)", run.config.name, run.step, seconds, run.stop_reason)
-    if run.checkpoint_path is not None and run.checkpoint_path.exists() and run.is_main:
-        run.checkpoint_path.unlink()
-    final_model = run.evaluated_model.eval().cpu()
-    diverged_step = run.diverged[0] if run.diverged is not None else None
-    return TrainResult(
-        final_model, run.history, run.step, seconds, run.stop_reason, run.final_metrics, run.snapshots, diverged_step
+    result = TrainResult(
+        model=run.evaluated_model.eval().cpu(),
+        history=run.history,
+        steps=run.step,
+        seconds=seconds,
+        stop_reason=run.stop_reason,
+        final_metrics=run.final_metrics,
+        snapshots=run.snapshots,
+        diverged_step=run.diverged[0] if run.diverged is not None else None,
+        level_snapshots=run.level_snapshots,
     )
+    if run.checkpoint_path is not None and run.is_main:
+        save_checkpoint(run.checkpoint_path, finished_checkpoint_state(run.finished_fingerprint, result))
+    return result
 
 
 def train(
@@ -824,14 +1077,23 @@ def train(
     (on the moving-average weights when config.ema_decay is set; those are returned too); its metrics are
     recorded as validation_<metric> and config.target applies to validation_<config.target_metric>.
     log_metrics(metrics, step) receives losses, validation metrics and rate.
+    With config.checkpoint_path, a finished training leaves its result there; called again with the same
+    finished_fingerprint (config.reuse_finished), train returns it without a step and replays its history to log_metrics.
     """
     sizes = {len(t) for t in data}
     if len(sizes) != 1:
         raise ValueError(f"training tensors must share their first dimension, got sizes {sorted(sizes)}")
+    fingerprint = fingerprint_parts(config, model, loss_fn, data)  # on the CPU, before anything moves to a device
+    finished = finished_fingerprint(fingerprint, config, evaluate, resolve_device(config.device))
+    checkpoint = _read_checkpoint(config)
+    reused = reused_training(model, config, checkpoint, finished, log_metrics)
+    if reused is not None:
+        return reused
     if config.world_size > 1 and distributed.world_size() == 1:
+        del checkpoint  # the processes read it themselves: no copy of it stays in memory while they train
         return _train_spawned(model, loss_fn, data, config, evaluate, log_metrics)
-    run = _set_up(model, loss_fn, data, config)
-    _resume(run)
+    run = _set_up(model, data, config, fingerprint, finished)
+    _resume(run, checkpoint)
     _start_clocks(run)
     run.model.train()
     while run.step < config.max_steps:
@@ -844,6 +1106,7 @@ def train(
         if not (run.step % config.log_every == 0 or run.step % config.eval_every == 0 or checkpoint_due or is_last):
             continue
         record = _record(run, evaluate, is_last)
+        _snapshot_levels(run, record)
         _report(run, record, log_metrics)
         if _stops_here(run, record):
             break
@@ -885,6 +1148,7 @@ def _train_in_process_group(model, loss_fn, data, config, evaluate=None, log_met
         "final_metrics": result.final_metrics,
         "snapshots": result.snapshots,
         "diverged_step": result.diverged_step,
+        "level_snapshots": result.level_snapshots,
     }
 
 
