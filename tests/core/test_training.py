@@ -35,10 +35,10 @@ def interrupt_at(step):
     return stop
 
 
-def run_interrupted(model, loss, data, settings, step=15):
-    """Train until `step` and crash there, leaving the checkpoint of step 10."""
+def run_interrupted(model, loss, data, settings, step=15, evaluate=None):
+    """Train until `step` and crash there, leaving the checkpoint of step 10 (with checkpoint_every 10)."""
     with pytest.raises(Interrupt):
-        train(model, loss, data, settings, on_step_end=interrupt_at(step))
+        train(model, loss, data, settings, evaluate=evaluate, on_step_end=interrupt_at(step))
 
 
 def rerun_starts_fresh(model, loss, data, settings, caplog) -> str:

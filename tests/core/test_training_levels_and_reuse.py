@@ -9,7 +9,7 @@ import torch
 
 from gpe_pipeline.core.training import is_finished, load_checkpoint, train
 
-from .test_training import Interrupt, config, interrupt_at, make_problem, noisy_mse
+from .test_training import config, make_problem, noisy_mse, run_interrupted
 
 
 def validation_error(model, x, y):
@@ -82,15 +82,7 @@ def test_level_snapshots_survive_a_resume_and_a_level_asked_for_too_late_starts_
         folder = tmp_path / f"asked_{len(asked_first)}"
         settings = partial(level_settings, tmp_path, checkpoint_path=str(folder / "unit.pt"))
         model, data = make_problem()
-        with pytest.raises(Interrupt):
-            train(
-                model,
-                noisy_mse,
-                data,
-                settings(snapshot_at=asked_first),
-                evaluate=validation(),
-                on_step_end=interrupt_at(25),
-            )
+        run_interrupted(model, noisy_mse, data, settings(snapshot_at=asked_first), step=25, evaluate=validation())
         kept = load_checkpoint(folder / "unit.pt")["level_snapshots"]
         assert list(kept) == ([levels[0]] if asked_first else []), "the checkpoint of step 20 holds the level reached"
         model, data = make_problem()

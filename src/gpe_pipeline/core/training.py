@@ -6,7 +6,9 @@ clipping, periodic evaluation on a validation split with early stopping at a
 target (metrics named `validation_<name>`; the held-out split a report uses is
 never passed here),
 progress lines, metric logging through a callback (MLflow plugs in there),
-atomic checkpoints with exact resume, and the NaN/inf guard.
+atomic checkpoints with exact resume, the reuse of a finished training kept in
+its checkpoint file, weight snapshots at listed steps and at levels of the
+validation metric, and the NaN/inf guard.
 """
 
 from __future__ import annotations
@@ -372,7 +374,7 @@ FINGERPRINT_PART_NAMES = {
 
 
 def describe_callable(function: Any) -> Any:
-    """A plain, process-independent description of a loss function: its qualified name and bound options.
+    """A plain, process-independent description of a loss or evaluation function: its qualified name and bound options.
 
     functools.partial is unwrapped (its keywords are the loss's options, e.g. loss_name, augment, weights);
     callables inside become their qualified names, so the description is the same in every process; tensors (an
