@@ -112,7 +112,7 @@ class FakeTrainers:
 
     def train_decoder_model(self, train_latents, validation_latents, train_x, validation_x, metadata, params):
         assert train_latents.shape == (len(train_x), 3), "the trained encoder's latents"
-        self.calls.append(("decoder", {**params["training"], "encoder_checkpoint_path": None}, tracking._PAUSED.get()))
+        self.calls.append(("decoder", {**params["training"], "encoder_checkpoint_path": params["training"]["checkpoint_path"]}, tracking._PAUSED.get()))
         return nn.Linear(3, 64), self.history(params["training"], "mse")
 
 
@@ -146,9 +146,12 @@ def test_gpe_probes_its_encoder_then_its_decoder_on_the_stages_latents_and_train
     )
     assert result["chosen"] == {"train_encoder": 1e-3, "train_decoder": 1e-3}
     assert [(t, training["lr"]) for t, training, _ in fake_trainers.calls[3:]] == [("decoder", r) for r in (1e-2, 1e-4, 1e-3)]
-    for _, training, paused in fake_trainers.calls:
+    for trainer, training, paused in fake_trainers.calls:
         assert paused, "a probe's curves stay out of the variant's MLflow run"
-        assert training["checkpoint_path"] is None and training["encoder_checkpoint_path"] is None
+        # Each probe keeps its finished training in a file of its own beside its stage's (a re-run reuses it).
+        stage = resolved["train_decoder" if trainer == "decoder" else "train_encoder"]["training"]["checkpoint_path"]
+        expected = stage.replace(Path(stage).name, f"probe_{trainer}_lr{training['lr']:g}.pt")
+        assert training["encoder_checkpoint_path"] == expected
         assert training["target"] is None and training["on_divergence"] == "stop" and training["log_every"] == 2
     rows = {(row["trainer"], row["lr"]): row for row in result["rows"]}
     assert rows[("encoder", 1e-2)]["outcome"] == "diverged" and rows[("encoder", 1e-2)]["detail"] == "diverged at step 7"
@@ -167,6 +170,8 @@ def test_a_baseline_probes_its_joint_training_on_the_decoder_stages_settings(par
     assert result["chosen"] == {"train_decoder": 1e-3}
     assert [(trainer, training["lr"]) for trainer, training, _ in fake_trainers.calls] == [("joint", 1e-3), ("joint", 1e-2)]
     assert [row["outcome"] for row in result["rows"]] == ["stable", "diverged"]
+    paths = [training["encoder_checkpoint_path"] for _, training, _ in fake_trainers.calls]
+    assert [Path(path).name for path in paths] == ["probe_joint_lr0.001.pt", "probe_joint_lr0.01.pt"]
 
 
 # --- the readings and the claims, on hand-made numbers ---------------------------------------------------------------

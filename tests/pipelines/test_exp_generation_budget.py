@@ -64,7 +64,7 @@ def test_the_run_writes_distances_against_flow_iterations_with_the_baseline_and_
     floor = table[table["variant"] == FLOOR].iloc[0]
     for method in ("gpe", "vae"):
         metrics = json.loads(
-            (project / "data" / "08_reporting" / f"{EXPERIMENT}.{method}" / "evaluation_metrics.json").read_text()
+            (project / "data" / "08_reporting" / f"{EXPERIMENT}.seed_0.{method}" / "evaluation_metrics.json").read_text()
         )
         rows = table[table["variant"] == method].set_index("flow_iterations")
         for column in distance_columns:
@@ -108,7 +108,7 @@ def test_the_two_methods_are_child_runs_with_identical_metric_names_and_flow_set
     assert (children[flow_columns].nunique(dropna=False) == 1).all(), "both flows train with identical settings"
     assert children["params.train_flow.training.snapshot_steps"].iloc[0] == str(SNAPSHOTS)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parents.iloc[0].run_id, EXPERIMENT)}
-    assert artifacts == {f"{EXPERIMENT}/{name}" for name in ("results.csv", "figure.png", "findings.json")}
+    assert artifacts == {f"{EXPERIMENT}/{name}" for name in ("results.csv", "summary.csv", "figure.png", "findings.json", "seed_0")}
 
 
 def test_both_methods_get_the_same_flow_and_bad_steps_name_the_key(params):

@@ -8,6 +8,7 @@ probe's settings, no checkpoint file and MLflow logging paused, in the variant's
 from __future__ import annotations
 
 import math
+from pathlib import PurePosixPath
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -42,9 +43,10 @@ TRAINER_LOSS = {"encoder": "GME", "decoder": "MSE", "joint": "joint loss"}
 PAPER_COLUMNS = {dataset: f"paper_{dataset.lower().replace('-', '')}_s_per_iter" for dataset in PAPER_TABLE2_DATASETS}
 
 
-def probe_training(training: dict[str, Any], probe: dict[str, Any], lr: float) -> dict[str, Any]:
-    """A stage's training settings for one probe: probe.steps steps at lr, no target, no checkpoint file, divergence
-    recorded (not raised), the loss logged over PROBE_WINDOWS equal windows and evaluated once at the end."""
+def probe_training(training: dict[str, Any], probe: dict[str, Any], lr: float, checkpoint: str | None) -> dict[str, Any]:
+    """A stage's training settings for one probe: probe.steps steps at lr, no target, its own checkpoint file
+    (probe_checkpoint), divergence recorded (not raised), the loss logged over PROBE_WINDOWS equal windows and
+    evaluated once at the end."""
     steps = probe["steps"]
     window = steps // PROBE_WINDOWS
     return {
@@ -52,12 +54,20 @@ def probe_training(training: dict[str, Any], probe: dict[str, Any], lr: float) -
         "max_steps": steps,
         "lr": lr,
         "target": None,
-        "checkpoint_path": None,
+        "checkpoint_path": checkpoint,
         "on_divergence": "stop",
         "log_every": window,
         "eval_every": steps,
         "snapshot_steps": [],
+        "snapshot_at": [],
     }
+
+
+def probe_checkpoint(stage: dict[str, Any], trainer: str, lr: float) -> str | None:
+    """Where one probe keeps its finished training, beside its stage's checkpoint (probe_<trainer>_lr<lr>.pt: a probe
+    never writes or resumes the stage's own file), so that a re-run reuses it; None when the stage keeps none."""
+    path = stage["training"].get("checkpoint_path")
+    return str(PurePosixPath(path).with_name(f"probe_{trainer}_lr{lr:g}.pt")) if path else None
 
 
 def probe_learning_rates(
@@ -78,31 +88,29 @@ def probe_learning_rates(
     (probe_decoder_rates), so no encoder is trained twice. A baseline probes its joint training (the rate of
     train_decoder.training).
     """
-    encoder_params, decoder_params = (_without_checkpoint(section) for section in (train_encoder, train_decoder))
     probe = experiment["probe"]
+    trainer = "encoder" if method == "gpe" else "joint"  # a baseline's joint training runs on train_decoder.training
 
-    def run_train_encoder(encoder_training: dict[str, Any], decoder_training: dict[str, Any]) -> pd.DataFrame:
-        """The encoder stage's trainer with these training settings: its history."""
+    def trial(lr: float) -> pd.DataFrame:
+        """The encoder stage's trainer at one probed rate: its history."""
+        checkpoint = probe_checkpoint(train_encoder, trainer, lr)  # a joint training keeps the encoder section's file
+        encoder_training = (
+            probe_training(train_encoder["training"], probe, lr, checkpoint)
+            if trainer == "encoder"
+            else {**train_encoder["training"], "checkpoint_path": checkpoint}
+        )
+        decoder_training = probe_training(train_decoder["training"], probe, lr, checkpoint)
         return train_encoder_model(
             train_data["x"],
             validation_data["x"],
             metadata,
-            {**encoder_params, "training": encoder_training},
-            {**decoder_params, "training": decoder_training},
+            {**train_encoder, "training": encoder_training},
+            {**train_decoder, "training": decoder_training},
         )[1]
 
     result: dict[str, Any] = {"method": method, **{key: probe[key] for key in ("learning_rates", "steps", "min_decrease")}}
     with mlflow_logging_paused():  # the probes' curves must not mix with the stages' in the variant's MLflow run
-        if method != "gpe":  # the joint training runs on train_decoder.training
-            trainer, section = "joint", decoder_params["training"]
-            rows, rate = probe_rates(
-                trainer, probe, lambda lr: run_train_encoder(encoder_params["training"], probe_training(section, probe, lr))
-            )
-        else:
-            trainer, section = "encoder", encoder_params["training"]
-            rows, rate = probe_rates(
-                trainer, probe, lambda lr: run_train_encoder(probe_training(section, probe, lr), decoder_params["training"])
-            )
+        rows, rate = probe_rates(trainer, probe, trial)
     return {**result, "rows": json_records(rows), "chosen": {PROBED_SECTION[trainer]: rate}}
 
 
@@ -118,10 +126,11 @@ def probe_decoder_rates(
 ) -> dict[str, Any]:
     """GPE's decoder probe on the latents its cache_latents stage wrote (the encoder trained at the probed rate), added
     to the encoder's probe: the method's whole probe record."""
-    probe, decoder_params = experiment["probe"], _without_checkpoint(train_decoder)
+    probe = experiment["probe"]
 
     def decoder_trial(lr: float) -> pd.DataFrame:
-        params = {**decoder_params, "training": probe_training(decoder_params["training"], probe, lr)}
+        training = probe_training(train_decoder["training"], probe, lr, probe_checkpoint(train_decoder, "decoder", lr))
+        params = {**train_decoder, "training": training}
         return train_decoder_model(train_latents, validation_latents, train_data["x"], validation_data["x"], metadata, params)[1]
 
     with mlflow_logging_paused():
@@ -131,11 +140,6 @@ def probe_decoder_rates(
         "rows": [*encoder_probe["rows"], *json_records(rows)],
         "chosen": {**encoder_probe["chosen"], PROBED_SECTION["decoder"]: rate},
     }
-
-
-def _without_checkpoint(section: dict[str, Any]) -> dict[str, Any]:
-    """A section whose training writes (and resumes) no checkpoint file: a probe never touches the stages' files."""
-    return {**section, "training": {**section["training"], "checkpoint_path": None}}
 
 
 def use_probed_rates(probe: dict[str, Any], **sections: dict[str, Any]) -> tuple[dict[str, Any], ...]:
