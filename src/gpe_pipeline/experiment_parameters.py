@@ -66,3 +66,28 @@ def grid_values(values: Any, slots: tuple[str, ...], key: str, increasing: bool)
     if not positive_and_ordered([values[slot] for slot in slots], order):
         raise parameter_error(key, rule, dict(values))
     return {slot: float(values[slot]) for slot in slots}
+
+
+RANGE_KEYS = ("highest", "lowest", "points")
+
+
+def threshold_range(values: Any, key: str) -> list[float]:
+    """A range of thresholds fixed in advance, {highest, lowest, points}, checked before any run: `points` values
+    log-spaced from highest down to lowest, highest first; the two ends exact, those between rounded to 3 significant
+    digits (they name table columns). key: the parameter's dotted name, for the one-line error.
+    """
+    rule = (
+        "must map highest and lowest to positive numbers (highest above lowest) and points to a whole number of at "
+        "least 2 distinct values at 3 significant digits: points log-spaced values from highest down to lowest"
+    )
+    if not isinstance(values, Mapping) or sorted(values) != sorted(RANGE_KEYS):
+        raise parameter_error(key, rule, values)
+    highest, lowest, points = (values[name] for name in RANGE_KEYS)
+    ends_ordered = positive_and_ordered([highest, lowest], "decreasing")
+    if not (ends_ordered and positive_and_ordered([points], integers=True) and points >= 2):
+        raise parameter_error(key, rule, dict(values))
+    between = [float(f"{highest * (lowest / highest) ** (i / (points - 1)):.3g}") for i in range(1, points - 1)]
+    grid = [float(highest), *between, float(lowest)]
+    if not positive_and_ordered(grid, "decreasing"):  # too many points for ends this close at 3 digits
+        raise parameter_error(key, rule, dict(values))
+    return grid

@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from gpe_pipeline.experiment_parameters import grid_values, is_number, parameter_error, positive_number, positive_numbers
+from gpe_pipeline.experiment_parameters import (
+    grid_values,
+    is_number,
+    parameter_error,
+    positive_number,
+    positive_numbers,
+    threshold_range,
+)
 from gpe_pipeline.params import ParameterError
 
 # The sections a variant's stages read.
@@ -184,21 +191,22 @@ def decoder_levels(values: Any) -> dict[str, float]:
     return grid_values(values, DECODER_LEVEL_SLOTS, f"{DECODER_VS_GME}.gme_levels", increasing=False)
 
 
-def decoder_threshold(value: Any) -> float:
-    """exp_decoder_vs_gme.threshold checked: a positive validation MSE."""
-    return positive_number(value, f"{DECODER_VS_GME}.threshold", "must be a positive number (a validation MSE)")
+def decoder_thresholds(values: Any) -> list[float]:
+    """exp_decoder_vs_gme.thresholds checked: {highest, lowest, points} -> the range's validation MSEs, highest first."""
+    return threshold_range(values, f"{DECODER_VS_GME}.thresholds")
 
 
 def decoder_vs_gme_variant(slot: str) -> Variant:
-    """E3: the shared settings, a GPE encoder stopped at the level, a decoder stopped at the threshold."""
+    """E3: the shared settings, a GPE encoder stopped at the level, a decoder stopped at the range's lowest threshold
+    (or its budget), read at every threshold of the range on the way down."""
 
     def layers(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
         level = decoder_levels(nested_get(parameters, f"{DECODER_VS_GME}.gme_levels"))[slot]
-        threshold = decoder_threshold(nested_get(parameters, f"{DECODER_VS_GME}.threshold"))
+        lowest = decoder_thresholds(nested_get(parameters, f"{DECODER_VS_GME}.thresholds"))[-1]
         return [
             nested_get(parameters, f"{DECODER_VS_GME}.shared"),
             method(parameters, "gpe"),
-            {"train_encoder": {"training": {"target": level}}, "train_decoder": {"training": {"target": threshold}}},
+            {"train_encoder": {"training": {"target": level}}, "train_decoder": {"training": {"target": lowest}}},
         ]
 
     return Variant(f"{DECODER_VS_GME}.{decoder_level_name(slot)}", layers)
@@ -219,14 +227,9 @@ def iterations_levels(values: Any) -> dict[str, float]:
 
 
 def iterations_thresholds(values: Any) -> list[float]:
-    """exp_iterations_to_threshold.thresholds checked: two or more positive validation MSEs, highest first."""
-    return positive_numbers(
-        values,
-        f"{ITERATIONS}.thresholds",
-        "must be a list of two or more positive validation MSEs, highest first (Table 1: [0.1, 0.022] on MNIST)",
-        order="decreasing",
-        at_least=2,
-    )
+    """exp_iterations_to_threshold.thresholds checked: {highest, lowest, points} -> the range's validation MSEs,
+    highest first (Table 1's two thresholds are its ends: 0.1 and 0.022 on MNIST)."""
+    return threshold_range(values, f"{ITERATIONS}.thresholds")
 
 
 def iterations_variant(method_name: str, slot: str | None) -> Variant:
