@@ -16,6 +16,9 @@ from gpe_pipeline.params import ParameterError
 from gpe_pipeline.pipelines import exp_decoder_vs_gme, exp_encoder_stability, exp_iterations_to_threshold
 from gpe_pipeline.pipelines.exp_decoder_vs_gme.nodes import convergence_claim
 from gpe_pipeline.pipelines.exp_encoder_stability.nodes import (
+    converged_claim,
+    end_ratio,
+    isometry_claim,
     lowest_distortion_claim,
     run_summary,
     slope_claim,
@@ -163,11 +166,31 @@ def stability_history(gme: list[float], distortion: list[float], diverged: int |
     return frame
 
 
+def test_end_ratio_is_the_last_fifths_mean_over_the_fifth_befores():
+    assert end_ratio(pd.Series([9.0, 8, 7, 6, 5, 4, 3, 2, 1.5, 2.5])) == pytest.approx(2.0 / 2.5)  # fifths of 2
+    assert end_ratio(pd.Series([1.0, 0.5, 0.6])) == pytest.approx(0.6 / 0.5)  # a fifth is at least one value
+    assert math.isnan(end_ratio(pd.Series([0.3])))
+
+
 def test_a_diverged_runs_final_values_are_its_last_evaluation_before_the_divergence():
     run = run_summary(stability_history([0.4, 0.1, 0.025, 50.0], [0.8, 0.4, 0.2, 1e5], diverged=320))
     assert run["diverged_at_step"] == 320 and run["steps"] == 400 and run["evaluated_at_step"] == 300
     assert run["final_gme"] == 0.025 and run["local_distortion"] == 0.2
     assert run["loglog_slope"] == pytest.approx(0.5)  # distortion halves each time GME quarters
+    assert run["gme_at_end"] == 0.025 and run["end_ratio"] == pytest.approx(0.025 / 0.1)
+
+
+def test_an_encoder_that_collapsed_is_read_at_its_last_gme_not_at_its_last_finite_bilipschitz():
+    # As GME at lr 0.1 did on the digits once: every point mapped to one latent from step 400 on (bi-Lipschitz inf).
+    collapsed = stability_history([0.138, 0.139, 0.134, 13.1, 13.1, 13.1], [0.23, 0.21, 0.21, 1.0, 1.0, 1.0])
+    collapsed.loc[3:, "validation_bilipschitz_p95"] = math.inf
+    run = run_summary(collapsed)
+    assert run["evaluated_at_step"] == 300 and run["final_gme"] == 0.134, "the last evaluation with every metric finite"
+    assert run["gme_at_end"] == 13.1 and run["end_ratio"] == pytest.approx(1.0)
+    healthy = run_summary(stability_history([0.1, 0.02, 0.01], [0.3, 0.1, 0.05]))
+    runs = {("gme", "low"): healthy, ("gme", "mid"): healthy, ("gme", "high"): run}
+    stable = converged_claim(runs, RATES, {"level_factor": 2.0, "rise_tolerance": 0.1}, "rule")
+    assert stable["verdict"] == NOT_HELD and "lr 0.1: GME at the end 13.1, 1.31e+03x the lowest" in stable["measured"]
 
 
 def test_stability_summary_on_hand_made_histories():
@@ -185,15 +208,70 @@ def test_stability_summary_on_hand_made_histories():
         "mds2_lr_high": stability_history([40.0], [1e5], diverged=2),
     }
     shared = {"train_encoder": {"training": {"divergence_factor": 100}}}
-    table, figure, findings = summarise_encoder_stability(rates, shared, 0.2, **histories)
+    convergence = {"level_factor": 2.0, "rise_tolerance": 0.1}
+    table, figure, findings = summarise_encoder_stability(rates, shared, 0.2, convergence, 2.0, **histories)
     diverged = table.set_index("variant")["diverged_at_step"]
     assert diverged[["mds1_lr_high", "mds2_lr_high"]].tolist() == [2, 2] and diverged.isna().sum() == 7
+    assert table.set_index("variant").loc["gme_lr_high", "end_ratio"] == pytest.approx(0.85 / 0.8)
     verdicts = [c["verdict"] for c in findings["claims"]]
-    # GME stable, MDS2 diverges at the highest, MDS1 does not diverge everywhere, GME lowest distortion, slope 1.
-    assert verdicts == [HELD, HELD, NOT_HELD, HELD, HELD]
+    # GME not stable (at the highest rate it stays at 0.85, 8.5x the others' 0.1), MDS2 diverges at the highest,
+    # MDS2 matches GME's bi-Lipschitz (both 1.5), MDS1 does not diverge everywhere, GME lowest distortion, slope 1.
+    assert verdicts == [NOT_HELD, HELD, HELD, NOT_HELD, HELD, HELD]
     assert "100 times its first step's loss" in findings["claims"][0]["reason"]
+    assert "GME at the end 0.85, 8.5x the lowest" in findings["claims"][0]["measured"]
     assert findings["loglog_slopes"]["gme_lr_mid"] == pytest.approx(1.0)
     assert len(figure.axes) == 9
+    histories["gme_lr_high"] = stability_history([0.4, 0.2, 0.15], [0.8, 0.4, 0.3])  # 1.5x the lowest, not rising
+    _, _, findings = summarise_encoder_stability(rates, shared, 0.2, convergence, 2.0, **histories)
+    assert findings["claims"][0]["verdict"] == HELD
+
+
+RATES = {"low": 1e-3, "mid": 1e-2, "high": 1e-1}
+
+
+def gme_runs(finals: list[float], end_ratios: list[float], diverged: list[int | None] | None = None) -> dict:
+    return {
+        ("gme", slot): {"diverged_at_step": step, "gme_at_end": final, "end_ratio": ratio}
+        for slot, final, ratio, step in zip(RATES, finals, end_ratios, diverged or [None] * 3, strict=True)
+    }
+
+
+def test_gme_is_stable_when_every_run_converged_with_the_margins_beside():
+    convergence = {"level_factor": 2.0, "rise_tolerance": 0.1}
+
+    def verdict(*args) -> str:
+        return converged_claim(gme_runs(*args), RATES, convergence, "rule")["verdict"]
+
+    held = converged_claim(gme_runs([0.0078, 0.0089, 0.0150], [0.9, 1.0, 1.1]), RATES, convergence, "rule")
+    assert held["verdict"] == HELD
+    assert "lr 0.01: GME at the end 0.0089, 1.14x the lowest, last fifth 1x the fifth before (converged)" in held["measured"]
+    assert "1.92x the lowest" in held["measured"] and "at most 2x and 1.1x" in held["measured"]
+    assert verdict([0.0078, 0.0089, 0.833], [0.9, 1.0, 0.98]) == NOT_HELD  # finite but never learned: 107x
+    assert verdict([0.0078, 0.0089, 0.0100], [0.9, 1.0, 1.2]) == NOT_HELD  # rising at its end
+    assert verdict([0.0078, 0.0089, 0.0100], [0.9, 1.0, 1.0], [None, None, 40]) == NOT_HELD  # diverged
+    assert verdict([0.0078, 0.0089, 0.0100], [0.9, 1.0, math.nan]) == NOT_MEASURABLE  # one evaluation: rising?
+    assert verdict([0.0078, 0.0089, 0.5], [0.9, 1.0, math.nan]) == NOT_HELD  # ... but far from the level anyway
+
+
+def test_mds2_matches_gmes_global_isometry_at_the_lower_rates():
+    def runs(gme_p95: float, mds2_p95: float, mds2_diverged: int | None = None, gme_diverged: int | None = None):
+        return {
+            (loss, slot): {
+                "bilipschitz_p95": gme_p95 if loss == "gme" else mds2_p95,
+                "diverged_at_step": (gme_diverged if loss == "gme" else mds2_diverged) if slot == "low" else None,
+            }
+            for loss in ("gme", "mds2")
+            for slot in RATES
+        }
+
+    held = isometry_claim(runs(1.15, 1.1), RATES, 2.0)
+    assert held["verdict"] == HELD and "bi-Lipschitz p95 MDS2 1.1, GME 1.15 (log ratio 0.682x)" in held["measured"]
+    assert "lr 0.1" not in held["measured"], "the highest rate is the other half of the quote"
+    assert isometry_claim(runs(1.15, 1.3), RATES, 2.0)["verdict"] == HELD  # log 1.3 = 1.88 x log 1.15
+    failed = isometry_claim(runs(1.092, 2.2), RATES, 2.0)  # the kept report's digits values: log ratio 8.95
+    assert failed["verdict"] == NOT_HELD and "(log ratio 8.96x)" in failed["measured"]
+    assert isometry_claim(runs(1.1, 1.1, mds2_diverged=3), RATES, 2.0)["verdict"] == NOT_HELD
+    assert isometry_claim(runs(1.1, 1.1, gme_diverged=3), RATES, 2.0)["verdict"] == NOT_MEASURABLE
 
 
 def test_lowest_distortion_and_slope_verdicts():
