@@ -190,7 +190,7 @@ def test_the_threshold_grid_is_log_spaced_between_its_bounds_and_rounded_as_prin
     assert log_threshold_grid(0.2, {"highest": 0.4, "points": 2}, "k") == [0.4, 0.2]
     for grid in ({"highest": 0.02, "points": 3}, {"highest": 0.1, "points": 1}, {"highest": 0.1}, {"highest": 0.1, "points": 2.0},
                  {"highest": 0.0221, "points": 5}):  # the last: 5 values between 0.0221 and 0.022 repeat at 3 digits
-        with pytest.raises(ParameterError, match=r"^exp_wallclock.threshold_grid must map highest to a number above"):
+        with pytest.raises(ParameterError, match=r"^exp_wallclock.threshold_grid must map highest and"):
             log_threshold_grid(0.022, grid, "exp_wallclock.threshold_grid")
 
 

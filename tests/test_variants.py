@@ -117,9 +117,9 @@ def test_a_method_is_defined_once_and_every_group_that_runs_it_gets_the_same_sec
 
 
 def test_only_the_namespaces_of_the_run_are_merged_so_another_experiments_bad_value_does_not_stop_it(params):
-    broken = with_value(params, "exp_decoder_vs_gme.threshold", -1)
+    broken = with_value(params, "exp_decoder_vs_gme.thresholds.lowest", -1)
     assert set(run_parameters(broken, {"compare.vae", "compare"})) == {"compare.vae"}
-    with pytest.raises(ParameterError, match="exp_decoder_vs_gme.threshold must be a positive number"):
+    with pytest.raises(ParameterError, match="exp_decoder_vs_gme.thresholds must map highest and lowest to positive"):
         run_parameters(broken, {"exp_decoder_vs_gme.gme_low"})
 
 

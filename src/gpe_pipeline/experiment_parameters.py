@@ -68,26 +68,34 @@ def grid_values(values: Any, slots: tuple[str, ...], key: str, increasing: bool)
     return {slot: float(values[slot]) for slot in slots}
 
 
-def log_threshold_grid(lowest: Any, grid: Any, key: str) -> list[float]:
-    """grid["points"] thresholds log-spaced from grid["highest"] down to `lowest`, highest first, each rounded to the 3
-    significant digits a table prints (so a threshold shown is the one used); checked before any run.
+RANGE_KEYS = ("highest", "lowest", "points")
 
-    key: the grid's dotted name (e.g. exp_wallclock.threshold_grid), for the one-line error; `lowest` is the
-    threshold its own key's check accepted.
+
+def threshold_range(values: Any, key: str) -> list[float]:
+    """A range of thresholds fixed in advance, {highest, lowest, points}, checked before any run: `points` values
+    log-spaced from highest down to lowest, highest first; the two ends exact, those between rounded to 3 significant
+    digits (they name table columns). key: the parameter's dotted name, for the one-line error.
     """
     rule = (
-        f"must map highest to a number above the lowest threshold ({lowest!r}) and points to an integer >= 2 whose "
-        "log-spaced values stay distinct at 3 significant digits"
+        "must map highest and lowest to positive numbers (highest above lowest) and points to a whole number of at "
+        "least 2 distinct values at 3 significant digits: points log-spaced values from highest down to lowest"
     )
+    if not isinstance(values, Mapping) or sorted(values) != sorted(RANGE_KEYS):
+        raise parameter_error(key, rule, values)
+    highest, lowest, points = (values[name] for name in RANGE_KEYS)
+    ends_ordered = positive_and_ordered([highest, lowest], "decreasing")
+    if not (ends_ordered and positive_and_ordered([points], integers=True) and points >= 2):
+        raise parameter_error(key, rule, dict(values))
+    between = [float(f"{highest * (lowest / highest) ** (i / (points - 1)):.3g}") for i in range(1, points - 1)]
+    grid = [float(highest), *between, float(lowest)]
+    if not positive_and_ordered(grid, "decreasing"):  # too many points for ends this close at 3 digits
+        raise parameter_error(key, rule, dict(values))
+    return grid
+
+
+def log_threshold_grid(lowest: Any, grid: Any, key: str) -> list[float]:
+    """threshold_range from `lowest` (a threshold its own key's check accepted) and grid {highest, points}: E5's
+    grid, which ends at exp_wallclock.threshold. key: the grid's dotted name, for the one-line error."""
     if not isinstance(grid, Mapping) or sorted(grid) != ["highest", "points"]:
-        raise parameter_error(key, rule, grid)
-    highest, points = grid["highest"], grid["points"]
-    if not (is_number(lowest) and lowest > 0 and is_number(highest) and highest > lowest):
-        raise parameter_error(key, rule, dict(grid))
-    if not isinstance(points, int) or isinstance(points, bool) or points < 2:
-        raise parameter_error(key, rule, dict(grid))
-    ratio = (lowest / highest) ** (1 / (points - 1))
-    values = [float(f"{highest * ratio**i:.3g}") for i in range(points - 1)] + [float(f"{lowest:.3g}")]
-    if not positive_and_ordered(values, "decreasing"):
-        raise parameter_error(key, rule, dict(grid))
-    return values
+        raise parameter_error(key, "must map highest and points (the grid ends at the threshold)", grid)
+    return threshold_range({**grid, "lowest": lowest}, key)

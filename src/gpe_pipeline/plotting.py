@@ -245,3 +245,30 @@ def overlay_seeds(figures: list[plt.Figure]) -> plt.Figure:
         base.suptitle(f"{title}\nseed 0 in full; {others} as faint lines ({len(figures)} seeds)")
         base.tight_layout()
     return base
+
+
+def iterations_against_thresholds_axis(
+    axis, counts: dict[str, list[int | None]], budgets: dict[str, int], thresholds: list[float]
+) -> None:
+    """Iterations to each threshold of a range (log-log, lower thresholds to the right), one line per run.
+
+    counts: {label: iterations per threshold, None where the run did not get there}; budgets: {label: the steps it
+    ran}, where an unreached threshold is drawn as an open triangle: more than that many iterations.
+    """
+    for index, (label, iterations) in enumerate(counts.items()):
+        colour = f"C{index}"
+        reached = [(t, n) for t, n in zip(thresholds, iterations, strict=True) if n is not None]
+        axis.plot([t for t, _ in reached], [n for _, n in reached], color=colour, marker="o", markersize=4, label=label)
+        # Side by side (2% apart on the log axis) where several runs missed the same threshold within one budget.
+        nudge = 1.02 ** (index - (len(counts) - 1) / 2)
+        unreached = [t * nudge for t, n in zip(thresholds, iterations, strict=True) if n is None]
+        axis.plot(unreached, [budgets[label]] * len(unreached), "^", color=colour, markersize=8, fillstyle="none")
+    axis.plot([], [], "^", color="k", fillstyle="none", linestyle="none", label="not within the budget (more than)")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.invert_xaxis()
+    axis.set_xticks(thresholds, [f"{t:g}" for t in thresholds], minor=False)
+    axis.minorticks_off()
+    axis.set_xlabel("validation MSE threshold (the range fixed in advance)")
+    axis.set_ylabel("iterations to the threshold")
+    axis.legend(fontsize=8)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gpe_pipeline.verdicts import iteration_bounds
+
 
 def by_variant(outputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{"vae__flow_history": x, ...} (the node's keyword inputs) -> {"vae": {"flow_history": x, ...}, ...}."""
@@ -49,6 +51,28 @@ def first_step_at_or_below(history: pd.DataFrame, column: str, threshold: float)
     """The first recorded step whose `column` is at or below threshold; None when the history never gets there."""
     row = first_crossing(history, column, threshold)
     return int(row["step"]) if row is not None else None
+
+
+def threshold_column(threshold: float) -> str:
+    """iterations_to_0.1: a table's column of the iterations to one threshold."""
+    return f"iterations_to_{threshold:g}"
+
+
+def iterations_to_thresholds(history: pd.DataFrame, column: str, thresholds: list[float]) -> dict[str, int | None]:
+    """{threshold_column(t): the first recorded step whose `column` is at or below t, None where never} for each t."""
+    return {threshold_column(t): first_step_at_or_below(history, column, t) for t in thresholds}
+
+
+def threshold_iterations(row: Any, threshold: float) -> int | None:
+    """A table row's iterations to one threshold (its threshold_column), None where the run did not get there."""
+    value = row[threshold_column(threshold)]
+    return None if pd.isna(value) else int(value)
+
+
+def bounds_at(row: Any, threshold: float) -> tuple[float, float]:
+    """What a table row's iterations to one threshold are known to be, given the steps its decoder ran
+    (verdicts.iteration_bounds: exact when reached, above decoder_steps when not)."""
+    return iteration_bounds(threshold_iterations(row, threshold), int(row["decoder_steps"]))
 
 
 def evaluations(history: pd.DataFrame, *columns: str, before_step: int | None = None) -> pd.DataFrame:

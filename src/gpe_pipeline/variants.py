@@ -32,6 +32,7 @@ from gpe_pipeline.experiment_parameters import (
     parameter_error,
     positive_number,
     positive_numbers,
+    threshold_range,
 )
 from gpe_pipeline.params import ParameterError
 
@@ -260,9 +261,9 @@ def decoder_levels(values: Any) -> dict[str, float]:
     return grid_values(values, DECODER_LEVEL_SLOTS, f"{DECODER_VS_GME}.gme_levels", increasing=False)
 
 
-def decoder_threshold(value: Any) -> float:
-    """exp_decoder_vs_gme.threshold checked: a positive validation MSE."""
-    return positive_number(value, f"{DECODER_VS_GME}.threshold", "must be a positive number (a validation MSE)")
+def decoder_thresholds(values: Any) -> list[float]:
+    """exp_decoder_vs_gme.thresholds checked: {highest, lowest, points} -> the range's validation MSEs, highest first."""
+    return threshold_range(values, f"{DECODER_VS_GME}.thresholds")
 
 
 ITERATIONS = "exp_iterations_to_threshold"
@@ -280,14 +281,9 @@ def iterations_levels(values: Any) -> dict[str, float]:
 
 
 def iterations_thresholds(values: Any) -> list[float]:
-    """exp_iterations_to_threshold.thresholds checked: two or more positive validation MSEs, highest first."""
-    return positive_numbers(
-        values,
-        f"{ITERATIONS}.thresholds",
-        "must be a list of two or more positive validation MSEs, highest first (Table 1: [0.1, 0.022] on MNIST)",
-        order="decreasing",
-        at_least=2,
-    )
+    """exp_iterations_to_threshold.thresholds checked: {highest, lowest, points} -> the range's validation MSEs,
+    highest first (Table 1's two thresholds are its ends: 0.1 and 0.022 on MNIST)."""
+    return threshold_range(values, f"{ITERATIONS}.thresholds")
 
 
 def iterations_vae_variant() -> Variant:
@@ -332,9 +328,10 @@ def level_index(parameters: Mapping[str, Any], level: float) -> int:
 
 def lowest_decoder_threshold(parameters: Mapping[str, Any]) -> float:
     """The lowest validation MSE E3's and E4's decoders are read at: where every level's decoder stops."""
-    return min(decoder_threshold(nested_get(parameters, f"{DECODER_VS_GME}.threshold")), *iterations_thresholds(
-        nested_get(parameters, f"{ITERATIONS}.thresholds")
-    ))
+    return min(
+        decoder_thresholds(nested_get(parameters, f"{DECODER_VS_GME}.thresholds"))[-1],
+        iterations_thresholds(nested_get(parameters, f"{ITERATIONS}.thresholds"))[-1],
+    )
 
 
 def level_settings(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:

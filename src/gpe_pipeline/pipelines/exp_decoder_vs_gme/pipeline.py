@@ -30,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         summarise_decoder_vs_gme,
         {
             "level_grid": "params:gme_levels",  # params:exp_decoder_vs_gme.gme_levels
-            "threshold": "params:threshold",
+            "thresholds": "params:thresholds",  # the range: params:exp_decoder_vs_gme.thresholds
             **{f"{variant}__encoder": f"{variant}.encoder_history" for variant in POINTS},
             **{f"{variant}__decoder": f"{variant}.decoder_history" for variant in POINTS},
         },

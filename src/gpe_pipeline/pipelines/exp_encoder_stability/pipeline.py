@@ -26,6 +26,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             "rate_grid": "params:learning_rates",  # params:exp_encoder_stability.learning_rates
             "shared": "params:shared",
             "slope_tolerance": "params:slope_tolerance",
+            "convergence": "params:convergence",  # what "stable" means for GME
+            "isometry_factor": "params:isometry_factor",  # what "matches GME's global isometry" means for MDS2
             **{variant: f"{variant}.encoder_history" for variant in POINTS},
         },
     )
