@@ -395,7 +395,7 @@ def test_iterations_to_threshold_table_has_table1s_columns(tmp_path_factory):
     assert all(d == decoders[0] for d in decoders), "same decoder architecture, learning rate, batch and seed"
     assert decoders[0]["train_decoder.fresh_decoder"] == "True" and decoders[0]["train_decoder.training.target"] == "0.3"
     assert runs["vae"].data.params["train_encoder.method"] == "vae"
-    vae_decoder = pd.read_csv(project / "data" / "08_reporting" / f"{E4}.seed_0.vae" / "decoder_history.csv")
+    vae_decoder = pd.read_csv(project / "data" / "08_reporting" / "gme_levels.seed_0.vae" / "decoder_history.csv")
     assert "trained_jointly" not in vae_decoder, "the VAE's joint decoder was discarded for a fresh one"
 
 

@@ -87,7 +87,7 @@ def one_process_encoder(project: Path, tmp_path: Path) -> torch.nn.Module:
     training.update(checkpoint_path=str(tmp_path / "one-process" / "encoder.pt"), device="cpu")
     train, validation = (primary(project, name) for name in ("train_data", "validation_data"))
     metadata = {"shape": list(train["x"].shape[1:])}
-    encoder, _, _ = train_encoder(train, validation, metadata, params["train_encoder"], params["train_decoder"])
+    encoder, _, _, _ = train_encoder(train, validation, metadata, params["train_encoder"], params["train_decoder"])
     return encoder
 
 

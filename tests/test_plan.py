@@ -63,20 +63,22 @@ def test_the_tiny_paper_report_plan_counts_every_training_of_every_experiment():
     assert by_group(trainings) == {
         "exp_gmm_latents": (2, 60 + 60),  # GPE's encoder; the VAE's joint training (E1 stops after cache_latents)
         "exp_encoder_stability": (9, 9 * 40),  # GME, MDS1, MDS2 at three rates, encoders only
-        "exp_decoder_vs_gme": (6, 3 * (60 + 60)),  # three levels: encoder + decoder
-        "exp_iterations_to_threshold": (6, 2 * (60 + 60) + 60 + 60),  # two GPE rows; the VAE's joint + a fresh decoder
-        # GPE: encoder probe 2 x 20, the encoder again at the chosen rate 60, decoder probe 2 x 20, the stages 60 + 60;
-        # four baselines: joint probe 2 x 20 and the joint training 60, the kept decoder 0.
-        "exp_wallclock": (2 + 1 + 2 + 1 + 1 + 4 * (2 + 1), 40 + 60 + 40 + 60 + 60 + 4 * (40 + 60)),
+        # E3 and E4 train nothing of their own for GPE: the level study's one encoder and a decoder per level
+        # (conf/test: E3's levels 5.0, 3.5, 2.5 and E4's 5.0, 2.5 are three levels).
+        # E4's VAE row runs there too: its joint training and a fresh decoder.
+        "gme_levels": (1 + 3 + 2, 60 + 3 * 60 + 60 + 60),
+        # GPE: encoder probe 2 x 20, the stages 60 + 60, decoder probe 2 x 20 (on the stage's latents: no encoder
+        # trained again); four baselines: joint probe 2 x 20 and the joint training 60, the kept decoder 0.
+        "exp_wallclock": (2 + 1 + 2 + 1 + 4 * (2 + 1), 40 + 60 + 40 + 60 + 4 * (40 + 60)),
         "exp_generation_budget": (5, (60 + 60 + 60) + (60 + 0 + 60)),  # GPE: encoder, decoder, flow; VAE: joint, flow
         "shared": (1, 100),  # the feature classifier on the digits' labels
     }
     # Lines of the plan that train, by trainer (a probe's line holds all its rates); E1 .. E6 in each sum.
     assert Counter(t.trainer for t in trainings if t.runs) == {
-        "encoder": 1 + 9 + 3 + 2 + 1 + 1,
+        "encoder": 1 + 9 + 1 + 1 + 1,  # E1, E2, the level study, E5, E6
         "joint": 1 + 1 + 4 + 1,
-        "decoder": 3 + 3 + 1 + 1,
-        "probe": 3 + 4,  # GPE: encoder rates, encoder at the chosen rate, decoder rates; each baseline: joint rates
+        "decoder": 3 + 1 + 1 + 1,  # the level study's three, E4's VAE row, E5's and E6's GPE
+        "probe": 2 + 4,  # GPE: encoder rates, decoder rates; each baseline: joint rates
         "flow": 2,
         "classifier": 1,
     }
@@ -84,7 +86,7 @@ def test_the_tiny_paper_report_plan_counts_every_training_of_every_experiment():
     assert len(kept) == 5 and all(t.network is None for t in kept)  # E5's four baselines and E6's VAE
     flows_and_classifier = [t for t in trainings if t.trainer in ("flow", "classifier")]
     assert [t.steps for t in flows_and_classifier] == [60, 60, 100]
-    assert plan_totals(estimate(trainings, plan_settings({}), PROJECT_ROOT, measure=lambda *args: 1.0))["steps"] == 2260
+    assert plan_totals(estimate(trainings, plan_settings({}), PROJECT_ROOT, measure=lambda *args: 1.0))["steps"] == 1840
 
 
 def test_the_compare_plan_in_conf_base(params):
@@ -103,16 +105,16 @@ def test_each_distinct_network_is_measured_once_and_the_time_is_steps_times_its_
         return {"encoder": 2.0, "decoder": 1.0}.get(network["trainer"], 4.0)
 
     plan = estimate(trainings, plan_settings({"plan": {"warmup_steps": 1, "timed_steps": 2}}), PROJECT_ROOT, measure)
-    # E1: GPE's encoder and the VAE's joint net on the gmm; E2: three losses on its wider MLP; E3's encoder and decoder
-    # (E4, E5 and E6 train the same ones); the joint nets of the VAE, VAE+MDS, AE and AE+MDS (E4's VAE = E5's = E6's);
+    # E1: GPE's encoder and the VAE's joint net on the gmm; E2: three losses on its wider MLP; the level study's encoder
+    # and decoder (E5 and E6 train the same ones); the joint nets of the VAE, VAE+MDS, AE and AE+MDS (E4's VAE = E5's = E6's);
     # the flow (E6's two flows alike) and the classifier: 2 + 3 + 2 + 4 + 2 = 13.
     assert len(measured) == len(set(measured)) == 13
     assert plan.step_ms.keys() == set(measured)
-    group = plan.groups()["exp_decoder_vs_gme"]
-    assert group["seconds"] == pytest.approx(3 * (60 * 2.0 + 60 * 1.0) / 1000)
+    group = plan.groups()["gme_levels"]  # one encoder, three decoders, E4's VAE row (joint 4.0, fresh decoder 1.0)
+    assert group["seconds"] == pytest.approx((60 * 2.0 + 3 * 60 * 1.0 + 60 * 4.0 + 60 * 1.0) / 1000)
     assert plan.groups()["shared"]["seconds"] == pytest.approx(100 * 4.0 / 1000)
     text = plan_markdown(plan, "kedro run --pipeline=paper_report --env test")
-    assert "| **total** | 48 | 2,260 |" in text and "13 distinct networks" in text
+    assert "| **total** | 41 | 1,840 |" in text and "13 distinct networks" in text
 
 
 def test_a_measured_step_time_runs_the_core_loop_and_leaves_the_random_state_alone():
@@ -145,18 +147,20 @@ def test_the_committed_h200_table_gives_the_paper_networks_step_times():
     trainings = pipeline_trainings("paper_report", mnist)
     plan = estimate(trainings, plan_settings({"plan": {"device_table": "nvidia-h200"}}), PROJECT_ROOT)
     groups = plan.groups()
-    # E3 under conf/mnist: three paper_mnist encoders and decoders, 1,000,000 steps each at most, bf16+compile.
-    assert groups["exp_decoder_vs_gme"]["seconds"] == pytest.approx(3 * 1_000_000 * (5.08 + 5.13) / 1000)
-    assert groups["exp_decoder_vs_gme"]["unestimated_steps"] == 0
+    # E3 and E4 under conf/mnist: the level study's paper_mnist encoder and a decoder for each of E3's levels (conf/base
+    # 0.1, 0.03, 0.01) and E4's (0.03, 0.004), four, 1,000,000 steps each at most, bf16+compile.
+    # E4's VAE row there too: a joint step (5.08 + 5.13, the table's encoder and decoder rows) and a fresh decoder.
+    assert groups["gme_levels"]["seconds"] == pytest.approx(1_000_000 * (5.08 + 4 * 5.13 + (5.08 + 5.13) + 5.13) / 1000)
+    assert groups["gme_levels"]["unestimated_steps"] == 0
     # E2's 4-layer MLPs are not in the table: counted, not estimated.
     assert groups["exp_encoder_stability"] == {"runs": 9, "steps": 27_000, "seconds": 0.0, "unestimated_steps": 27_000}
-    joint = next(t for t in trainings if t.namespace == "exp_iterations_to_threshold.seed_0.vae" and t.trainer == "joint")
+    joint = next(t for t in trainings if t.namespace == "gme_levels.seed_0.vae" and t.trainer == "joint")
     assert table_step_ms(json.loads(joint.network), table) == (
         pytest.approx(5.08 + 5.13),
         "table, bf16+compile: encoder row + decoder row",
     )
     fp32 = with_value(mnist, "train_decoder.training.precision", "fp32")
-    decoder = next(t for t in pipeline_trainings("exp_decoder_vs_gme", fp32) if t.trainer == "decoder")
+    decoder = next(t for t in pipeline_trainings("exp_decoder_vs_gme", with_value(fp32, "paper_report.seeds", 1)) if t.trainer == "decoder")
     assert table_step_ms(json.loads(decoder.network), table)[0] is None  # fp32 compiled was not measured
 
 
@@ -192,10 +196,10 @@ def test_kedro_plan_writes_the_plan_and_nothing_else(tmp_path):
     changed = {name for name in after if after[name] != before.get(name)}
     assert changed - LOG_FILES == {"data/08_reporting/plan.md"}
     assert "train_encoder step" not in result.output and "Running node" not in result.output
-    assert "Plan: 48 trainings, 2,260 optimiser steps at most" in result.output
+    assert "Plan: 41 trainings, 1,840 optimiser steps at most" in result.output
     plan = (project / "data" / "08_reporting" / "plan.md").read_text()
     assert plan.startswith("# Plan of `kedro plan --pipeline=paper_report --env test`")
-    assert "| **total** | 48 | 2,260 |" in plan and "measured on this machine (cpu)" in plan
+    assert "| **total** | 41 | 1,840 |" in plan and "measured on this machine (cpu)" in plan
     assert seconds < 300  # generous: the suite runs on a shared machine
 
 

@@ -108,32 +108,32 @@ def test_overlay_keeps_the_first_seeds_legend_and_copies_the_others_lines():
 
 
 def test_seed_k_shifts_every_random_seed_of_the_stages_and_nothing_else(params):
-    base = recipe("exp_decoder_vs_gme.gme_high").sections(params)
-    seeded = recipe("exp_decoder_vs_gme.seed_2.gme_high").sections(params)
+    base = recipe("exp_generation_budget.gpe").sections(params)
+    seeded = recipe("exp_generation_budget.seed_2.gpe").sections(params)
     for section in ("train_encoder", "train_decoder", "train_flow"):
         assert seeded[section]["training"]["seed"] == base[section]["training"]["seed"] + 2
     assert seeded["evaluate"]["seed"] == base["evaluate"]["seed"] + 2
     assert seeded["evaluate"]["sampling"]["seed"] == base["evaluate"]["sampling"]["seed"] + 2
     assert seeded["evaluate"]["classifier"] == base["evaluate"]["classifier"]  # the measuring instrument stays
-    assert seeded["train_encoder"]["training"]["checkpoint_path"].endswith("exp_decoder_vs_gme.seed_2.gme_high/encoder.pt")
+    assert seeded["train_encoder"]["training"]["checkpoint_path"].endswith("exp_generation_budget.seed_2.gpe/encoder.pt")
     unchanged = {k: v for k, v in seeded["train_encoder"].items() if k != "training"}
     assert unchanged == {k: v for k, v in base["train_encoder"].items() if k != "training"}
-    seed_0 = recipe("exp_decoder_vs_gme.seed_0.gme_high").sections(params)
+    seed_0 = recipe("exp_generation_budget.seed_0.gpe").sections(params)
     for section in ("train_encoder", "train_decoder", "train_flow"):  # seed 0 is the unseeded run but for its folder
         seed_0[section]["training"]["checkpoint_path"] = base[section]["training"]["checkpoint_path"]
     assert seed_0 == base
-    assert split_seeded("exp_decoder_vs_gme.seed_2.gme_high") == ("exp_decoder_vs_gme", 2, "gme_high")
+    assert split_seeded("exp_generation_budget.seed_2.gpe") == ("exp_generation_budget", 2, "gpe")
     assert split_seeded("compare.vae") is None and recipe("exp_decoder_vs_gme.seed_2") is None
 
 
 def test_a_variants_own_overrides_apply_to_every_seed(params):
-    changed = with_value(params, "exp_decoder_vs_gme.gme_high.train_encoder.training.lr", 0.5)
+    changed = with_value(params, "exp_generation_budget.gpe.train_encoder.training.lr", 0.5)
     for seed in range(3):
-        sections = recipe(f"exp_decoder_vs_gme.seed_{seed}.gme_high").sections(changed)
+        sections = recipe(f"exp_generation_budget.seed_{seed}.gpe").sections(changed)
         assert sections["train_encoder"]["training"]["lr"] == 0.5
-    bad = with_value(params, "exp_decoder_vs_gme.gme_high.train_encoderr", {})
-    with pytest.raises(ParameterError, match=r"exp_decoder_vs_gme.gme_high.train_encoderr is not a stage section"):
-        recipe("exp_decoder_vs_gme.seed_1.gme_high").sections(bad)
+    bad = with_value(params, "exp_generation_budget.gpe.train_encoderr", {})
+    with pytest.raises(ParameterError, match=r"exp_generation_budget.gpe.train_encoderr is not a stage section"):
+        recipe("exp_generation_budget.seed_1.gpe").sections(bad)
 
 
 def test_the_seed_count_and_its_checks(params):
@@ -169,7 +169,8 @@ def test_a_two_seed_experiment_run_gives_every_seed_its_rows_verdicts_and_child_
         assert json.loads((reporting / f"seed_{seed}" / "findings.json").read_text())["claims"]
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["gpe_pipeline"])
-    children = runs[runs["tags.variant_group"].fillna("").str.startswith("exp_decoder_vs_gme.seed_")]
+    children = runs[runs["tags.variant_group"].fillna("").str.startswith("gme_levels.seed_")]
+    # E3's trainings are the level study's: per seed one encoder and a decoder per level (conf/test: three levels).
     assert sorted(zip(children["tags.seed"], children["tags.variant"], strict=True)) == sorted(
-        (str(seed), name) for seed in range(2) for name in ("gme_high", "gme_mid", "gme_low")
+        (str(seed), name) for seed in range(2) for name in ("encoder", "level_0", "level_1", "level_2")
     )

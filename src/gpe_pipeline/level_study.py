@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
+from gpe_pipeline.core.models import NoModel
 from gpe_pipeline.variants import DECODER_VS_GME, ITERATIONS, level_values
 
 
@@ -21,9 +22,10 @@ def encoder_at_level(
     decoder_vs_gme_levels: dict[str, float],
     iterations_levels: dict[str, float],
     index: int,
-) -> tuple[nn.Module, pd.DataFrame]:
-    """The study's encoder as it was at the first evaluation at or below level `index` of variants.level_values, and
-    its history up to that step: what a run with that level as its target would have stopped with.
+) -> tuple[nn.Module, pd.DataFrame, NoModel]:
+    """The study's encoder as it was at the first evaluation at or below level `index` of variants.level_values, its
+    history up to that step and its joint decoder (none: GPE's decoder stage trains one): what the encoder stage with
+    that level as its target would have returned.
 
     snapshots: {level: {"step", "value", "weights"}} (training.snapshot_at). A level the run never reached gives the
     encoder at the end of its budget and the whole history (as a run that missed its target).
@@ -31,7 +33,7 @@ def encoder_at_level(
     levels = level_values({DECODER_VS_GME: {"gme_levels": decoder_vs_gme_levels}, ITERATIONS: {"gme_levels": iterations_levels}})
     snapshot = snapshots.get(levels[index])
     if snapshot is None:
-        return encoder, history
+        return encoder, history, NoModel()
     at_level = copy.deepcopy(encoder)
     at_level.load_state_dict(snapshot["weights"])
-    return at_level.eval(), history[history["step"] <= snapshot["step"]].reset_index(drop=True)
+    return at_level.eval(), history[history["step"] <= snapshot["step"]].reset_index(drop=True), NoModel()

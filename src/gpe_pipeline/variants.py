@@ -267,6 +267,7 @@ def decoder_thresholds(values: Any) -> list[float]:
 
 
 ITERATIONS = "exp_iterations_to_threshold"
+LEVELS = "gme_levels"  # the frozen-encoder study E3 and E4 share (below)
 ITERATIONS_LEVEL_SLOTS = ("high", "low")  # Table 1's two GPE rows, by GME level (highest first)
 
 
@@ -288,22 +289,24 @@ def iterations_thresholds(values: Any) -> list[float]:
 
 def iterations_vae_variant() -> Variant:
     """E4's VAE row: the shared settings, the VAE, its joint training run to the lowest threshold (it runs on the
-    decoder stage's settings), then a fresh decoder on its frozen mean encoder, also to the lowest threshold. Its GPE
-    rows are the gme_levels study's."""
+    decoder stage's settings), then a fresh decoder on its frozen mean encoder, also to the lowest threshold. It runs
+    in the frozen-encoder study's namespace (gme_levels.seed_<k>.vae) beside E4's GPE rows, so that E4's summary reads
+    all its rows from there (kedro-viz draws layers only if no namespace both reads a later layer and writes an
+    earlier one)."""
 
     def layers(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
         lowest = iterations_thresholds(nested_get(parameters, f"{ITERATIONS}.thresholds"))[-1]
         shared = nested_get(parameters, f"{ITERATIONS}.shared")
         return [shared, method(parameters, "vae"), {"train_decoder": {"training": {"target": lowest}}}]
 
-    return Variant(f"{ITERATIONS}.{iterations_row_name('vae', None)}", layers)
+    return Variant(f"{LEVELS}.{iterations_row_name('vae', None)}", layers)
 
 
-# E3 and E4 read their GPE encoders and decoders from one study per seed (gme_levels.seed_<k>): one GPE encoder
+# E3 and E4 read their GPE encoders and decoders from one frozen-encoder study per seed (gme_levels.seed_<k>, where
+# E4's VAE row also runs, iterations_vae_variant): one GPE encoder
 # trained to the lowest level of both experiments' grids, keeping its weights at the first evaluation at or below each
 # level (training.snapshot_at), and on each level's weights one fresh decoder trained to the lowest loss threshold
 # of both experiments. Each experiment reads its levels' encoder histories (cut at the level) and decoder curves.
-LEVELS = "gme_levels"
 LEVEL_ENCODER = "encoder"
 
 

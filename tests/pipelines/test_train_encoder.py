@@ -18,7 +18,7 @@ def test_a_baselines_training_error_names_the_decoder_settings_it_trains_with():
     split = {"x": torch.rand(12, 5) * 2 - 1, "labels": None}
     metadata = {"shape": [5]}
     encoder = {**section(lr=-1.0), "method": "vae", "latent_dim": 2, "beta": 0.1}  # its own lr is not used
-    encoder_model, history, decoder = train_encoder(split, split, metadata, encoder, section())
-    assert history["step"].tolist() == [1, 2] and decoder(encoder_model(split["x"])).shape == (12, 5)
+    encoder_model, history, decoder, snapshots = train_encoder(split, split, metadata, encoder, section())
+    assert snapshots == {} and history["step"].tolist() == [1, 2] and decoder(encoder_model(split["x"])).shape == (12, 5)
     with pytest.raises(ValueError, match=r"train_decoder\.training\.lr must be a positive number"):
         train_encoder(split, split, metadata, {**encoder, "training": section()["training"]}, section(lr=-1.0))

@@ -54,7 +54,6 @@ def variant_pipeline(
     data_from: str | None = None,
     sections: str = "params:{}",
     as_configured: dict[str, tuple[str, ...]] | None = None,
-    reads: dict[str, str] | None = None,
 ) -> Pipeline:
     """The stages under `namespace`, each reading its variant's sections.
 
@@ -65,8 +64,6 @@ def variant_pipeline(
     dataset_pipeline) instead of the run's shared ingest. sections: how the stages name their sections' inputs
     (RUNTIME_SECTION when a prelude completes them at run time). as_configured: {stage: sections it reads as the
     parameters give them, not as completed} (E5's GPE encoder names train_decoder, whose rate is probed after it).
-    reads: {stage input: entry of another namespace} for a variant whose first stages ran elsewhere (a level's
-    decoder reads the level study encoder's joint_decoder record).
     """
     order = list(STAGES)
     if not stages or list(stages) != order[order.index(stages[0]) : order.index(stages[0]) + len(stages)]:
@@ -80,7 +77,6 @@ def variant_pipeline(
     shared = {name: f"{data_from}.{name}" if data_from and name in SHARED_DATA else name for name in SHARED_INPUTS}
     # A prelude's inputs from another namespace (e.g. the level study's encoder) keep their full names.
     shared |= {name: name for name in template.inputs() if "." in name and not name.startswith("params:")}
-    shared |= dict(reads or {})
     shared_parameters = {
         name
         for name in template.inputs()
@@ -228,19 +224,12 @@ def level_study_pipeline(seed: int, indices: list[int]) -> Pipeline:
                         "decoder_vs_gme_levels": f"params:{DECODER_VS_GME}.gme_levels",
                         "iterations_levels": f"params:{ITERATIONS}.gme_levels",
                     },
-                    outputs=["encoder", "encoder_history"],
+                    outputs=["encoder", "encoder_history", "joint_decoder"],
                     name="encoder_at_level",
                 )
             ]
         )
-        decoders.append(
-            variant_pipeline(
-                f"{group}.{level_name(index)}",
-                ("cache_latents", "train_decoder"),
-                prelude,
-                reads={"joint_decoder": f"{trained}.joint_decoder"},  # GPE's: none (the decoder stage trains a fresh one)
-            )
-        )
+        decoders.append(variant_pipeline(f"{group}.{level_name(index)}", ("cache_latents", "train_decoder"), prelude))
     return variant_pipeline(trained, ("train_encoder",)) + sum(decoders, Pipeline([]))
 
 

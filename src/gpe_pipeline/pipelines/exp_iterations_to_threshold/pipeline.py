@@ -2,7 +2,7 @@
 
 `kedro run --pipeline=exp_iterations_to_threshold`; parameters in conf/base/parameters_exp_iterations_to_threshold.yml.
 The rows are gpe_gme_high, gpe_gme_low (levels from exp_iterations_to_threshold.gme_levels: the GME-level study's
-encoder and decoders, shared with E3, variants.LEVELS) and vae (its own variant per seed).
+encoder and decoders, shared with E3, variants.LEVELS) and vae (a variant per seed in the same study's namespace).
 """
 
 from kedro.pipeline import Pipeline
@@ -16,7 +16,15 @@ from gpe_pipeline.pipelines.variant_stages import (
     variant_pipeline,
 )
 from gpe_pipeline.variants import ITERATIONS as EXPERIMENT
-from gpe_pipeline.variants import ITERATIONS_LEVEL_SLOTS, iterations_levels, iterations_row_name, level_index, nested_get
+from gpe_pipeline.variants import (
+    ITERATIONS_LEVEL_SLOTS,
+    LEVELS,
+    iterations_levels,
+    iterations_row_name,
+    level_index,
+    nested_get,
+    seeded_namespace,
+)
 
 from .nodes import summarise_iterations_to_threshold
 
@@ -32,7 +40,13 @@ def create_pipeline(**kwargs) -> Pipeline:
     indices = {iterations_row_name("gpe", slot): level_index(parameters, levels[slot]) for slot in ITERATIONS_LEVEL_SLOTS}
 
     def rows(group: str, seed: int) -> Pipeline:
-        return level_study_pipeline(seed, sorted(set(indices.values()))) + variant_pipeline(f"{group}.{VAE_ROW}", STAGES)
+        """The level study's GPE rows and the VAE row, all in the study's namespace (gme_levels.seed_<k>)."""
+        vae = variant_pipeline(f"{seeded_namespace(LEVELS, seed)}.{VAE_ROW}", STAGES)
+        return level_study_pipeline(seed, sorted(set(indices.values()))) + vae
+
+    def entries(seed: int) -> dict[str, str]:
+        vae = {f"{VAE_ROW}.{entry}": f"{seeded_namespace(LEVELS, seed)}.{VAE_ROW}.{entry}" for entry in ROW_OUTPUTS.values()}
+        return level_entries(seed, indices, tuple(ROW_OUTPUTS.values())) | vae
 
     return seeded_experiment_pipeline(
         EXPERIMENT,
@@ -45,5 +59,5 @@ def create_pipeline(**kwargs) -> Pipeline:
             **{f"{row}__{key}": f"{row}.{entry}" for row in [*GPE_ROWS, VAE_ROW] for key, entry in ROW_OUTPUTS.items()},
         },
         shared=ingest.create_pipeline(),
-        shared_entries=lambda seed: level_entries(seed, indices, tuple(ROW_OUTPUTS.values())),
+        shared_entries=entries,
     )
