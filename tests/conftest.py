@@ -125,6 +125,13 @@ def run_until_checkpoint(project: Path, args: list[str], checkpoint: Path, step:
 
     A finished training's checkpoint (of an earlier run, kept for reuse) does not count: the run trains afresh.
     """
+    kill_when(project, args, lambda: interrupted_step(checkpoint) >= step, timeout)
+    return int(torch.load(checkpoint, weights_only=True)["step"])
+
+
+def kill_when(project: Path, args: list[str], condition, timeout: float = 180, poll: float = 0.2) -> None:
+    """Start `kedro <args>` in `project` and kill it (SIGKILL: no clean-up runs) once condition() holds, the run
+    ended, or timeout seconds passed."""
     process = subprocess.Popen(
         [KEDRO, *args],
         cwd=project,
@@ -135,9 +142,8 @@ def run_until_checkpoint(project: Path, args: list[str], checkpoint: Path, step:
     )
     try:
         deadline = time.time() + timeout
-        while time.time() < deadline and interrupted_step(checkpoint) < step:
-            time.sleep(0.2)
+        while time.time() < deadline and process.poll() is None and not condition():
+            time.sleep(poll)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    return int(torch.load(checkpoint, weights_only=True)["step"])

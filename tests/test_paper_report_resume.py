@@ -4,18 +4,14 @@ seed, and a changed setting retrains exactly what it affects."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import torch
 
-from .conftest import KEDRO, kedro, make_project_copy
+from .conftest import kedro, kill_when, make_project_copy
 
 RUN = ["run", "--env", "test", "--pipeline=paper_report"]
 REUSED = re.compile(r"(\S+): reusing the finished training in (\S+) \(same fingerprint\)")
@@ -43,21 +39,7 @@ def trajectory(state: dict) -> str:
 def resumed(tmp_path_factory) -> dict:
     """paper_report killed (SIGKILL) once 8 trainings had finished, then run again to its end."""
     project = make_project_copy(tmp_path_factory.mktemp("paper_report_resume"))
-    process = subprocess.Popen(
-        [KEDRO, *RUN],
-        cwd=project,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 600
-        while time.time() < deadline and len(finished_checkpoints(project)) < 8 and process.poll() is None:
-            time.sleep(0.5)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    kill_when(project, RUN, lambda: len(finished_checkpoints(project)) >= 8, timeout=600, poll=0.5)
     before = finished_checkpoints(project)
     run = kedro(project, *RUN, timeout=1200)
     return {"project": project, "before": before, "output": run.output}
@@ -89,18 +71,19 @@ def test_each_network_trains_once_per_seed(resumed):
         "gme_levels.seed_0.level_1",
         "gme_levels.seed_0.level_2",
     }
-    steps = defaultdict(int)  # optimiser steps per trajectory (network, loss, data, optimiser, seed)
-    by_trajectory = defaultdict(list)
+    by_trajectory = defaultdict(list)  # the stages' trainings (not the probes') by what decides their weights
     for path, state in trainings.items():
-        steps[trajectory(state)] += int(state["step"])
-        by_trajectory[trajectory(state)].append(Path(path).parent.name)
-    repeated = sorted(sorted(names) for names in by_trajectory.values() if len(names) > 1)
-    # What is still trained twice (closing note of issue 17): E6's GPE encoder repeats the level study encoder's
-    # steps (it trains on, to the stage's own stop), and E4's VAE row and E6's VAE train the same joint network.
-    assert repeated == [
-        ["exp_generation_budget.seed_0.gpe", "gme_levels.seed_0.encoder"],
-        ["exp_generation_budget.seed_0.vae", "gme_levels.seed_0.vae"],
+        if not Path(path).name.startswith("probe_"):
+            by_trajectory[trajectory(state)].append(Path(path).parent.name)
+    repeated = [set(names) for names in by_trajectory.values() if len(names) > 1]
+    # What is still trained twice (issue 17's closing note): E6's GPE encoder repeats the level study encoder's steps
+    # (it trains on, to the stage's own stop) and so does E5's when its probe picks the stage's configured rate; E6's
+    # VAE repeats E4's VAE row (and E5's VAE at the configured rate). Nothing else may repeat.
+    allowed = [
+        {"exp_generation_budget.seed_0.gpe", "gme_levels.seed_0.encoder", "exp_wallclock.seed_0.gpe"},
+        {"exp_generation_budget.seed_0.vae", "gme_levels.seed_0.vae", "exp_wallclock.seed_0.vae"},
     ]
+    assert all(any(names <= known for known in allowed) for names in repeated), repeated
     # E5's GPE encoder trained once, by its stage: its probe trained 200-step runs only (conf/test: 2 rates x 20).
     probe = json.loads(
         (resumed["project"] / "data" / "08_reporting" / "exp_wallclock.seed_0.gpe" / "learning_rate_probe.json").read_text()
