@@ -174,3 +174,30 @@ def test_a_two_seed_experiment_run_gives_every_seed_its_rows_verdicts_and_child_
     assert sorted(zip(children["tags.seed"], children["tags.variant"], strict=True)) == sorted(
         (str(seed), name) for seed in range(2) for name in ("encoder", "level_0", "level_1", "level_2")
     )
+
+
+def test_the_report_counts_the_level_study_and_shows_each_seeds_verdict():
+    from gpe_pipeline.pipelines.paper_report.nodes import write_report
+
+    table = pd.DataFrame({"variant": ["a"], "value": [1.0]})
+    findings = {
+        "experiment": "E3",
+        "title": "t",
+        "seeds": 2,
+        "claims": [
+            {**claim("c", "p", "seed 0: x; seed 1: y", HELD, "rule"), "verdict": "mixed (1 of 2)",
+             "seed_verdicts": [HELD, NOT_HELD], "seed_measured": ["x", "y"]}
+        ],
+    }
+    seconds = {"exp_decoder_vs_gme.seed_0.summarise_decoder_vs_gme": 1.0, "gme_levels.seed_0.encoder.train_encoder": 20.0}
+    report = write_report(
+        {"node_seconds": seconds, "command": "kedro run", "machine": {}},
+        {"ingest": {}},
+        {"dataset": "digits", "shape": [1, 8, 8], "num_train": 10, "num_validation": 2, "num_heldout": 2},
+        exp_decoder_vs_gme__findings=findings,
+        exp_decoder_vs_gme__summary=summary_table([table, table]),
+    )
+    assert "| wall-clock | 21 s for the experiments (E3 1 s, the E3 + E4 level study 20 s) |\n| seeds | E3 2 |" in report
+    assert "| E3 | c | p | **mixed (1 of 2)** | held, did not hold | rule |" in report
+    assert "- c: seed 0 (held): x; seed 1 (did not hold): y" in report
+    assert "## Limits of this run" in report and "besides the E3 + E4 level study's 20 s" in report

@@ -10,6 +10,7 @@ import pandas as pd
 from gpe_pipeline.readings import markdown_table
 from gpe_pipeline.run_limits import limits_of_run
 from gpe_pipeline.seed_summary import COMBINED_RULE, SPREAD, spread_for_report
+from gpe_pipeline.variants import DECODER_VS_GME, ITERATIONS, LEVELS
 
 
 def experiment_seconds(node_seconds: dict[str, float], experiment: str) -> float:
@@ -33,9 +34,10 @@ def write_report(run_context: dict[str, Any], parameters: dict[str, Any], metada
     claims = [(findings[name]["experiment"], item) for name in experiments for item in findings[name]["claims"]]
     tally = Counter(item["verdict"] for _, item in claims)
     seed_counts = ", ".join(f"{findings[name]['experiment']} {findings[name].get('seeds', 1)}" for name in experiments)
+    study = experiment_seconds(seconds, LEVELS)  # the trainings E3 and E4 read (variants.LEVELS)
     per_experiment = ", ".join(
         f"{findings[name]['experiment']} {experiment_seconds(seconds, name):.0f} s" for name in experiments
-    )
+    ) + (f", the E3 + E4 level study {study:.0f} s" if study else "")
     lines = [
         "# Which of the paper's claims held on this run",
         "",
@@ -49,9 +51,8 @@ def write_report(run_context: dict[str, Any], parameters: dict[str, Any], metada
         f"| started | {run_context.get('started', '')} |",
         f"| machine | {machine.get('cpu', '')}, {machine.get('cpu_cores', '')} cores; GPU: {machine.get('gpu', '')} |",
         f"| software | torch {machine.get('torch', '')}, Python {machine.get('python', '')} |",
-        f"| wall-clock | {sum(experiment_seconds(seconds, name) for name in experiments):.0f} s for the experiments "
-        f"({per_experiment}) |",
-        "",
+        f"| wall-clock | {sum(experiment_seconds(seconds, name) for name in experiments) + study:.0f} s for the "
+        f"experiments ({per_experiment}) |",
         f"| seeds | {seed_counts} |",
         "",
         "## Verdicts",
@@ -75,7 +76,9 @@ def write_report(run_context: dict[str, Any], parameters: dict[str, Any], metada
             "",
             f"## {found['experiment']}: {found.get('title', name)}",
             "",
-            f"`kedro run --pipeline={name}`; {experiment_seconds(seconds, name):.0f} s of wall-clock in this run, "
+            f"`kedro run --pipeline={name}`; {experiment_seconds(seconds, name):.0f} s of wall-clock in this run"
+            + (f" besides the E3 + E4 level study's {study:.0f} s, whose trainings it reads" if name in (DECODER_VS_GME, ITERATIONS) else "")
+            + ", "
             f"{found.get('seeds', 1)} seeds. Outputs: data/08_reporting/{name}/ (results.csv: every seed's rows; "
             "summary.csv; figure.png; findings.json; seed_<k>/ for each seed's own table and findings).",
             "",
