@@ -172,31 +172,6 @@ def test_gmm_latents_compares_gpe_and_vae_on_the_experiments_own_gmm(project):
     assert_identical_metric_names(children)
 
 
-def test_the_paper_report_reads_every_experiments_findings(project):
-    from gpe_pipeline.pipelines.paper_report.pipeline import EXPERIMENTS
-
-    kedro(project, "run", "--env", "test", "--pipeline=paper_report", timeout=1200)
-    report = (project / "data" / "08_reporting" / "report.md").read_text()
-    assert "| command | `kedro run --env test --pipeline=paper_report`" in report
-    assert "| machine |" in report and "| wall-clock |" in report
-    for name in EXPERIMENTS:
-        findings = json.loads((project / "data" / "08_reporting" / name / "findings.json").read_text())
-        assert f"## {findings['experiment']}: {findings['title']}" in report
-        assert f"![{findings['experiment']}]({name}/figure.png)" in report
-        assert findings["seeds"] == 1  # conf/test (tests/test_seeds.py runs two)
-        for item in findings["claims"]:
-            assert (
-                f"| {findings['experiment']} | {item['claim']} | {item['paper']} | **{item['verdict']}** | "
-                f"{', '.join(item['seed_verdicts'])} | {item['reason']} |" in report
-            )
-            assert f"- {item['claim']}: seed 0 ({item['seed_verdicts'][0]}): {item['seed_measured'][0]}" in report
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    parent = mlflow.search_runs(experiment_names=["gpe_pipeline"], filter_string="tags.mlflow.runName LIKE 'paper_report%'")
-    assert {a.path for a in mlflow.MlflowClient().list_artifacts(parent.run_id.iloc[0], "paper_report")} == {
-        "paper_report/report.md"
-    }
-
-
 def test_grid_values_reads_every_slot_in_order():
     rates = grid_values({"high": 1e-1, "low": 1e-3, "mid": 1e-2}, ("low", "mid", "high"), "e.rates", increasing=True)
     assert list(rates.items()) == [("low", 1e-3), ("mid", 1e-2), ("high", 1e-1)]

@@ -1,5 +1,5 @@
 """A tiny paper_report killed mid-way and re-run: nothing that had finished trains again, each network trains once per
-seed, and a changed setting retrains exactly what it affects."""
+seed, the report reads every experiment's findings, and a changed setting retrains exactly what it affects."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 
@@ -90,6 +91,33 @@ def test_each_network_trains_once_per_seed(resumed):
     )
     assert [row["trainer"] for row in probe["rows"]] == ["encoder", "encoder", "decoder", "decoder"]
     assert "exp_wallclock.seed_0.gpe" in namespaces
+
+
+def test_the_resumed_report_reads_every_experiments_findings(resumed):
+    from gpe_pipeline.pipelines.paper_report.pipeline import EXPERIMENTS
+
+    project = resumed["project"]
+    report = (project / "data" / "08_reporting" / "report.md").read_text()
+    assert "| command | `kedro run --env test --pipeline=paper_report`" in report
+    assert "| machine |" in report and "| wall-clock |" in report and "## Limits of this run" in report
+    for name in EXPERIMENTS:
+        findings = json.loads((project / "data" / "08_reporting" / name / "findings.json").read_text())
+        assert f"## {findings['experiment']}: {findings['title']}" in report
+        assert f"![{findings['experiment']}]({name}/figure.png)" in report
+        assert findings["seeds"] == 1  # conf/test (tests/test_seeds.py runs two)
+        for item in findings["claims"]:
+            assert (
+                f"| {findings['experiment']} | {item['claim']} | {item['paper']} | **{item['verdict']}** | "
+                f"{', '.join(item['seed_verdicts'])} | {item['reason']} |" in report
+            )
+            assert f"- {item['claim']}: seed 0 ({item['seed_verdicts'][0]}): {item['seed_measured'][0]}" in report
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    parents = mlflow.search_runs(
+        experiment_names=["gpe_pipeline"], filter_string="tags.mlflow.runName LIKE 'paper_report%' and status = 'FINISHED'"
+    )
+    assert {a.path for a in mlflow.MlflowClient().list_artifacts(parents.run_id.iloc[0], "paper_report")} == {
+        "paper_report/report.md"
+    }
 
 
 def test_a_changed_setting_retrains_exactly_the_variants_it_affects(resumed):
