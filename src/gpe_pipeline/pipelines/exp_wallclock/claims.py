@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from gpe_pipeline.core.models import PAPER_IMAGE_SIZES
-from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim
+from gpe_pipeline.verdicts import HELD, NOT_HELD, NOT_MEASURABLE, claim, verdict_over_range
 
 # The variants (gpe_pipeline.variants.WALLCLOCK_METHODS), and their rows in the paper's Table 2.
 METHODS = {"gpe": "GPE", "vae": "VAE", "vae_mds": "VAE+MDS", "ae": "AE", "ae_mds": "AE+MDS"}
@@ -46,13 +46,6 @@ def reached_before(first: float | None, second: float | None) -> bool | None:
 
 def format_seconds(value: float | None) -> str:
     return "not within its budget" if value is None else f"{value:.1f} s"
-
-
-def range_verdict(outcomes: list[bool | None]) -> str:
-    """A claim over the grid from its outcome at each threshold (True held, False failed, None undecided)."""
-    if False in outcomes:
-        return NOT_HELD
-    return HELD if True in outcomes else NOT_MEASURABLE
 
 
 def tally(outcomes: list[bool | None], held: str, failed: str) -> str:
@@ -140,7 +133,7 @@ def grid_reading(
     labels: tuple[str, str],
     heading: str = "",
 ) -> tuple[str, str]:
-    """A claim read at every threshold of the grid: its verdict (range_verdict) and the measured text, the tally of
+    """A claim read at every threshold of the grid: its verdict (verdicts.verdict_over_range) and the measured text, the tally of
     the outcomes (labels: what a held and a failed threshold are called) and each threshold's margin."""
     thresholds = list(times)
     outcomes = [outcome(times[threshold]) for threshold in thresholds]
@@ -149,7 +142,7 @@ def grid_reading(
         f"{thresholds[-1]:g}{heading}: {tally(outcomes, *labels)}; "
         + "; ".join(margin(threshold, times[threshold], lowest) for threshold in thresholds)
     )
-    return range_verdict(outcomes), measured
+    return verdict_over_range(outcomes), measured
 
 
 def sooner_claim(times: dict[float, Times], lowest: dict[str, float], encoder_offset: float) -> dict[str, str]:
