@@ -165,6 +165,27 @@ def test_a_second_training_with_the_same_settings_reuses_the_finished_one(tmp_pa
     assert [step for step, _ in logged] == [5, 10, 15, 20, 25, 30]
 
 
+def test_a_replay_to_a_batching_logger_is_one_write_of_every_record(tmp_path, caplog):
+    class BatchingLogger:
+        """Like tracking.MlflowMetricsLogger: a callable that also takes many records at once."""
+
+        def __init__(self):
+            self.calls, self.batches = [], []
+
+        def __call__(self, metrics, step):
+            self.calls.append((step, metrics))
+
+        def log_records(self, records):
+            self.batches.append(records)
+
+    _, _, logged, _ = train_counted(reuse_settings(tmp_path), caplog=caplog)
+    model, data = make_problem()
+    logger = BatchingLogger()
+    train(model, CountedLoss(), data, reuse_settings(tmp_path), validation(), logger)
+    assert logger.calls == [] and len(logger.batches) == 1, "one batched write, no per-record calls"
+    assert [(step, metrics) for metrics, step in logger.batches[0]] == logged
+
+
 @pytest.mark.parametrize(
     "overrides, evaluation_seed, reason",
     [

@@ -806,8 +806,14 @@ def reused_training(
             f"{result.steps:,}",
         )
         if log_metrics is not None:
-            for record in result.history:
-                log_metrics(_logged(record), int(record["step"]))
+            records = [(_logged(record), int(record["step"])) for record in result.history]
+            # One batched write when the callback takes many records (tracking.MlflowMetricsLogger), not one per record.
+            log_records = getattr(log_metrics, "log_records", None)
+            if log_records is not None:
+                log_records(records)
+            else:
+                for metrics, step in records:
+                    log_metrics(metrics, step)
     return result
 
 
