@@ -115,3 +115,21 @@ def test_paper_celebahq_decoder_reaches_256_pixels():
 def test_paper_networks_refuse_the_wrong_image_size():
     with pytest.raises(ValueError, match=r"needs images of shape \(C, 64, 64\)"):
         build_model("encoder", "paper_celeba", data_shape=[3, 32, 32], latent_dim=4)
+
+
+def test_softplus_matches_log1p_of_exp_with_its_derivative_in_both_ad_modes():
+    from gpe_pipeline.core.models import Softplus
+
+    x = torch.cat([torch.linspace(-30, 30, 601), torch.tensor([0.0, 1e-8, -1e-8, 88.0, -88.0])])
+    expected = torch.log1p(torch.exp(x.double()))  # float64: the reference
+    got = Softplus()(x)
+    assert got.dtype == torch.float32
+    assert torch.allclose(got.double(), expected, rtol=3e-7, atol=1e-30)
+    leaf = x.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(Softplus()(leaf).sum(), leaf)
+    assert torch.allclose(gradient.double(), torch.sigmoid(x.double()), rtol=1e-6, atol=1e-12)
+    tangent = torch.randn_like(x)
+    _, pushed = torch.func.jvp(Softplus(), (x,), (tangent,))
+    assert torch.allclose(pushed, tangent * torch.sigmoid(x), rtol=1e-6, atol=1e-12)
+    assert torch.autograd.gradcheck(Softplus(), (torch.randn(12, dtype=torch.float64, requires_grad=True) * 5,))
+
