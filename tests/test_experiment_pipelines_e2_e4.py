@@ -397,7 +397,9 @@ def test_iterations_to_threshold_table_has_table1s_columns(tmp_path_factory):
         "The GPE decoder's advantage grows at the lower threshold",
     ]
     runs = children(project, same_metrics=False)
-    assert set(runs) == {"encoder", "level_0", "level_2", "vae"}  # E4's levels are the study's first and third
+    # E4's levels are the study's first and third; its VAE row reads the study's joint VAE (vae_joint) at 0.3.
+    assert set(runs) == {"encoder", "level_0", "level_2", "vae", "vae_joint"}
+    assert "0.3" in runs["vae_joint"].data.params["train_decoder.training.snapshot_at"]
     decoders = [section_params(runs[name], "train_decoder") for name in ("level_0", "level_2", "vae")]
     same = ("architecture", "model_options", "training.lr", "training.batch_size", "training.seed")
     for key in same:

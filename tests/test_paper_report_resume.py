@@ -66,7 +66,8 @@ def test_each_network_trains_once_per_seed(resumed):
     assert not any(ns.startswith("exp_decoder_vs_gme.") for ns in namespaces), "E3 trains nothing of its own"
     assert not any(ns.startswith("exp_iterations_to_threshold.") for ns in namespaces), "E4's rows are the study's"
     assert {ns for ns in namespaces if ns.startswith("gme_levels.")} == {
-        "gme_levels.seed_0.vae",  # E4's VAE row
+        "gme_levels.seed_0.vae_joint",  # the joint VAE that E4's VAE row and E6's VAE read
+        "gme_levels.seed_0.vae",  # E4's VAE row: a fresh decoder on the joint VAE's encoder
         "gme_levels.seed_0.encoder",
         "gme_levels.seed_0.level_0",  # conf/test: E3's levels 5.0, 3.5, 2.5 and E4's 5.0, 2.5
         "gme_levels.seed_0.level_1",
@@ -77,12 +78,12 @@ def test_each_network_trains_once_per_seed(resumed):
         if not Path(path).name.startswith("probe_"):
             by_trajectory[trajectory(state)].append(Path(path).parent.name)
     repeated = [set(names) for names in by_trajectory.values() if len(names) > 1]
-    # What is still trained twice (issue 17's closing note): E6's GPE encoder repeats the level study encoder's steps
-    # (it trains on, to the stage's own stop) and so does E5's when its probe picks the stage's configured rate; E6's
-    # VAE repeats E4's VAE row (and E5's VAE at the configured rate). Nothing else may repeat.
+    # What is still trained twice: E6's GPE encoder repeats the level study encoder's steps (it trains on, to the
+    # stage's own stop), and E5's GPE encoder and VAE repeat those when E5's probe picks the configured rate.
+    assert not any(path.endswith("exp_generation_budget.seed_0.vae/encoder.pt") for path in trainings), "E6's VAE is the study's"
     allowed = [
         {"exp_generation_budget.seed_0.gpe", "gme_levels.seed_0.encoder", "exp_wallclock.seed_0.gpe"},
-        {"exp_generation_budget.seed_0.vae", "gme_levels.seed_0.vae", "exp_wallclock.seed_0.vae"},
+        {"gme_levels.seed_0.vae_joint", "exp_wallclock.seed_0.vae"},
     ]
     assert all(any(names <= known for known in allowed) for names in repeated), repeated
     # E5's GPE encoder trained once, by its stage: its probe trained 200-step runs only (conf/test: 2 rates x 20).

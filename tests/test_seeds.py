@@ -197,7 +197,7 @@ def test_the_report_counts_the_level_study_and_shows_each_seeds_verdict():
         exp_decoder_vs_gme__findings=findings,
         exp_decoder_vs_gme__summary=summary_table([table, table]),
     )
-    assert "| wall-clock | 21 s for the experiments (E3 1 s, the E3 + E4 level study 20 s) |\n| seeds | E3 2 |" in report
+    assert "| wall-clock | 21 s for the experiments (E3 1 s, the trainings E3, E4 and E6 share 20 s) |\n| seeds | E3 2 |" in report
     assert "| E3 | c | p | **mixed (1 of 2)** | held, did not hold | rule |" in report
     assert "- c: seed 0 (held): x; seed 1 (did not hold): y" in report
-    assert "## Limits of this run" in report and "besides the E3 + E4 level study's 20 s" in report
+    assert "## Limits of this run" in report and "besides the 20 s of the trainings E3, E4 and E6 share, which it reads" in report

@@ -141,3 +141,48 @@ def test_the_parent_run_logs_the_configured_parameters_pruned_and_each_child_its
     assert set(parent["train_decoder"]["model_options"]) == {"mlp"}, "other architectures' options are left out"
     child = variant_parameter_view({**resolved["compare.gpe"], "ingest": named["ingest"]})
     assert set(child["train_encoder"]["model_options"]) == {"mlp"} and "gmm" not in child["ingest"]
+
+
+def test_the_study_joint_vae_stops_at_the_lower_of_its_readers_levels_and_keeps_both(params):
+    from gpe_pipeline.variants import generation_reads_shared_vae
+
+    def shared_training(parameters):
+        return run_parameters(parameters, {"gme_levels.seed_0.vae_joint"})["gme_levels.seed_0.vae_joint"]["train_decoder"]
+
+    # conf/base: E4 reads it at its lowest threshold 0.022, E6 at the decoder stage's target 0.01.
+    training = shared_training(params)["training"]
+    assert (training["target"], training["snapshot_at"], training["eval_every"]) == (0.01, [0.022, 0.01], 25)
+    assert generation_reads_shared_vae(params)
+    # E6's own target moves the shared run's stop with it, and E6 still reads the shared run.
+    lower = with_value(params, "exp_generation_budget.vae.train_decoder.training.target", 0.005)
+    assert shared_training(lower)["training"]["snapshot_at"] == [0.022, 0.005] and generation_reads_shared_vae(lower)
+    # No target: the shared run trains its whole budget and keeps E4's level only.
+    open_ended = with_value(params, "train_decoder.training.target", None)
+    assert (shared_training(open_ended)["training"]["target"], shared_training(open_ended)["training"]["snapshot_at"]) == (
+        None,
+        [0.022],
+    )
+    # A setting that changes E6's VAE's weights (or the shared one's) makes E6 train its own.
+    assert not generation_reads_shared_vae(with_value(params, "exp_generation_budget.vae.train_encoder.beta", 0.5))
+    assert not generation_reads_shared_vae(with_value(params, "gme_levels.vae_joint.train_decoder.training.lr", 3e-3))
+    assert generation_reads_shared_vae(with_value(params, "exp_generation_budget.vae.train_decoder.training.eval_every", 50))
+
+
+def test_e6_trains_its_own_vae_only_when_its_settings_differ_from_the_study_joint_vae(params):
+    from gpe_pipeline.pipelines.build_parameters import record
+    from gpe_pipeline.pipelines.exp_generation_budget.pipeline import create_pipeline as generation_pipeline
+
+    def trained_encoders(parameters):
+        record(parameters)
+        return sorted(n.namespace for n in generation_pipeline().nodes if n.name.endswith(".train_encoder"))
+
+    assert trained_encoders(params) == [
+        "exp_generation_budget.seed_0.gpe",
+        "exp_generation_budget.seed_1.gpe",
+        "exp_generation_budget.seed_2.gpe",
+        "gme_levels.seed_0.vae_joint",
+        "gme_levels.seed_1.vae_joint",
+        "gme_levels.seed_2.vae_joint",
+    ]
+    own = trained_encoders(with_value(params, "exp_generation_budget.vae.train_encoder.beta", 0.5))
+    assert [ns for ns in own if "vae" in ns] == [f"exp_generation_budget.seed_{k}.vae" for k in range(3)]

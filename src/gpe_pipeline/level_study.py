@@ -1,4 +1,5 @@
-"""The GME-level study E3 and E4 share: one GPE encoder per seed, read at each level it crossed (variants.LEVELS).
+"""The trainings E3, E4 and E6 share (variants.LEVELS): the GME-level study's GPE encoder, one per seed, read at each
+level it crossed, and the joint VAE that E4's VAE row and E6's VAE read, each at its own level.
 
 Plain Python and PyTorch; nothing here imports Kedro.
 """
@@ -12,7 +13,7 @@ import pandas as pd
 from torch import nn
 
 from gpe_pipeline.core.models import NoModel
-from gpe_pipeline.variants import DECODER_VS_GME, ITERATIONS, level_values
+from gpe_pipeline.variants import DECODER_VS_GME, ITERATIONS, iterations_thresholds, level_values
 
 
 def encoder_at_level(
@@ -37,3 +38,37 @@ def encoder_at_level(
     at_level = copy.deepcopy(encoder)
     at_level.load_state_dict(snapshot["weights"])
     return at_level.eval(), history[history["step"] <= snapshot["step"]].reset_index(drop=True), NoModel()
+
+
+def joint_at_level(
+    encoder: nn.Module,
+    joint_decoder: nn.Module,
+    history: pd.DataFrame,
+    snapshots: dict[float, dict[str, Any]],
+    level: float | None,
+) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
+    """The study's joint VAE (variants.SHARED_VAE) as a joint training with target `level` would have returned it:
+    its encoder, history up to the first evaluation at or below the level, and its jointly trained decoder.
+
+    snapshots: {level: {"step", "value", "weights"}}, the JointAutoencoder's weights ("encoder.*", "decoder.*"). A
+    level it never reached, or None (no target), gives the end of its budget and the whole history.
+    """
+    snapshot = snapshots.get(level) if level is not None else None
+    if snapshot is None:
+        return encoder, history, joint_decoder
+    parts = []
+    for prefix, model in (("encoder.", encoder), ("decoder.", joint_decoder)):
+        at_level = copy.deepcopy(model)
+        at_level.load_state_dict({k.removeprefix(prefix): v for k, v in snapshot["weights"].items() if k.startswith(prefix)})
+        parts.append(at_level.eval())
+    return parts[0], history[history["step"] <= snapshot["step"]].reset_index(drop=True), parts[1]
+
+
+def vae_at_lowest_threshold(encoder, joint_decoder, history, snapshots, thresholds) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
+    """E4's VAE row: the study's joint VAE at E4's lowest threshold (thresholds: exp_iterations_to_threshold's)."""
+    return joint_at_level(encoder, joint_decoder, history, snapshots, iterations_thresholds(thresholds)[-1])
+
+
+def vae_at_decoder_target(encoder, joint_decoder, history, snapshots, train_decoder) -> tuple[nn.Module, pd.DataFrame, nn.Module]:
+    """E6's VAE: the study's joint VAE at the decoder stage's target (train_decoder: E6's VAE's own section)."""
+    return joint_at_level(encoder, joint_decoder, history, snapshots, train_decoder["training"].get("target"))

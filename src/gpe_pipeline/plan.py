@@ -55,7 +55,7 @@ EXPERIMENT_IDS = {
     "exp_gmm_latents": "E1",
     "exp_encoder_stability": "E2",
     "exp_decoder_vs_gme": "E3",
-    "gme_levels": "E3+E4",  # the GME-level study both read (variants.LEVELS)
+    "gme_levels": "E3+E4+E6",  # the trainings those share: the GME-level study and the joint VAE (variants.LEVELS)
     "exp_iterations_to_threshold": "E4",
     "exp_wallclock": "E5",
     "exp_generation_budget": "E6",

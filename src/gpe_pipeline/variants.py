@@ -288,11 +288,11 @@ def iterations_thresholds(values: Any) -> list[float]:
 
 
 def iterations_vae_variant() -> Variant:
-    """E4's VAE row: the shared settings, the VAE, its joint training run to the lowest threshold (it runs on the
-    decoder stage's settings), then a fresh decoder on its frozen mean encoder, also to the lowest threshold. It runs
-    in the frozen-encoder study's namespace (gme_levels.seed_<k>.vae) beside E4's GPE rows, so that E4's summary reads
-    all its rows from there (kedro-viz draws layers only if no namespace both reads a later layer and writes an
-    earlier one)."""
+    """E4's VAE row: the shared settings, the VAE, then a fresh decoder on its frozen mean encoder, trained to the
+    lowest threshold. Its encoder is the study's joint VAE (shared_vae_variant) as it was when its validation MSE first
+    reached that threshold. It runs in the frozen-encoder study's namespace (gme_levels.seed_<k>.vae) beside E4's GPE
+    rows, so that E4's summary reads all its rows from there (kedro-viz draws layers only if no namespace both reads a
+    later layer and writes an earlier one)."""
 
     def layers(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
         lowest = iterations_thresholds(nested_get(parameters, f"{ITERATIONS}.thresholds"))[-1]
@@ -300,6 +300,48 @@ def iterations_vae_variant() -> Variant:
         return [shared, method(parameters, "vae"), {"train_decoder": {"training": {"target": lowest}}}]
 
     return Variant(f"{LEVELS}.{iterations_row_name('vae', None)}", layers)
+
+
+# The VAE's joint training that E4's row and E6's VAE share (gme_levels.seed_<k>.vae_joint): E6's VAE trains on the
+# decoder stage's settings to its target, E4's row to its lowest threshold, and both only evaluate on the way, so one
+# run evaluated at E4's resolution, to the lower of the two stops, keeping its weights at both, serves both.
+SHARED_VAE = "vae_joint"
+# What decides a joint training's weights but not where it stops or how often it evaluates (and so records).
+RECORD_AND_STOP_KEYS = ("target", "snapshot_at", "eval_every", "log_every", "checkpoint_every", "checkpoint_path")
+
+
+def shared_vae_levels(parameters: Mapping[str, Any]) -> dict[str, float | None]:
+    """{reader: validation MSE it reads the shared VAE at}: E4's lowest threshold, and for E6 its VAE's decoder-stage
+    target (None: no target, E6 reads the end of the budget)."""
+    generation_vae = RECIPES[f"{GENERATION_BUDGET}.vae"].sections(parameters)
+    return {
+        ITERATIONS: iterations_thresholds(nested_get(parameters, f"{ITERATIONS}.thresholds"))[-1],
+        GENERATION_BUDGET: generation_vae["train_decoder"]["training"].get("target"),
+    }
+
+
+def shared_vae_variant() -> Variant:
+    """The study's joint VAE: E4's row's settings (its evaluation resolution), trained to the lower of the two readers'
+    levels (none when E6 reads the end of the budget), its weights kept at both."""
+
+    def layers(parameters: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
+        levels = shared_vae_levels(parameters)
+        kept = sorted({level for level in levels.values() if level is not None}, reverse=True)
+        target = None if levels[GENERATION_BUDGET] is None else kept[-1]
+        stop = {"train_decoder": {"training": {"target": target, "snapshot_at": kept}}}
+        return [nested_get(parameters, f"{ITERATIONS}.shared"), method(parameters, "vae"), stop]
+
+    return Variant(f"{LEVELS}.{SHARED_VAE}", layers)
+
+
+def _joint_training(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What decides a baseline's joint training: its train_encoder section and train_decoder's, without
+    RECORD_AND_STOP_KEYS and the decoder stage's own choice (fresh_decoder)."""
+    decoder = {k: v for k, v in sections["train_decoder"].items() if k != "fresh_decoder"}
+    decoder["training"] = {k: v for k, v in decoder["training"].items() if k not in RECORD_AND_STOP_KEYS}
+    encoder = dict(sections["train_encoder"])
+    encoder["training"] = {k: v for k, v in encoder["training"].items() if k not in RECORD_AND_STOP_KEYS}
+    return {"train_encoder": encoder, "train_decoder": decoder}
 
 
 # E3 and E4 read their GPE encoders and decoders from one frozen-encoder study per seed (gme_levels.seed_<k>, where
@@ -419,6 +461,15 @@ def snapshot_steps(parameters: Mapping[str, Any]) -> list[int]:
     return sorted(set(steps))
 
 
+def generation_reads_shared_vae(parameters: Mapping[str, Any]) -> bool:
+    """Whether E6's VAE reads the study's joint VAE (shared_vae_variant) instead of training its own: when its joint
+    training would be that one but for where it stops and how often it evaluates (no override of either's sections
+    that changes the weights, e.g. --params exp_generation_budget.vae.train_encoder.beta=0.5, which trains its own)."""
+    mine = RECIPES[f"{GENERATION_BUDGET}.vae"].sections(parameters)
+    shared = RECIPES[f"{LEVELS}.{SHARED_VAE}"].sections(parameters)
+    return _joint_training(mine) == _joint_training(shared)
+
+
 def generation_budget_variant(name: str) -> Variant:
     """E6: the method's autoencoder, and a flow that trains exactly max_steps (no early stop) with snapshots, so
     that every snapshot exists for both methods."""
@@ -445,6 +496,7 @@ RECIPES: dict[str, Variant | OwnDataset] = {
         *(encoder_stability_variant(loss, slot) for loss in STABILITY_LOSSES for slot in RATE_SLOTS),
         level_encoder_variant(),
         iterations_vae_variant(),
+        shared_vae_variant(),
         *(wallclock_variant(name) for name in WALLCLOCK_METHODS),
         *(generation_budget_variant(name) for name in GENERATION_METHODS),
     )

@@ -1,5 +1,7 @@
 """Architectures by name: shapes, the paper's building blocks and rebuilding from a spec."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -133,3 +135,21 @@ def test_softplus_matches_log1p_of_exp_with_its_derivative_in_both_ad_modes():
     assert torch.allclose(pushed, tangent * torch.sigmoid(x), rtol=1e-6, atol=1e-12)
     assert torch.autograd.gradcheck(Softplus(), (torch.randn(12, dtype=torch.float64, requires_grad=True) * 5,))
 
+
+def test_the_joint_vae_at_a_level_is_its_snapshot_there_and_its_end_otherwise():
+    import pandas as pd
+
+    from gpe_pipeline.level_study import joint_at_level
+
+    encoder, decoder = nn.Linear(3, 2), nn.Linear(2, 3)
+    joint = nn.ModuleDict({"encoder": copy.deepcopy(encoder), "decoder": copy.deepcopy(decoder)})
+    for parameter in joint.parameters():
+        nn.init.constant_(parameter, 0.5)
+    history = pd.DataFrame({"step": [25, 50, 75], "validation_mse": [0.05, 0.02, 0.01]})
+    snapshots = {0.022: {"step": 50, "value": 0.02, "weights": {k: v.clone() for k, v in joint.state_dict().items()}}}
+    at_level, cut, joint_decoder = joint_at_level(encoder, decoder, history, snapshots, 0.022)
+    assert torch.equal(at_level.weight, torch.full((2, 3), 0.5)) and torch.equal(joint_decoder.bias, torch.full((3,), 0.5))
+    assert list(cut["step"]) == [25, 50] and not torch.equal(encoder.weight, at_level.weight)  # the inputs are untouched
+    for level in (0.001, None):  # never reached, or no target: the end of the budget
+        end, whole, end_decoder = joint_at_level(encoder, decoder, history, snapshots, level)
+        assert end is encoder and end_decoder is decoder and len(whole) == 3

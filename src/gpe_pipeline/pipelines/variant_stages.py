@@ -25,6 +25,7 @@ from gpe_pipeline.variants import (
     ITERATIONS,
     LEVEL_ENCODER,
     LEVELS,
+    SHARED_VAE,
     STAGE_SECTIONS,
     level_name,
     seeded_namespace,
@@ -231,6 +232,26 @@ def level_study_pipeline(seed: int, indices: list[int]) -> Pipeline:
         )
         decoders.append(variant_pipeline(f"{group}.{level_name(index)}", ("cache_latents", "train_decoder"), prelude))
     return variant_pipeline(trained, ("train_encoder",)) + sum(decoders, Pipeline([]))
+
+
+def vae_from_study(namespace: str, seed: int, reader: Callable[..., tuple], level_input: dict[str, str], stages) -> Pipeline:
+    """A VAE variant whose encoder stage is the study's joint VAE (variants.SHARED_VAE, its encoder stage alone, in
+    gme_levels.seed_<k>.vae_joint) read at a level by `reader` (level_study.vae_at_lowest_threshold for E4's row,
+    vae_at_decoder_target for E6's VAE), then `stages` in `namespace`. level_input: the reader's level argument."""
+    source = seeded_namespace(LEVELS, seed, SHARED_VAE)
+    read = Node(
+        reader,
+        inputs={
+            "encoder": f"{source}.encoder",
+            "joint_decoder": f"{source}.joint_decoder",
+            "history": f"{source}.encoder_history",
+            "snapshots": f"{source}.encoder_snapshots",
+            **level_input,
+        },
+        outputs=["encoder", "encoder_history", "joint_decoder"],
+        name=reader.__name__,
+    )
+    return variant_pipeline(source, ("train_encoder",)) + variant_pipeline(namespace, stages, Pipeline([read]))
 
 
 def level_entries(seed: int, indices: dict[str, int], entries: tuple[str, ...]) -> dict[str, str]:

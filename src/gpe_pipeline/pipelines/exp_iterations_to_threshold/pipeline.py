@@ -7,13 +7,14 @@ encoder and decoders, shared with E3, variants.LEVELS) and vae (a variant per se
 
 from kedro.pipeline import Pipeline
 
+from gpe_pipeline.level_study import vae_at_lowest_threshold
 from gpe_pipeline.pipelines import ingest
 from gpe_pipeline.pipelines.build_parameters import build_parameters
 from gpe_pipeline.pipelines.variant_stages import (
     level_entries,
     level_study_pipeline,
     seeded_experiment_pipeline,
-    variant_pipeline,
+    vae_from_study,
 )
 from gpe_pipeline.variants import ITERATIONS as EXPERIMENT
 from gpe_pipeline.variants import (
@@ -31,7 +32,7 @@ from .nodes import summarise_iterations_to_threshold
 GPE_ROWS = [iterations_row_name("gpe", slot) for slot in ITERATIONS_LEVEL_SLOTS]  # gpe_gme_high, gpe_gme_low
 VAE_ROW = iterations_row_name("vae", None)
 ROW_OUTPUTS = {"encoder": "encoder_history", "decoder": "decoder_history", "latent_stats": "latent_stats"}
-STAGES = ("train_encoder", "cache_latents", "train_decoder")
+VAE_ROW_STAGES = ("cache_latents", "train_decoder")  # after the study's joint VAE at the lowest threshold
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -41,7 +42,8 @@ def create_pipeline(**kwargs) -> Pipeline:
 
     def rows(group: str, seed: int) -> Pipeline:
         """The level study's GPE rows and the VAE row, all in the study's namespace (gme_levels.seed_<k>)."""
-        vae = variant_pipeline(f"{seeded_namespace(LEVELS, seed)}.{VAE_ROW}", STAGES)
+        thresholds = {"thresholds": f"params:{EXPERIMENT}.thresholds"}
+        vae = vae_from_study(seeded_namespace(LEVELS, seed, VAE_ROW), seed, vae_at_lowest_threshold, thresholds, VAE_ROW_STAGES)
         return level_study_pipeline(seed, sorted(set(indices.values()))) + vae
 
     def entries(seed: int) -> dict[str, str]:

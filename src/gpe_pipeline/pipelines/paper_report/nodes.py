@@ -10,7 +10,9 @@ import pandas as pd
 from gpe_pipeline.readings import markdown_table
 from gpe_pipeline.run_limits import limits_of_run
 from gpe_pipeline.seed_summary import COMBINED_RULE, SPREAD, spread_for_report
-from gpe_pipeline.variants import DECODER_VS_GME, ITERATIONS, LEVELS
+from gpe_pipeline.variants import DECODER_VS_GME, GENERATION_BUDGET, ITERATIONS, LEVELS
+
+SHARING = (DECODER_VS_GME, ITERATIONS, GENERATION_BUDGET)  # the experiments that read the trainings in variants.LEVELS
 
 
 def experiment_seconds(node_seconds: dict[str, float], experiment: str) -> float:
@@ -34,10 +36,10 @@ def write_report(run_context: dict[str, Any], parameters: dict[str, Any], metada
     claims = [(findings[name]["experiment"], item) for name in experiments for item in findings[name]["claims"]]
     tally = Counter(item["verdict"] for _, item in claims)
     seed_counts = ", ".join(f"{findings[name]['experiment']} {findings[name].get('seeds', 1)}" for name in experiments)
-    study = experiment_seconds(seconds, LEVELS)  # the trainings E3 and E4 read (variants.LEVELS)
+    study = experiment_seconds(seconds, LEVELS)  # the trainings E3, E4 and E6 share (variants.LEVELS)
     per_experiment = ", ".join(
         f"{findings[name]['experiment']} {experiment_seconds(seconds, name):.0f} s" for name in experiments
-    ) + (f", the E3 + E4 level study {study:.0f} s" if study else "")
+    ) + (f", the trainings E3, E4 and E6 share {study:.0f} s" if study else "")
     lines = [
         "# Which of the paper's claims held on this run",
         "",
@@ -77,7 +79,7 @@ def write_report(run_context: dict[str, Any], parameters: dict[str, Any], metada
             f"## {found['experiment']}: {found.get('title', name)}",
             "",
             f"`kedro run --pipeline={name}`; {experiment_seconds(seconds, name):.0f} s of wall-clock in this run"
-            + (f" besides the E3 + E4 level study's {study:.0f} s, whose trainings it reads" if name in (DECODER_VS_GME, ITERATIONS) else "")
+            + (f" besides the {study:.0f} s of the trainings E3, E4 and E6 share, which it reads" if name in SHARING else "")
             + ", "
             f"{found.get('seeds', 1)} seeds. Outputs: data/08_reporting/{name}/ (results.csv: every seed's rows; "
             "summary.csv; figure.png; findings.json; seed_<k>/ for each seed's own table and findings).",
