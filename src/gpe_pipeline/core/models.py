@@ -52,9 +52,10 @@ class _SoftplusFromExpAndLog(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Tensor) -> Tensor:
-        u = torch.exp(-x.abs())
-        w = 1.0 + u
-        return torch.log(w).sub_((w - 1.0).sub_(u).div_(w)).add_(x.clamp(min=0))
+        u = x.abs().neg_().exp_()
+        w = u + 1.0
+        lost = (w - 1.0).sub_(u).div_(w)  # in place where it can: each temporary of a large batch is a fresh allocation
+        return w.log_().sub_(lost).add_(x.clamp(min=0))
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
