@@ -35,9 +35,21 @@ def encoder_at_level(
     snapshot = snapshots.get(levels[index])
     if snapshot is None:
         return encoder, history, NoModel()
-    at_level = copy.deepcopy(encoder)
-    at_level.load_state_dict(snapshot["weights"])
-    return at_level.eval(), history[history["step"] <= snapshot["step"]].reset_index(drop=True), NoModel()
+    (at_level,), cut = _at_snapshot(snapshot, history, {"": encoder})
+    return at_level, cut, NoModel()
+
+
+def _at_snapshot(
+    snapshot: dict[str, Any], history: pd.DataFrame, models: dict[str, nn.Module]
+) -> tuple[list[nn.Module], pd.DataFrame]:
+    """Copies of `models` (in eval mode) holding a snapshot's weights, each those under its key's prefix ("": all of
+    them), and the history up to the snapshot's step. The models passed in are left as they are."""
+    copies = []
+    for prefix, model in models.items():
+        at_level = copy.deepcopy(model)
+        at_level.load_state_dict({k.removeprefix(prefix): v for k, v in snapshot["weights"].items() if k.startswith(prefix)})
+        copies.append(at_level.eval())
+    return copies, history[history["step"] <= snapshot["step"]].reset_index(drop=True)
 
 
 def joint_at_level(
@@ -56,12 +68,8 @@ def joint_at_level(
     snapshot = snapshots.get(level) if level is not None else None
     if snapshot is None:
         return encoder, history, joint_decoder
-    parts = []
-    for prefix, model in (("encoder.", encoder), ("decoder.", joint_decoder)):
-        at_level = copy.deepcopy(model)
-        at_level.load_state_dict({k.removeprefix(prefix): v for k, v in snapshot["weights"].items() if k.startswith(prefix)})
-        parts.append(at_level.eval())
-    return parts[0], history[history["step"] <= snapshot["step"]].reset_index(drop=True), parts[1]
+    (encoder_at, decoder_at), cut = _at_snapshot(snapshot, history, {"encoder.": encoder, "decoder.": joint_decoder})
+    return encoder_at, cut, decoder_at
 
 
 def vae_at_lowest_threshold(encoder, joint_decoder, history, snapshots, thresholds) -> tuple[nn.Module, pd.DataFrame, nn.Module]:

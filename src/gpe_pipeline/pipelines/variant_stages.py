@@ -211,27 +211,33 @@ def level_study_pipeline(seed: int, indices: list[int]) -> Pipeline:
     """
     group = seeded_namespace(LEVELS, seed)
     trained = f"{group}.{LEVEL_ENCODER}"
+    levels = {
+        "decoder_vs_gme_levels": f"params:{DECODER_VS_GME}.gme_levels",
+        "iterations_levels": f"params:{ITERATIONS}.gme_levels",
+    }
     decoders = []
     for index in indices:
         at_level = update_wrapper(partial(encoder_at_level, index=index), encoder_at_level)
-        prelude = Pipeline(
-            [
-                Node(
-                    at_level,
-                    inputs={
-                        "encoder": f"{trained}.encoder",
-                        "history": f"{trained}.encoder_history",
-                        "snapshots": f"{trained}.encoder_snapshots",
-                        "decoder_vs_gme_levels": f"params:{DECODER_VS_GME}.gme_levels",
-                        "iterations_levels": f"params:{ITERATIONS}.gme_levels",
-                    },
-                    outputs=["encoder", "encoder_history", "joint_decoder"],
-                    name="encoder_at_level",
-                )
-            ]
-        )
+        prelude = study_reader(at_level, trained, ("encoder", "history", "snapshots"), levels)
         decoders.append(variant_pipeline(f"{group}.{level_name(index)}", ("cache_latents", "train_decoder"), prelude))
     return variant_pipeline(trained, ("train_encoder",)) + sum(decoders, Pipeline([]))
+
+
+# What a study reader takes of the training it reads, by argument: the encoder stage's outputs.
+STUDY_OUTPUTS = {
+    "encoder": "encoder",
+    "joint_decoder": "joint_decoder",
+    "history": "encoder_history",
+    "snapshots": "encoder_snapshots",
+}
+
+
+def study_reader(reader: Callable[..., tuple], source: str, arguments: tuple[str, ...], parameters: dict[str, str]) -> Pipeline:
+    """A variant's prelude that stands in for its encoder stage: reader(<arguments> of the study training in the
+    namespace `source>`, **parameters) -> the stage's encoder, encoder_history and joint_decoder (level_study's readers).
+    arguments: names of STUDY_OUTPUTS; parameters: the reader's other arguments -> their params: entries."""
+    inputs = {argument: f"{source}.{STUDY_OUTPUTS[argument]}" for argument in arguments} | parameters
+    return Pipeline([Node(reader, inputs=inputs, outputs=["encoder", "encoder_history", "joint_decoder"], name=reader.__name__)])
 
 
 def vae_from_study(namespace: str, seed: int, reader: Callable[..., tuple], level_input: dict[str, str], stages) -> Pipeline:
@@ -239,19 +245,8 @@ def vae_from_study(namespace: str, seed: int, reader: Callable[..., tuple], leve
     gme_levels.seed_<k>.vae_joint) read at a level by `reader` (level_study.vae_at_lowest_threshold for E4's row,
     vae_at_decoder_target for E6's VAE), then `stages` in `namespace`. level_input: the reader's level argument."""
     source = seeded_namespace(LEVELS, seed, SHARED_VAE)
-    read = Node(
-        reader,
-        inputs={
-            "encoder": f"{source}.encoder",
-            "joint_decoder": f"{source}.joint_decoder",
-            "history": f"{source}.encoder_history",
-            "snapshots": f"{source}.encoder_snapshots",
-            **level_input,
-        },
-        outputs=["encoder", "encoder_history", "joint_decoder"],
-        name=reader.__name__,
-    )
-    return variant_pipeline(source, ("train_encoder",)) + variant_pipeline(namespace, stages, Pipeline([read]))
+    prelude = study_reader(reader, source, tuple(STUDY_OUTPUTS), level_input)
+    return variant_pipeline(source, ("train_encoder",)) + variant_pipeline(namespace, stages, prelude)
 
 
 def level_entries(seed: int, indices: dict[str, int], entries: tuple[str, ...]) -> dict[str, str]:
