@@ -29,6 +29,8 @@ GPE_PROBE = "decoder_rate_probe"
 def probe_record(method: str) -> str:
     """The entry holding a method's whole learning-rate probe record (what the summary reads)."""
     return GPE_PROBE if method == "gpe" else PROBE
+
+
 # What the summary reads of each method's variant.
 SUMMARY_INPUTS = ("encoder_history", "decoder_history", PROBE, "decoder", "heldout_latents")
 STAGES = ("train_encoder", "cache_latents", "train_decoder")
